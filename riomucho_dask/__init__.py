@@ -1,0 +1,28 @@
+"""riomucho_dask: run a function over big rasters in parallel, lazily, on Dask.
+
+The lazy API::
+
+    import riomucho_dask as rmd
+    out = rmd.map_windows(run, ["a.tif", "b.tif"], count=1, dtype="float32")
+    rmd.to_raster(out, "out.tif", like="a.tif", compress="deflate")
+
+rio-mucho code runs unchanged with ``import riomucho_dask as riomucho``.
+"""
+
+from __future__ import annotations
+
+from . import errors
+from .io import open_raster
+from .pipeline import map_windows
+from .store import RasterStore, to_raster
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "errors",
+    "open_raster",
+    "map_windows",
+    "to_raster",
+    "RasterStore",
+]

@@ -1,0 +1,131 @@
+"""Errors and warnings raised by riomucho_dask.
+
+Every exception the package raises derives from :class:`RioMuchoDaskError`.
+Where a builtin fits, the class also inherits it, as rasterio's errors do,
+so ``except ValueError`` or ``except OSError`` keep working.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+__all__ = [
+    "RioMuchoDaskError",
+    "RioMuchoDaskWarning",
+    "InputError",
+    "InputNotFoundError",
+    "InputMismatchError",
+    "ModeError",
+    "WindowSpecError",
+    "WindowGridError",
+    "WindowError",
+    "RunFunctionError",
+    "OutputShapeError",
+    "OutputDtypeError",
+    "OutputPathError",
+    "ProfileError",
+    "StoreClosedError",
+    "SchedulerError",
+]
+
+
+class RioMuchoDaskError(Exception):
+    """Root of every error raised by riomucho_dask."""
+
+
+class RioMuchoDaskWarning(UserWarning):
+    """Root of every warning issued by riomucho_dask."""
+
+
+class InputError(RioMuchoDaskError, ValueError):
+    """An input (path or array) cannot be used as given."""
+
+
+class InputNotFoundError(RioMuchoDaskError, OSError):
+    """An input raster does not exist or cannot be opened."""
+
+
+class InputMismatchError(InputError):
+    """Inputs do not line up: height/width, transform or CRS differ."""
+
+
+class ModeError(InputError):
+    """The read mode is not one of ``simple_read``, ``array_read``, ``manual_read``."""
+
+
+class WindowSpecError(RioMuchoDaskError, ValueError):
+    """Windows or chunks given do not fit the raster."""
+
+
+class WindowGridError(WindowSpecError):
+    """Windows given to :func:`~riomucho_dask.map_windows` do not form a grid."""
+
+
+class WindowError(RioMuchoDaskError):
+    """Something went wrong in one window; ``window`` and ``ij`` say where.
+
+    Attributes
+    ----------
+    window : rasterio.windows.Window or tuple
+        The window, as the run function received it.
+    ij : tuple
+        The window's index.
+    original : BaseException or None
+        The exception the run function raised (also ``__cause__``).
+    formatted_traceback : str or None
+        The original traceback as text; it survives a trip across processes,
+        where ``__traceback__`` does not.
+    """
+
+    def __init__(self, message, *, window=None, ij=None, original=None, formatted_traceback=None):
+        super().__init__(message)
+        self.window = window
+        self.ij = ij
+        self.original = original
+        self.formatted_traceback = formatted_traceback
+
+    def __reduce__(self):
+        # Keep the details when the error crosses a process boundary.
+        state = dict(self.__dict__)
+        try:
+            pickle.dumps(state["original"])
+        except Exception:
+            state["original"] = RuntimeError(repr(state["original"]))
+        return (_rebuild_window_error, (type(self), self.args, state))
+
+
+def _rebuild_window_error(cls, args, state):
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    if err.original is not None:
+        err.__cause__ = err.original
+    return err
+
+
+class RunFunctionError(WindowError, RuntimeError):
+    """The run function raised; the original exception is ``__cause__``."""
+
+
+class OutputShapeError(WindowError, ValueError):
+    """The run function returned an array of the wrong shape or band count."""
+
+
+class OutputDtypeError(WindowError, TypeError):
+    """The run function returned a dtype that cannot be written as declared."""
+
+
+class OutputPathError(RioMuchoDaskError, OSError):
+    """The output path cannot be written (missing directory, existing file...)."""
+
+
+class ProfileError(RioMuchoDaskError, ValueError):
+    """The output profile is missing something or contradicts the array."""
+
+
+class StoreClosedError(RioMuchoDaskError, RuntimeError):
+    """A write reached a raster store that was already closed or aborted."""
+
+
+class SchedulerError(RioMuchoDaskError, ValueError):
+    """The scheduler asked for is unknown or cannot do what was asked."""

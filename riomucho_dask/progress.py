@@ -1,0 +1,95 @@
+"""A small progress bar counting written blocks: done / total, rate, ETA."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import TextIO
+
+__all__ = ["BlockProgress"]
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours:d}:{minutes:02d}:{secs:02d}"
+
+
+class BlockProgress:
+    """Counts blocks as they are written and redraws one line.
+
+    Works in a terminal and in Jupyter (both honour a carriage return on
+    stderr).  Redraws at most ``interval`` seconds apart, and once at the end.
+
+    Parameters
+    ----------
+    total : int
+        Blocks to write.
+    stream : file, optional
+        Where to draw (default ``sys.stderr``).
+    width : int, optional
+        Bar width in characters.
+
+    Examples
+    --------
+    >>> import io
+    >>> out = io.StringIO()
+    >>> bar = BlockProgress(4, stream=out, interval=0)
+    >>> for _ in range(4):
+    ...     bar.update()
+    >>> bar.close()
+    >>> "4/4 blocks" in out.getvalue()
+    True
+    """
+
+    def __init__(self, total: int, *, stream: TextIO | None = None, width: int = 30,
+                 interval: float = 0.2, label: str = ""):
+        self.total = total
+        self.done = 0
+        self.stream = stream if stream is not None else sys.stderr
+        self.width = width
+        self.interval = interval
+        self.label = label
+        self._start = time.monotonic()
+        self._last = -1.0
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def update(self, n: int = 1) -> None:
+        with self._lock:
+            self.done += n
+            now = time.monotonic()
+            if now - self._last >= self.interval or self.done >= self.total:
+                self._last = now
+                self._draw(now)
+
+    def line(self, now: float | None = None) -> str:
+        now = time.monotonic() if now is None else now
+        elapsed = max(now - self._start, 1e-9)
+        rate = self.done / elapsed
+        fraction = self.done / self.total if self.total else 1.0
+        filled = int(self.width * fraction)
+        bar = "#" * filled + "-" * (self.width - filled)
+        if self.done >= self.total:
+            eta = f"in {_clock(elapsed)}"
+        elif rate > 0:
+            eta = f"ETA {_clock((self.total - self.done) / rate)}"
+        else:
+            eta = "ETA ?"
+        prefix = f"{self.label} " if self.label else ""
+        return f"{prefix}[{bar}] {self.done}/{self.total} blocks {rate:.1f} blocks/s {eta}"
+
+    def _draw(self, now: float) -> None:
+        self.stream.write("\r" + self.line(now))
+        self.stream.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._draw(time.monotonic())
+            self.stream.write("\n")
+            self.stream.flush()
