@@ -96,7 +96,9 @@ def in_flight_limit(workers: int) -> int:
     return max(2, 2 * workers)
 
 
-def stream_write(array: da.Array, store, scheduler: Any = None, *, num_workers: int | None = None) -> None:
+def stream_write(
+    array: da.Array, store, scheduler: Any = None, *, num_workers: int | None = None
+) -> None:
     """Compute ``array`` chunk by chunk on workers and write each in this process."""
     which = kind(scheduler)
     if which == "processes":

@@ -20,6 +20,7 @@ from .errors import (
     OutputDtypeError,
     OutputShapeError,
     RunFunctionError,
+    WindowGridError,
 )
 from .io import _RASTERS, RasterInfo, _as_dask, raster_info
 from .windows import block_chunks, grid_from_windows
@@ -299,10 +300,19 @@ def map_windows(
         check_alignment(inputs, infos)
 
     first, first_info = inputs[0], infos[0]
-    height, width = first.shape[-2:] if first_info is None else (first_info.height, first_info.width)
+    if first_info is None:
+        height, width = first.shape[-2:]
+    else:
+        height, width = first_info.height, first_info.width
     lookup = None
     if windows is not None:
-        row_chunks, col_chunks, lookup = grid_from_windows(list(windows), height, width)
+        try:
+            row_chunks, col_chunks, lookup = grid_from_windows(list(windows), height, width)
+        except WindowGridError as err:
+            raise WindowGridError(
+                f"{err}; map_windows needs windows that tile the raster as a grid: for "
+                "subsets, gaps or overlaps use riomucho_dask.RioMucho"
+            ) from err
     elif isinstance(first, da.Array):
         row_chunks, col_chunks = first.chunks[-2:]
     else:

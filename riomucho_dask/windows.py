@@ -77,7 +77,9 @@ def block_chunks(
     block_rows, block_cols = block_shape
     if isinstance(chunks, str):
         if chunks != "blocks":
-            raise WindowSpecError(f"chunks must be 'blocks', an int or (rows, cols), not {chunks!r}")
+            raise WindowSpecError(
+                f"chunks must be 'blocks', an int or (rows, cols), not {chunks!r}"
+            )
         rows, cols = block_rows, block_cols
     else:
         if isinstance(chunks, int):

@@ -1,0 +1,56 @@
+"""Run functions shared by the tests; module level so every scheduler can pickle them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def passthrough(data, window, ij, g):
+    return data[0]
+
+
+def ndvi(data, window, ij, g):
+    red, nir = data[0][2].astype("float32"), data[1][0].astype("float32")
+    return ((nir - red) / (nir + red + 1e-9))[None]
+
+
+def scaled_sum(data, window, ij, g):
+    """Two inputs of different band counts and dtypes -> 2 float32 bands."""
+    first = data[0].astype("float32")
+    second = data[1].astype("float32")
+    return np.stack([first.sum(axis=0) * g.get("scale", 1.0), second[0] - first[0]])
+
+
+def array_mean(data, window, ij, g):
+    return data.astype("float64").mean(axis=0, keepdims=True).astype("float32")
+
+
+def manual_window_sum(srcs, window, ij, g):
+    total = sum(src.read(1, window=window).astype("float32") for src in srcs)
+    return total[None]
+
+
+def with_ij(data, window, ij, g):
+    """Encodes ij and window offsets into the output, to check what was injected."""
+    out = np.empty((2, int(window.height), int(window.width)), dtype="int32")
+    out[0] = ij[0] * 1000 + ij[1]
+    out[1] = int(window.row_off) * 10000 + int(window.col_off)
+    return out
+
+
+def fails_on_one(data, window, ij, g):
+    if tuple(ij) == tuple(g["bad_ij"]):
+        raise ZeroDivisionError(f"boom at {ij}")
+    return data[0]
+
+
+def wrong_shape(data, window, ij, g):
+    return data[0][:, :, :-1] if tuple(ij) == (0, 0) else data[0]
+
+
+def wrong_count(data, window, ij, g):
+    return data[0][:1] if tuple(ij) == (0, 0) else data[0]
+
+
+def float_result(data, window, ij, g):
+    return data[0] / 3.0

@@ -1,0 +1,142 @@
+"""to_raster and the RasterStore target."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import rasterio
+from dask.delayed import Delayed
+
+import riomucho_dask as rmd
+from riomucho_dask.errors import ProfileError, StoreClosedError
+
+from . import runfuncs
+from .conftest import assert_same_raster, serial_reference
+
+
+def test_compute_false_returns_delayed(raster, tmp_path, scheduler):
+    path, _ = raster()
+    out = rmd.map_windows(runfuncs.passthrough, [path])
+    target = tmp_path / "out.tif"
+    delayed = rmd.to_raster(out, target, like=path, compute=False)
+    assert isinstance(delayed, Delayed)
+    assert not target.exists()
+    assert delayed.compute(scheduler=scheduler) == str(target)
+    ref = serial_reference(runfuncs.passthrough, [path], tmp_path / "ref.tif")
+    assert_same_raster(target, ref)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif", "out.tif", "ref.tif"]
+
+
+def test_profile_without_like(raster, tmp_path):
+    path, data = raster(dtype="int16")
+    with rasterio.open(path) as src:
+        profile = dict(src.profile)
+    written = rmd.to_raster(rmd.open_raster(path), tmp_path / "out.tif", profile)
+    with rasterio.open(written) as dst:
+        assert dst.crs == profile["crs"] and dst.transform == profile["transform"]
+        assert np.array_equal(dst.read(), data)
+
+
+def test_no_georeferencing_is_an_error(raster, tmp_path):
+    path, _ = raster()
+    with pytest.raises(ProfileError, match="like="):
+        rmd.to_raster(rmd.open_raster(path), tmp_path / "out.tif")
+
+
+def test_like_with_other_size_is_an_error(raster, tmp_path):
+    a, _ = raster("a.tif")
+    b, _ = raster("b.tif", height=50)
+    with pytest.raises(ProfileError, match="georeferencing would not match"):
+        rmd.to_raster(rmd.open_raster(a), tmp_path / "out.tif", like=b)
+
+
+def test_explicit_dtype_casts(raster, tmp_path):
+    path, data = raster(dtype="uint16")
+    written = rmd.to_raster(rmd.open_raster(path), tmp_path / "out.tif", like=path,
+                            dtype="float32")
+    with rasterio.open(written) as dst:
+        assert dst.dtypes[0] == "float32"
+        assert np.array_equal(dst.read(), data.astype("float32"))
+
+
+def test_nodata_that_does_not_fit_new_dtype_is_dropped(raster, tmp_path):
+    path, _ = raster(dtype="int16", nodata=-9999)
+    out = rmd.open_raster(path).astype("uint8")
+    written = rmd.to_raster(out, tmp_path / "out.tif", like=path)
+    with rasterio.open(written) as dst:
+        assert dst.nodata is None
+    with pytest.raises(ProfileError, match="nodata"):
+        rmd.to_raster(out, tmp_path / "out2.tif", like=path, nodata=-9999)
+
+
+def test_unaligned_chunks_are_rechunked_to_tiles(raster, tmp_path):
+    path, data = raster(block=32)
+    arr = rmd.open_raster(path).rechunk((3, 20, 20))
+    written = rmd.to_raster(arr, tmp_path / "out.tif", like=path, compress="deflate")
+    one_shot = tmp_path / "one.tif"
+    with rasterio.open(path) as src:
+        profile = dict(src.profile, compress="deflate")
+    with rasterio.open(one_shot, "w", **profile) as dst:
+        dst.write(data)
+    with rasterio.open(written) as dst:
+        assert np.array_equal(dst.read(), data)
+    # no compressed tile written twice: same size as a one-shot write
+    assert abs((tmp_path / "out.tif").stat().st_size - one_shot.stat().st_size) < 1024
+
+
+def test_numpy_array_and_2d(raster, tmp_path):
+    path, data = raster(count=1)
+    written = rmd.to_raster(data[0], tmp_path / "out.tif", like=path)
+    with rasterio.open(written) as dst:
+        assert np.array_equal(dst.read(), data)
+
+
+def test_store_refuses_writes_after_abort(raster, tmp_path):
+    path, _ = raster()
+    with rasterio.open(path) as src:
+        profile = dict(src.profile)
+    store = rmd.RasterStore(tmp_path / "out.tif", profile)
+    store[:, 0:32, 0:32] = np.zeros((3, 32, 32), "uint16")
+    store.abort()
+    with pytest.raises(StoreClosedError):
+        store[:, 0:32, 0:32] = np.zeros((3, 32, 32), "uint16")
+    assert list(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+class CountingLock:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.acquired = 0
+        self.released = 0
+
+    def acquire(self, *args, **kwargs):
+        self.acquired += 1
+        return self._lock.acquire(*args, **kwargs)
+
+    def release(self):
+        self.released += 1
+        self._lock.release()
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def test_user_lock_is_used_and_released(raster, tmp_path):
+    path, _ = raster()
+    lock = CountingLock()
+    arr = rmd.open_raster(path)
+    rmd.to_raster(arr, tmp_path / "out.tif", like=path, lock=lock, scheduler="threads")
+    assert lock.acquired == lock.released >= arr.npartitions
+
+
+def test_progress_counts_blocks(raster, tmp_path, capsys):
+    path, _ = raster()
+    arr = rmd.open_raster(path)
+    rmd.to_raster(arr, tmp_path / "out.tif", like=path, progress=True, scheduler="threads")
+    err = capsys.readouterr().err
+    assert f"{arr.npartitions}/{arr.npartitions} blocks" in err
+    assert "blocks/s" in err
