@@ -18,7 +18,7 @@ $(STAMP): $(BIN)/python setup.cfg setup.py pyproject.toml
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check riomucho_dask tests benchmarks
+	$(BIN)/ruff check .
 
 test: install lint
 	$(BIN)/python -m pytest
