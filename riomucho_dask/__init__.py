@@ -14,6 +14,7 @@ from __future__ import annotations
 from . import errors
 from .io import open_raster
 from .pipeline import map_windows
+from .shim import MuchoChildError, RioMucho, tb_capture
 from .store import RasterStore, to_raster
 
 __version__ = "0.1.0"
@@ -25,4 +26,7 @@ __all__ = [
     "map_windows",
     "to_raster",
     "RasterStore",
+    "RioMucho",
+    "MuchoChildError",
+    "tb_capture",
 ]

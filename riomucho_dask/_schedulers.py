@@ -64,10 +64,10 @@ def configure_worker() -> None:
 
 
 def run_payload(payload: bytes):
-    """Run one output chunk's sub-graph on a worker and return the block."""
+    """Run one pickled ``(function, args)`` on a worker and return the block."""
     configure_worker()
-    dsk, key = cloudpickle.loads(payload)
-    return dask.local.get_sync(dsk, key)
+    func, args = cloudpickle.loads(payload)
+    return func(*args)
 
 
 def _windows(array: da.Array) -> dict:
@@ -83,13 +83,27 @@ def _windows(array: da.Array) -> dict:
     return out
 
 
-def payloads(array: da.Array):
-    """(key, window, pickled sub-graph) for every chunk, optimized and culled."""
+def array_payloads(array: da.Array):
+    """(window, pickled sub-graph) for every chunk, optimized and culled.
+
+    Each chunk's read and compute run as one unit on one worker.
+    """
     (array,) = dask.optimize(array)
     dsk = dict(array.__dask_graph__())
     for key, window in _windows(array).items():
         sub, _ = cull(dsk, [key])
-        yield key, window, cloudpickle.dumps((sub, key))
+        yield window, cloudpickle.dumps((dask.local.get_sync, (sub, key)))
+
+
+def call_payloads(func, windows):
+    """(window, pickled call) for ``func(window, ij)`` over ``(window, ij)`` pairs.
+
+    ``func`` (with what it holds, such as global_args) is pickled into each payload.
+    """
+    from .windows import as_window
+
+    for window, ij in windows:
+        yield as_window(window), cloudpickle.dumps((func, (window, ij)))
 
 
 def in_flight_limit(workers: int) -> int:
@@ -97,26 +111,32 @@ def in_flight_limit(workers: int) -> int:
 
 
 def stream_write(
-    array: da.Array, store, scheduler: Any = None, *, num_workers: int | None = None
+    work, store, scheduler: Any = None, *, num_workers: int | None = None
 ) -> None:
-    """Compute ``array`` chunk by chunk on workers and write each in this process."""
+    """Compute blocks on workers and write each in this process as it arrives.
+
+    ``work`` is a dask array (one block per chunk) or an iterable of
+    ``(window, payload)`` pairs from :func:`call_payloads`.
+    """
+    if isinstance(work, da.Array):
+        work = array_payloads(work)
     which = kind(scheduler)
     if which == "processes":
-        _stream_processes(array, store, num_workers)
+        _stream_processes(work, store, num_workers)
     elif which == "distributed":
-        _stream_distributed(array, store, client_of(scheduler))
+        _stream_distributed(work, store, client_of(scheduler))
     else:
         raise SchedulerError(f"stream_write is for processes and distributed, not {which!r}")
 
 
-def _stream_processes(array: da.Array, store, num_workers: int | None) -> None:
+def _stream_processes(work, store, num_workers: int | None) -> None:
     workers = num_workers or dask.config.get("num_workers", None) or os.cpu_count() or 1
     context = multiprocessing.get_context(dask.config.get("multiprocessing.context", "spawn"))
     limit = in_flight_limit(workers)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=configure_worker) as pool:
         pending: dict = {}
         try:
-            for _key, window, payload in payloads(array):
+            for window, payload in work:
                 while len(pending) >= limit:
                     _drain(pending, store)
                 pending[pool.submit(run_payload, payload)] = window
@@ -136,18 +156,18 @@ def _drain(pending: dict, store) -> None:
         store.write(future.result(), window)
 
 
-def _stream_distributed(array: da.Array, store, client) -> None:
+def _stream_distributed(work, store, client) -> None:
     from distributed import as_completed
 
     workers = max(1, sum(client.nthreads().values()))
     limit = in_flight_limit(workers)
-    chunks = payloads(array)
+    chunks = iter(work)
     windows: dict = {}
     running = as_completed()
     submitted = []
 
     def submit_next() -> bool:
-        for _key, window, payload in chunks:
+        for window, payload in chunks:
             future = client.submit(run_payload, payload, pure=False)
             windows[future.key] = window
             submitted.append(future)

@@ -119,10 +119,11 @@ def open_raster(
 
     Examples
     --------
-    >>> import riomucho_dask as rmd
-    >>> arr = rmd.open_raster(scene_path)       # doctest: +SKIP
-    >>> arr.chunksize                           # doctest: +SKIP
-    (3, 256, 256)
+    >>> arr = open_raster("scene_a.tif")
+    >>> arr.shape, arr.chunksize
+    ((3, 97, 131), (3, 32, 32))
+    >>> open_raster("scene_a.tif", chunks=64).chunks[1:]
+    ((64, 33), (64, 64, 3))
     """
     info = raster_info(path)
     row_chunks, col_chunks = block_chunks(info.height, info.width, info.block_shape, chunks)

@@ -89,7 +89,12 @@ def call_run_function(
             original=err,
             formatted_traceback="".join(traceback.format_exception(err)),
         ) from err
-    if isinstance(result, tuple) and len(result) == 2 and hasattr(result[0], "shape"):
+    if (
+        isinstance(result, tuple)
+        and len(result) == 2
+        and hasattr(result[0], "shape")
+        and isinstance(result[1], (str, type, np.dtype))
+    ):
         # rio-mucho's contract says "returns the array and the dtype"; some
         # functions do return (array, dtype): take the array.
         result = result[0]
@@ -286,11 +291,14 @@ def map_windows(
 
     Examples
     --------
-    >>> def ndvi(data, window, ij, g):                    # doctest: +SKIP
+    >>> def ndvi(data, window, ij, g):
     ...     red, nir = data[0][2].astype("f4"), data[1][0].astype("f4")
     ...     return ((nir - red) / (nir + red + 1e-9))[None]
-    >>> out = map_windows(ndvi, ["a.tif", "b.tif"], count=1, dtype="float32")  # doctest: +SKIP
-    >>> out.compute()                                      # doctest: +SKIP
+    >>> out = map_windows(ndvi, ["scene_a.tif", "scene_b.tif"], count=1, dtype="float32")
+    >>> out.shape, out.dtype, out.chunksize
+    ((1, 97, 131), dtype('float32'), (1, 32, 32))
+    >>> out[:, :32, :32].compute().shape      # reads and runs one window only
+    (1, 32, 32)
     """
     check_mode(mode)
     if not callable(run_function):

@@ -330,9 +330,12 @@ def to_raster(
 
     Examples
     --------
-    >>> out = map_windows(ndvi, ["a.tif", "b.tif"], count=1, dtype="float32")  # doctest: +SKIP
-    >>> to_raster(out, "ndvi.tif", like="a.tif", compress="deflate")         # doctest: +SKIP
-    'ndvi.tif'
+    >>> from riomucho_dask import map_windows
+    >>> def halve(data, window, ij, g):
+    ...     return data[0] // 2
+    >>> out = map_windows(halve, ["scene_a.tif"])
+    >>> to_raster(out, "half.tif", like="scene_a.tif", compress="deflate")
+    'half.tif'
     """
     if not isinstance(array, da.Array):
         array = da.asarray(array)

@@ -54,3 +54,36 @@ def wrong_count(data, window, ij, g):
 
 def float_result(data, window, ij, g):
     return data[0] / 3.0
+
+
+def rio_mucho_simple(data, window, ij, g):
+    """Two inputs -> 2 uint16 bands, as rio-mucho programs write them."""
+    first, second = data
+    return np.stack([first[0] // g.get("divide", 2), second[0] - (second[0] // 3)]).astype("uint16")
+
+
+def rio_mucho_array(data, window, ij, g):
+    return (data[:2].astype("uint32").sum(axis=0) // g.get("divide", 2)).astype("uint16")[None]
+
+
+def rio_mucho_manual(srcs, window, ij, g):
+    from riomucho_dask.windows import as_window
+
+    w = as_window(window)
+    return np.stack([src.read(1, window=w) for src in srcs]).astype("uint16")
+
+
+def expects_legacy_window(data, window, ij, g):
+    if not isinstance(window, tuple):
+        raise TypeError(f"window given as {type(window).__name__}, expected the legacy tuple")
+    return data[0]
+
+
+SEEN_PIDS: list[int] = []
+
+
+def records_pid(data, window, ij, g):
+    import os
+
+    SEEN_PIDS.append(os.getpid())
+    return data[0]

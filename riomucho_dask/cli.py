@@ -1,0 +1,535 @@
+"""The command line: ``riomucho-dask`` and ``rio mucho``.
+
+One click group, :func:`mucho`, with two sub-commands:
+
+``run MODULE:FUNCTION INPUT... OUTPUT``
+    Runs a rio-mucho run function over the inputs' windows through
+    :func:`~riomucho_dask.map_windows` and writes the result with
+    :func:`~riomucho_dask.to_raster`.
+``info INPUT...``
+    Describes the inputs (size, bands, dtype, CRS, block grid) and says
+    whether they line up.
+
+The group is installed twice: as the ``riomucho-dask`` console script
+(:func:`main`) and as a rasterio CLI plugin, ``rio mucho`` (entry point
+group ``rasterio.rio_plugins``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+import cloudpickle
+import rasterio.errors
+from rasterio.rio.options import creation_options
+
+from . import __version__
+from .errors import InputMismatchError, OutputDtypeError, RioMuchoDaskError, WindowError
+from .pipeline import MODES, check_alignment, map_windows, resolve_inputs
+from .store import to_raster
+from .windows import block_chunks
+
+try:  # GDAL errors rasterio does not wrap; private module, so guarded
+    from rasterio._err import CPLE_BaseError
+except ImportError:  # pragma: no cover
+    CPLE_BaseError = rasterio.errors.RasterioError
+
+__all__ = ["mucho", "main", "load_function"]
+
+#: Errors turned into a one-line ``Error: ...`` message (exit code 1).
+CLEAN_ERRORS: tuple[type[BaseException], ...] = (
+    RioMuchoDaskError,
+    rasterio.errors.RasterioError,
+    rasterio.errors.DriverRegistrationError,
+    rasterio.errors.CRSError,
+    CPLE_BaseError,
+)
+
+#: Schedulers by name (dask's aliases included) -> the name passed on.
+LOCAL_SCHEDULERS = {
+    "threads": "threads",
+    "threading": "threads",
+    "processes": "processes",
+    "multiprocessing": "processes",
+    "sync": "sync",
+    "synchronous": "sync",
+    "single-threaded": "sync",
+}
+
+#: Output dtypes rasterio can write.
+DTYPES = (
+    "ubyte", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64",
+    "float32", "float64", "complex64", "complex128",
+)
+
+_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):\d+$")
+
+# Set on modules loaded from a file, so a later load of a file with the same
+# name may replace them (and only them) in sys.modules.
+_FILE_MARK = "__riomucho_dask_file__"
+
+
+# -- helpers ----------------------------------------------------------------
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: non-blank lines stripped and joined by ``"; "``.
+
+    Examples
+    --------
+    >>> one_line("first\\n  second\\n")
+    'first; second'
+    """
+    return "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
+def _ensure_cwd_on_path() -> None:
+    # As ``python -m`` does: MODULE may live in the working directory, which
+    # a console script does not put on sys.path.  Spawned worker processes
+    # inherit sys.path, so they find it too.
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+def _prepend_path(directory: str) -> None:
+    if directory in sys.path:
+        sys.path.remove(directory)
+    sys.path.insert(0, directory)
+
+
+def _is_path(module: str) -> bool:
+    return module.endswith(".py") or "/" in module or os.sep in module
+
+
+def _load_file(path: str):
+    """Import the Python file ``path`` and return ``(module, importable)``.
+
+    The module is named after the file (``funcs.py`` -> ``funcs``) and its
+    directory is put first on ``sys.path``, so worker processes re-import it
+    by that name.  When the name is taken by another module (``json.py``) or
+    is not a module name (``my.funcs.py``), it gets a private name and its
+    functions are pickled by value instead; ``importable`` is then False.
+    """
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise click.ClickException(f"module file {path!r} does not exist")
+    directory = os.path.dirname(path)
+    name = os.path.splitext(os.path.basename(path))[0]
+    existing = sys.modules.get(name)
+    importable = name.isidentifier() and (
+        existing is None or getattr(existing, _FILE_MARK, None) is not None
+    )
+    if not importable:
+        digest = hashlib.sha1(path.encode()).hexdigest()[:12]
+        name = f"_riomucho_dask_user_{re.sub(r'[^0-9A-Za-z_]', '_', name)}_{digest}"
+        existing = sys.modules.get(name)
+    _prepend_path(directory)  # also lets the module import its neighbours
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise click.ClickException(f"cannot import {path!r}: not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    setattr(module, _FILE_MARK, path)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:
+        if existing is not None:
+            sys.modules[name] = existing
+        else:
+            sys.modules.pop(name, None)
+        raise click.ClickException(
+            one_line(f"cannot import {path!r}: {type(err).__name__}: {err}")
+        ) from err
+    if not importable:
+        cloudpickle.register_pickle_by_value(module)
+    return module, importable
+
+
+def _import_module(name: str):
+    _ensure_cwd_on_path()
+    try:
+        return importlib.import_module(name)
+    except Exception as err:
+        raise click.ClickException(
+            one_line(f"cannot import module {name!r}: {type(err).__name__}: {err}")
+        ) from err
+
+
+def load_function(spec: str) -> tuple[Callable, str | None]:
+    """Resolve ``MODULE:FUNCTION`` to the function.
+
+    Parameters
+    ----------
+    spec : str
+        ``package.module:function`` or ``path/to/file.py:function``;
+        ``FUNCTION`` may be dotted (``module:Class.method``).
+
+    Returns
+    -------
+    function : callable
+    upload : str or None
+        The module's file when it was loaded from a path under its own name
+        (a dask.distributed cluster can be sent it), else None.
+
+    Raises
+    ------
+    click.ClickException
+        The spec is malformed, the module cannot be imported, or it has no
+        such callable.
+    """
+    module_name, sep, attribute = spec.rpartition(":")
+    if not sep or not module_name or not attribute or _is_path(attribute):
+        raise click.ClickException(
+            f"{spec!r} is not MODULE:FUNCTION (a dotted module name or a .py file, a colon, "
+            "and the function's name)"
+        )
+    upload = None
+    if _is_path(module_name):
+        module, importable = _load_file(module_name)
+        where = repr(os.path.abspath(module_name))
+        if importable:
+            upload = module.__file__
+    else:
+        module = _import_module(module_name)
+        where = f"module {module_name!r}"
+    obj: Any = module
+    for part in attribute.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise click.ClickException(f"{where} has no attribute {attribute!r}") from None
+    if not callable(obj):
+        raise click.ClickException(
+            f"{where}:{attribute} is a {type(obj).__name__}, not a function"
+        )
+    return obj, upload
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _cb_args(ctx, param, value) -> dict:
+    """Collect ``--arg KEY=VALUE`` into a dict; values parsed as JSON when they parse."""
+    out: dict[str, Any] = {}
+    for pair in value or ():
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}")
+        out[key] = _parse_value(text)
+    return out
+
+
+def _cb_global_args(ctx, param, value) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError as err:
+        raise click.BadParameter(f"not valid JSON: {err}") from None
+
+
+def _cb_scheduler(ctx, param, value) -> str:
+    text = value.strip()
+    if text.lower() in LOCAL_SCHEDULERS:
+        return LOCAL_SCHEDULERS[text.lower()]
+    if "://" in text or _HOST_PORT.match(text):
+        return text
+    raise click.BadParameter(
+        f"{value!r} is neither threads, processes, sync nor a scheduler address "
+        "(tcp://host:port or host:port)"
+    )
+
+
+def merge_global_args(global_args: Any, args: dict) -> Any:
+    """``--arg`` values merged over ``--global-args``.
+
+    Raises
+    ------
+    click.BadParameter
+        ``--arg`` given while ``--global-args`` is not a JSON object.
+
+    Examples
+    --------
+    >>> merge_global_args({"a": 1, "b": 2}, {"b": 3})
+    {'a': 1, 'b': 3}
+    >>> merge_global_args(None, {})
+    """
+    if not args:
+        return global_args
+    if global_args is None:
+        return dict(args)
+    if not isinstance(global_args, dict):
+        raise click.BadParameter(
+            f"--arg needs --global-args to be a JSON object, not {type(global_args).__name__}",
+            param_hint="'--global-args'",
+        )
+    return {**global_args, **args}
+
+
+def _verbosity(ctx: click.Context) -> int:
+    obj = ctx.obj if isinstance(ctx.obj, dict) else {}
+    return int(obj.get("mucho_verbosity", 0)) + int(obj.get("verbosity", 0) or 0)
+
+
+def _clean_error(ctx: click.Context, err: BaseException) -> click.ClickException:
+    """A one-line ``click.ClickException`` for ``err`` (its traceback with -v)."""
+    message = str(err) or type(err).__name__
+    if isinstance(err, OutputDtypeError):
+        message += " (on the command line: --dtype)"
+    if _verbosity(ctx) > 0:
+        details = getattr(err, "formatted_traceback", None) if isinstance(err, WindowError) else None
+        if details:
+            click.echo(details.rstrip(), err=True)
+    return click.ClickException(one_line(message))
+
+
+@contextlib.contextmanager
+def _rasterio_env(ctx: click.Context):
+    # Under ``rio``, the main group leaves a rasterio.Env (AWS session, CPL_DEBUG)
+    # in ctx.obj["env"] for sub-commands to enter, as rasterio's own do.
+    env = ctx.obj.get("env") if isinstance(ctx.obj, dict) else None
+    with env if env is not None else contextlib.nullcontext():
+        yield
+
+
+# -- the group ----------------------------------------------------------------
+
+
+@click.group(name="mucho")
+@click.version_option(__version__, "--version", prog_name="riomucho_dask",
+                      message="%(prog)s %(version)s")
+@click.option("-v", "--verbose", count=True,
+              help="On a run function's error, also print its traceback.")
+@click.pass_context
+def mucho(ctx: click.Context, verbose: int) -> None:
+    """Run rio-mucho style functions over big rasters, lazily, on Dask."""
+    ctx.ensure_object(dict)
+    ctx.obj["mucho_verbosity"] = verbose
+
+
+@mucho.command(short_help="Run a function over the windows of rasters.")
+@click.argument("function", metavar="MODULE:FUNCTION")
+@click.argument("files", nargs=-1, required=True, metavar="INPUT... OUTPUT")
+@click.option("--mode", type=click.Choice(MODES), default="simple_read", show_default=True,
+              help="What the function gets as data: one array per input (simple_read), one "
+                   "array of every band (array_read) or the open datasets (manual_read).")
+@click.option("--global-args", "global_args", metavar="JSON", callback=_cb_global_args,
+              help="The function's global_args (4th argument), as JSON.  Default: {}.")
+@click.option("--arg", "args", metavar="KEY=VALUE", multiple=True, callback=_cb_args,
+              help="One global_args item; VALUE is parsed as JSON when it parses, else kept "
+                   "as a string.  Merged over --global-args.  Repeatable.")
+@click.option("--count", type=click.IntRange(min=1), default=None,
+              help="Bands the function returns.  Default: the first input's band count.")
+@click.option("-t", "--dtype", type=click.Choice(DTYPES), default=None,
+              help="Output data type.  Default: the first input's (and a float result for "
+                   "an integer input is then an error, not silently truncated).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Threads or processes to run on (threads and processes schedulers).  "
+                   "Default: one per CPU.")
+@click.option("--scheduler", default="threads", show_default=True, callback=_cb_scheduler,
+              metavar="threads|processes|sync|ADDRESS",
+              help="Dask scheduler, or the address of a dask.distributed scheduler "
+                   "(tcp://host:8786).")
+@creation_options
+@click.option("-f", "--format", "--driver", "driver", metavar="NAME", default=None,
+              help="Output format driver.  Default: the first input's.")
+@click.option("--progress/--no-progress", default=None,
+              help="Draw a progress bar on stderr.  Default: on when stderr is a terminal.")
+@click.option("-o", "--overwrite", is_flag=True, default=False,
+              help="Overwrite an existing output file.")
+@click.pass_context
+def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, global_args: Any,
+        args: dict, count: int | None, dtype: str | None, workers: int | None, scheduler: str,
+        creation_options: dict, driver: str | None, progress: bool | None,
+        overwrite: bool) -> None:
+    """Run MODULE:FUNCTION over the windows of INPUT... and write OUTPUT.
+
+    FUNCTION has rio-mucho's signature, ``f(data, window, ij, global_args)``,
+    and returns an array of shape (count, window.height, window.width).
+    MODULE is a dotted module name (found from the working directory too) or
+    a path to a .py file.  Windows are the first input's blocks; the output
+    copies its georeferencing and layout.
+
+    \b
+    Example:
+        riomucho-dask run ndvi.py:ndvi rgb.tif nir.tif ndvi.tif \\
+            --count 1 --dtype float32 --co compress=deflate
+
+    Prints the output path when done.
+    """
+    if len(files) < 2:
+        raise click.UsageError("give at least one INPUT and the OUTPUT")
+    *inputs, output = files
+    if os.path.isdir(output):
+        raise click.UsageError(f"OUTPUT {output!r} is a directory")
+    if os.path.exists(output) and not overwrite:
+        raise click.UsageError(
+            f"OUTPUT {output!r} exists and won't be overwritten without -o/--overwrite"
+        )
+    global_args = merge_global_args(global_args, args)
+    run_function, upload = load_function(function)
+    if progress is None:
+        progress = click.get_text_stream("stderr").isatty()
+    options = dict(creation_options)
+    if driver:
+        options["driver"] = driver
+
+    client = None
+    try:
+        with _rasterio_env(ctx):
+            if scheduler not in LOCAL_SCHEDULERS.values():
+                client = _connect(scheduler, upload)
+            out = map_windows(run_function, inputs, mode=mode, global_args=global_args,
+                              count=count, dtype=dtype)
+            config = {"num_workers": workers} if workers else {}
+            with _dask_config(config):
+                written = to_raster(out, output, like=inputs[0],
+                                    scheduler=client if client is not None else scheduler,
+                                    progress=progress, **options)
+    except CLEAN_ERRORS as err:
+        raise _clean_error(ctx, err) from err
+    finally:
+        if client is not None:
+            client.close()
+    click.echo(written)
+
+
+@contextlib.contextmanager
+def _dask_config(config: dict):
+    if not config:
+        yield
+        return
+    import dask
+
+    with dask.config.set(config):
+        yield
+
+
+def _connect(address: str, upload: str | None):
+    """A ``distributed.Client`` on ``address``, with the module file uploaded."""
+    from distributed import Client
+
+    try:
+        client = Client(address)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise click.ClickException(
+            one_line(f"cannot connect to the dask scheduler at {address!r}: {err}")
+        ) from err
+    if upload is not None:
+        try:
+            client.upload_file(upload)
+        except Exception as err:
+            client.close()
+            raise click.ClickException(
+                one_line(f"cannot send {upload!r} to the cluster's workers: {err}")
+            ) from err
+    return client
+
+
+# -- info ---------------------------------------------------------------------
+
+
+def describe(info) -> dict:
+    """What ``info`` reports of one input, from its :class:`~riomucho_dask.io.RasterInfo`."""
+    row_chunks, col_chunks = block_chunks(info.height, info.width, info.block_shape)
+    return {
+        "path": info.path,
+        "width": info.width,
+        "height": info.height,
+        "count": info.count,
+        "dtype": info.dtype,
+        "crs": info.crs.to_string() if info.crs else None,
+        "transform": list(info.transform)[:6],
+        "nodata": info.nodata,
+        "block_shape": list(info.block_shape),
+        "block_grid": [len(row_chunks), len(col_chunks)],
+        "windows": len(row_chunks) * len(col_chunks),
+    }
+
+
+def _text_report(item: dict) -> str:
+    rows, cols = item["block_shape"]
+    grid_rows, grid_cols = item["block_grid"]
+    return "\n".join([
+        item["path"],
+        f"  size:       {item['width']} x {item['height']} (width x height)",
+        f"  bands:      {item['count']}",
+        f"  dtype:      {item['dtype']}",
+        f"  crs:        {item['crs'] or 'none'}",
+        f"  nodata:     {item['nodata']}",
+        f"  block:      {rows} x {cols} (rows x cols)",
+        f"  block grid: {grid_rows} x {grid_cols} (rows x cols of blocks)",
+        f"  windows:    {item['windows']}",
+    ])
+
+
+@mucho.command(short_help="Describe inputs and check that they line up.")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def info(ctx: click.Context, inputs: tuple[str, ...], as_json: bool) -> None:
+    """Describe INPUT... and check that they line up.
+
+    For each input: size, bands, dtype, CRS, nodata, block shape, the grid
+    of blocks and the number of windows ``run`` would use.  Then whether the
+    inputs line up (same height and width, transform and CRS), as ``run``
+    requires in its reading modes.
+
+    Exits with 0 when they line up, 1 (and the reason) when they don't.
+    """
+    try:
+        with _rasterio_env(ctx):
+            paths, infos = resolve_inputs(list(inputs), "simple_read")
+            reason = None
+            try:
+                check_alignment(paths, infos)
+            except InputMismatchError as err:
+                reason = str(err)
+    except CLEAN_ERRORS as err:
+        raise _clean_error(ctx, err) from err
+    items = [describe(item) for item in infos]
+    if as_json:
+        click.echo(json.dumps({"inputs": items, "aligned": reason is None, "reason": reason},
+                              indent=2))
+    else:
+        for item in items:
+            click.echo(_text_report(item))
+        if reason is not None:
+            click.echo(f"inputs do not line up: {one_line(reason)}")
+        elif len(items) == 1:
+            click.echo("one input: nothing to line up")
+        else:
+            click.echo(f"inputs line up: {len(items)} inputs, same size, transform and CRS")
+    if reason is not None:
+        ctx.exit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``riomucho-dask`` console script.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments; default ``sys.argv[1:]``.
+    """
+    mucho.main(args=argv, prog_name="riomucho-dask")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,253 @@
+"""``RioMucho``: rio-mucho 1.0.0's API, as a thin adapter over the lazy pipeline.
+
+``import riomucho_dask as riomucho`` makes rio-mucho programs run unchanged.
+``RioMucho.run`` builds the same pipeline as :func:`map_windows` +
+:func:`to_raster`; windows that do not form a grid (subsets, gaps,
+overlaps) become one task per window, written through the same store.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from contextlib import nullcontext
+from functools import wraps
+
+import dask
+import numpy as np
+from rasterio.io import DatasetWriter
+from rasterio.transform import guard_transform
+
+from . import _handles, _schedulers, utils
+from .errors import RioMuchoDaskError, RunFunctionError, WindowError, WindowGridError
+from .pipeline import (
+    array_stack,
+    call_run_function,
+    check_alignment,
+    check_mode,
+    map_windows,
+    resolve_inputs,
+)
+from .store import RasterStore, to_raster
+from .windows import as_window, grid_from_windows
+
+__all__ = ["RioMucho", "MuchoChildError", "tb_capture"]
+
+
+class MuchoChildError(RioMuchoDaskError):
+    """An exception raised by the run function, wherever it ran.
+
+    ``str()`` holds the run function's formatted traceback and
+    ``.exception`` the original exception, as in rio-mucho.  Created inside
+    an ``except`` block with no arguments, it wraps the exception being
+    handled (rio-mucho's behaviour).
+    """
+
+    def __init__(self, exception: BaseException | None = None, formatted: str | None = None):
+        if exception is None:
+            exc_type, exc_value, exc_tb = sys.exc_info()
+            exception = exc_value
+            formatted = "".join(traceback.format_exception(exc_type, exc_value, exc_tb))
+        super().__init__()
+        self.exception = exception
+        self.formatted = formatted or ""
+
+    def __str__(self) -> str:
+        return f"{Exception.__str__(self)}\nChild process's traceback:\n{self.formatted}"
+
+    def __reduce__(self):
+        return (MuchoChildError, (self.exception, self.formatted))
+
+
+def tb_capture(func):
+    """Decorator: re-raise any exception from ``func`` as :class:`MuchoChildError`."""
+
+    @wraps(func)
+    def wrapper(*args, **kwds):
+        try:
+            return func(*args, **kwds)
+        except Exception:
+            raise MuchoChildError() from None
+
+    return wrapper
+
+
+class _WindowTask:
+    """One window of a non-grid window list: read, run, check."""
+
+    def __init__(self, run_function, mode, paths, global_args, count, dtype):
+        self.run_function = run_function
+        self.mode = mode
+        self.paths = paths
+        self.global_args = global_args
+        self.count = count
+        self.dtype = np.dtype(dtype)
+
+    def __call__(self, window, ij):
+        w = as_window(window)
+        srcs = [_handles.get_dataset(path) for path in self.paths]
+        if self.mode == "manual_read":
+            data = srcs
+        else:
+            data = [src.read(window=w) for src in srcs]
+            if self.mode == "array_read":
+                data = array_stack(data)
+        return call_run_function(
+            self.run_function, data, window, ij, self.global_args,
+            expected=(self.count, int(w.height), int(w.width)),
+            dtype=self.dtype, strict_dtype=False,
+        )
+
+
+def _active_client():
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import default_client
+
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+class RioMucho:
+    """Maps a raster processing function over windows, rio-mucho style.
+
+    Parameters
+    ----------
+    inpaths : list of str
+        Input raster paths.
+    outpath_or_dataset : str or rasterio dataset opened in "w" mode
+        Output path, or an open dataset to write into (closed at the end of
+        ``run``, as rio-mucho does).
+    run_function : callable
+        ``run_function(data, window, ij, global_args)`` returning
+        ``(count, window.height, window.width)``.
+    mode : {"simple_read", "array_read", "manual_read"}, optional
+        Checked here: anything else raises ``ValueError``.
+    windows : list of (window, ij), optional
+        Default: the block windows of the first input.  Windows may be
+        ``Window`` objects or ``((row_start, row_stop), (col_start, col_stop))``
+        and are passed to the run function exactly as given; they need not
+        form a grid.
+    options : dict, optional
+        The output's creation profile; default: the first input's profile.
+        The caller's dict is not modified.
+    global_args : object, optional
+        Passed to every call (default ``{}``).
+    kwargs : dict, optional
+        Another name for ``options`` (the one rio-mucho's README uses).
+
+    Examples
+    --------
+    >>> import riomucho_dask as riomucho
+    >>> def halve(data, window, ij, global_args):
+    ...     return data[0] // 2
+    >>> with riomucho.RioMucho(["scene_a.tif"], "half.tif", halve) as rm:
+    ...     rm.run(1)
+    """
+
+    def __init__(self, inpaths, outpath_or_dataset, run_function, mode="simple_read",
+                 windows=None, options=None, global_args=None, kwargs=None):
+        check_mode(mode)
+        self.inpaths = [os.fspath(p) for p in inpaths]
+        self.outpath_or_dataset = outpath_or_dataset
+        self.run_function = run_function
+        self.mode = mode
+        self.windows = windows or utils.getWindows(self.inpaths[0])
+        if options is None:
+            options = kwargs
+        self.options = dict(options or utils.getOptions(self.inpaths[0]))
+        self.global_args = global_args or {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, ext_t, ext_v, trace):
+        pass
+
+    def run(self, processes: int = 4) -> None:
+        """Run the function over every window and write the output.
+
+        ``processes=1`` runs in this process; ``processes=N`` on N worker
+        processes; when a ``dask.distributed.Client`` is active it is used
+        whatever ``processes`` says.  Errors from the run function are
+        raised as :class:`MuchoChildError`.
+        """
+        scheduler, num_workers = self._scheduler(processes)
+        options = dict(self.options)
+        options["transform"] = guard_transform(options["transform"])
+        count = int(options.get("count", 1))
+        dtype = np.dtype(options.get("dtype", "uint8"))
+        try:
+            try:
+                grid = grid_from_windows(list(self.windows), options["height"], options["width"])
+            except WindowGridError:
+                grid = None
+            if grid is not None:
+                self._run_grid(scheduler, num_workers, options, count, dtype)
+            else:
+                self._run_windows(scheduler, num_workers, options, count, dtype)
+        except RunFunctionError as err:
+            raise MuchoChildError(err.original, err.formatted_traceback) from err
+        except WindowError as err:
+            raise MuchoChildError(err, "".join(traceback.format_exception(err))) from err
+
+    def _scheduler(self, processes: int):
+        client = _active_client()
+        if client is not None:
+            return client, None
+        if processes == 1:
+            return "sync", None
+        return "processes", int(processes)
+
+    def _run_grid(self, scheduler, num_workers, options, count, dtype) -> None:
+        out = map_windows(
+            self.run_function, self.inpaths, mode=self.mode, global_args=self.global_args,
+            count=count, dtype=dtype, windows=self.windows,
+        )
+        with dask.config.set(num_workers=num_workers) if num_workers else nullcontext():
+            self._write(out, options, scheduler)
+
+    def _write(self, out, options, scheduler) -> None:
+        target = self.outpath_or_dataset
+        if isinstance(target, DatasetWriter):
+            try:
+                to_raster(out, target, scheduler=scheduler)
+            finally:
+                target.close()
+        else:
+            to_raster(out, target, options, scheduler=scheduler)
+
+    def _run_windows(self, scheduler, num_workers, options, count, dtype) -> None:
+        inputs, infos = resolve_inputs(self.inpaths, self.mode)
+        if self.mode != "manual_read":
+            check_alignment(inputs, infos)
+        task = _WindowTask(self.run_function, self.mode, inputs, self.global_args, count, dtype)
+        target = self.outpath_or_dataset
+        owns = not isinstance(target, DatasetWriter)
+        store = RasterStore(target, options if owns else dict(target.profile))
+        try:
+            kind = _schedulers.kind(scheduler)
+            if kind in ("sync", "threads"):
+                run = dask.delayed(task, pure=False)
+                write = dask.delayed(_write_one, pure=False)
+                writes = [write(store, run(w, ij), as_window(w)) for w, ij in self.windows]
+                dask.compute(writes, scheduler=scheduler)
+            else:
+                _schedulers.stream_write(
+                    _schedulers.call_payloads(task, self.windows), store, scheduler,
+                    num_workers=num_workers,
+                )
+            store.commit()
+        except BaseException:
+            store.abort()
+            raise
+        finally:
+            if not owns:
+                target.close()
+
+
+def _write_one(store: RasterStore, block, window) -> None:
+    store.write(block, window)
