@@ -8,6 +8,7 @@ when user code closed it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -60,3 +61,24 @@ def close_all() -> None:
     for dataset, _ in cache.values():
         dataset.close()
     cache.clear()
+
+
+def captured_env() -> dict:
+    """The GDAL options of the ``rasterio.Env`` active here, or ``{}``.
+
+    rasterio sets GDAL options per thread, so options set around a call do
+    not reach dask's worker threads or processes by themselves: graph
+    pieces capture them when built and re-enter them where they run.
+    """
+    from rasterio.env import getenv, hasenv
+
+    if not hasenv():
+        return {}
+    return {key: value for key, value in getenv().items() if key != "RASTERIO_ENV"}
+
+
+def env(options: dict):
+    """A context re-entering captured options (a no-op for ``{}``)."""
+    if not options:
+        return contextlib.nullcontext()
+    return rasterio.Env(**options)

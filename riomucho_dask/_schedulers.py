@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from itertools import accumulate
 from typing import Any
 
@@ -28,7 +29,7 @@ from dask.core import flatten
 from dask.optimization import cull
 from rasterio.windows import Window
 
-from .errors import SchedulerError
+from .errors import SchedulerError, WindowError
 
 #: GDAL block cache per worker process, in MB, unless GDAL_CACHEMAX is set.
 #: GDAL's own default is 5% of RAM in every process.
@@ -149,11 +150,32 @@ def _stream_processes(work, store, num_workers: int | None) -> None:
             raise
 
 
+def _result(future):
+    """``future.result()``, with the run function's exception as ``__cause__``.
+
+    (A process pool sets the remote traceback text as the cause instead.)
+    """
+    try:
+        return future.result()
+    except WindowError as err:
+        if err.original is not None:
+            raise err from err.original
+        raise
+
+
 def _drain(pending: dict, store) -> None:
     done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
     for future in done:
         window = pending.pop(future)
-        store.write(future.result(), window)
+        try:
+            block = _result(future)
+        except BrokenProcessPool as err:
+            raise SchedulerError(
+                f"a worker process died while computing window {window!r} (killed, out of "
+                "memory, or os._exit in the run function); the process pool cannot recover: "
+                "run on a dask.distributed cluster to have lost blocks recomputed"
+            ) from err
+        store.write(block, window)
 
 
 def _stream_distributed(work, store, client) -> None:
@@ -163,7 +185,7 @@ def _stream_distributed(work, store, client) -> None:
     limit = in_flight_limit(workers)
     chunks = iter(work)
     windows: dict = {}
-    running = as_completed()
+    running = as_completed(loop=client.loop)
     submitted = []
 
     def submit_next() -> bool:
@@ -180,7 +202,7 @@ def _stream_distributed(work, store, client) -> None:
             if not submit_next():
                 break
         for future in running:
-            block = future.result()
+            block = _result(future)
             store.write(block, windows.pop(future.key))
             future.release()
             submit_next()

@@ -79,14 +79,15 @@ class _RasterArray:
         self.shape = info.shape
         self.dtype = np.dtype(info.dtype)
         self.ndim = 3
+        self.gdal_env = _handles.captured_env()
 
     def __getitem__(self, key):
         bands, rows, cols = key
         window = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
-        dataset = _handles.get_dataset(self.path)
         indexes = list(range(1, self.shape[0] + 1))[bands]
-        data = dataset.read(indexes, window=window, out_dtype=self.dtype)
-        return data
+        with _handles.env(self.gdal_env):
+            dataset = _handles.get_dataset(self.path)
+            return dataset.read(indexes, window=window, out_dtype=self.dtype)
 
 
 def open_raster(

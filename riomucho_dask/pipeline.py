@@ -134,6 +134,7 @@ class _WindowRunner:
         self.dtype = np.dtype(dtype)
         self.strict_dtype = strict_dtype
         self.lookup = lookup
+        self.gdal_env = _handles.captured_env()
 
     def __dask_tokenize__(self):
         return (
@@ -148,6 +149,10 @@ class _WindowRunner:
         )
 
     def __call__(self, *blocks, block_info=None):
+        with _handles.env(self.gdal_env):
+            return self._call(blocks, block_info)
+
+    def _call(self, blocks, block_info):
         out = block_info[None]
         (row_start, row_stop), (col_start, col_stop) = out["array-location"][1:]
         i, j = out["chunk-location"][1:]

@@ -83,8 +83,13 @@ class _WindowTask:
         self.global_args = global_args
         self.count = count
         self.dtype = np.dtype(dtype)
+        self.gdal_env = _handles.captured_env()
 
     def __call__(self, window, ij):
+        with _handles.env(self.gdal_env):
+            return self._call(window, ij)
+
+    def _call(self, window, ij):
         w = as_window(window)
         srcs = [_handles.get_dataset(path) for path in self.paths]
         if self.mode == "manual_read":

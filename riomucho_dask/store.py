@@ -21,7 +21,7 @@ import rasterio
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
-from . import _schedulers
+from . import _handles, _schedulers
 from .errors import OutputPathError, ProfileError, StoreClosedError
 from .io import raster_info
 from .progress import BlockProgress
@@ -85,6 +85,7 @@ class RasterStore:
         self._total = total
         self._progress: BlockProgress | None = None
         self._cleanup = None
+        self._gdal_env = _handles.captured_env()
 
     # -- pickling: a store lives in the process that writes -----------------
     def __reduce__(self):
@@ -119,9 +120,10 @@ class RasterStore:
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"{self.path!r} is closed; window {window!r} not written")
-            if self._dataset is None:
-                self._open()
-            self._dataset.write(block, window=window)
+            with _handles.env(self._gdal_env):
+                if self._dataset is None:
+                    self._open()
+                self._dataset.write(block, window=window)
             self.written += 1
         if self._progress_wanted:
             if self._progress is None:
@@ -134,10 +136,11 @@ class RasterStore:
             if self._closed:
                 raise StoreClosedError(f"{self.path!r} was already closed")
             self._closed = True
-            if self._dataset is None and self._owns:
-                self._open()  # an empty array still makes a (blank) raster
             if self._owns:
-                self._dataset.close()
+                with _handles.env(self._gdal_env):
+                    if self._dataset is None:
+                        self._open()  # an empty array still makes a (blank) raster
+                    self._dataset.close()
                 os.chmod(self._tmp, 0o666 & ~_umask())
                 os.replace(self._tmp, self.path)
                 if self._cleanup is not None:

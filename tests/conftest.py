@@ -102,6 +102,30 @@ def assert_same_raster(path, reference):
         assert np.array_equal(got.read(), want.read(), equal_nan=got.dtypes[0].startswith("f"))
 
 
-@pytest.fixture(params=["sync", "threads"])
+@pytest.fixture(scope="session")
+def cluster_client():
+    """One 2-worker LocalCluster of processes for the whole session.
+
+    The client is not set as default: tests pass it as ``scheduler=``
+    (or make it current) so other tests keep their own schedulers.
+    """
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        with Client(cluster, set_as_default=False) as client:
+            yield client
+
+
+@pytest.fixture(params=["sync", "threads", "processes", "distributed"])
 def scheduler(request):
+    """Each pipeline test runs on every scheduler."""
+    if request.param == "distributed":
+        return request.getfixturevalue("cluster_client")
+    return request.param
+
+
+@pytest.fixture(params=["sync", "threads"])
+def local_scheduler(request):
+    """Schedulers that run in this process (where compute=False graphs run)."""
     return request.param

@@ -16,7 +16,8 @@ from . import runfuncs
 from .conftest import assert_same_raster, serial_reference
 
 
-def test_compute_false_returns_delayed(raster, tmp_path, scheduler):
+def test_compute_false_returns_delayed(raster, tmp_path, local_scheduler):
+    scheduler = local_scheduler
     path, _ = raster()
     out = rmd.map_windows(runfuncs.passthrough, [path])
     target = tmp_path / "out.tif"
@@ -133,10 +134,10 @@ def test_user_lock_is_used_and_released(raster, tmp_path):
     assert lock.acquired == lock.released >= arr.npartitions
 
 
-def test_progress_counts_blocks(raster, tmp_path, capsys):
+def test_progress_counts_blocks(raster, tmp_path, capsys, scheduler):
     path, _ = raster()
     arr = rmd.open_raster(path)
-    rmd.to_raster(arr, tmp_path / "out.tif", like=path, progress=True, scheduler="threads")
+    rmd.to_raster(arr, tmp_path / "out.tif", like=path, progress=True, scheduler=scheduler)
     err = capsys.readouterr().err
     assert f"{arr.npartitions}/{arr.npartitions} blocks" in err
     assert "blocks/s" in err
