@@ -30,6 +30,7 @@ from typing import Any
 
 import click
 import cloudpickle
+import dask
 import rasterio.errors
 from rasterio.rio.options import creation_options
 
@@ -290,10 +291,12 @@ def _verbosity(ctx: click.Context) -> int:
 def _clean_error(ctx: click.Context, err: BaseException) -> click.ClickException:
     """A one-line ``click.ClickException`` for ``err`` (its traceback with -v)."""
     message = str(err) or type(err).__name__
-    if isinstance(err, OutputDtypeError):
+    if isinstance(err, InputMismatchError):
+        message = f"inputs do not line up: {message}"
+    elif isinstance(err, OutputDtypeError):
         message += " (on the command line: --dtype)"
     if _verbosity(ctx) > 0:
-        details = getattr(err, "formatted_traceback", None) if isinstance(err, WindowError) else None
+        details = err.formatted_traceback if isinstance(err, WindowError) else None
         if details:
             click.echo(details.rstrip(), err=True)
     return click.ClickException(one_line(message))
@@ -360,7 +363,7 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
         overwrite: bool) -> None:
     """Run MODULE:FUNCTION over the windows of INPUT... and write OUTPUT.
 
-    FUNCTION has rio-mucho's signature, ``f(data, window, ij, global_args)``,
+    FUNCTION has rio-mucho's signature, f(data, window, ij, global_args),
     and returns an array of shape (count, window.height, window.width).
     MODULE is a dotted module name (found from the working directory too) or
     a path to a .py file.  Windows are the first input's blocks; the output
@@ -385,7 +388,8 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
     global_args = merge_global_args(global_args, args)
     run_function, upload = load_function(function)
     if progress is None:
-        progress = click.get_text_stream("stderr").isatty()
+        isatty = getattr(sys.stderr, "isatty", None)
+        progress = bool(isatty and isatty())
     options = dict(creation_options)
     if driver:
         options["driver"] = driver
@@ -397,8 +401,9 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
                 client = _connect(scheduler, upload)
             out = map_windows(run_function, inputs, mode=mode, global_args=global_args,
                               count=count, dtype=dtype)
-            config = {"num_workers": workers} if workers else {}
-            with _dask_config(config):
+            # --workers reaches the threaded scheduler and the process pool alike.
+            config = dask.config.set(num_workers=workers) if workers else contextlib.nullcontext()
+            with config:
                 written = to_raster(out, output, like=inputs[0],
                                     scheduler=client if client is not None else scheduler,
                                     progress=progress, **options)
@@ -408,17 +413,6 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
         if client is not None:
             client.close()
     click.echo(written)
-
-
-@contextlib.contextmanager
-def _dask_config(config: dict):
-    if not config:
-        yield
-        return
-    import dask
-
-    with dask.config.set(config):
-        yield
 
 
 def _connect(address: str, upload: str | None):
@@ -487,8 +481,8 @@ def info(ctx: click.Context, inputs: tuple[str, ...], as_json: bool) -> None:
     """Describe INPUT... and check that they line up.
 
     For each input: size, bands, dtype, CRS, nodata, block shape, the grid
-    of blocks and the number of windows ``run`` would use.  Then whether the
-    inputs line up (same height and width, transform and CRS), as ``run``
+    of blocks and the number of windows run would use.  Then whether the
+    inputs line up (same height and width, transform and CRS), as run
     requires in its reading modes.
 
     Exits with 0 when they line up, 1 (and the reason) when they don't.

@@ -109,6 +109,12 @@ def call_run_function(
             window=window,
             ij=ij,
         )
+    if isinstance(result, np.ma.MaskedArray):
+        # A full mask and a fill value that fits the dtype: numpy's default
+        # (999999) does not fit small integers, which breaks dask.distributed's
+        # transport of masked arrays.
+        result = np.ma.MaskedArray(result.data, mask=np.ma.getmaskarray(result),
+                                   fill_value=np.zeros((), dtype=result.dtype))
     if result.dtype != dtype:
         if strict_dtype and not np.can_cast(result.dtype, dtype, casting="same_kind"):
             raise OutputDtypeError(

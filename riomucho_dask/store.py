@@ -21,7 +21,7 @@ import rasterio
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
-from . import _handles, _schedulers
+from . import _handles, _schedulers, cog
 from .errors import OutputPathError, ProfileError, StoreClosedError
 from .io import raster_info
 from .progress import BlockProgress
@@ -32,8 +32,8 @@ __all__ = ["RasterStore", "to_raster", "build_profile"]
 _BLOCKWISE = ("blockxsize", "blockysize")
 
 
-def _remove(path: str | None) -> None:
-    if path:
+def _remove_all(paths: list[str]) -> None:
+    for path in paths:
         try:
             os.remove(path)
         except FileNotFoundError:
@@ -77,8 +77,16 @@ class RasterStore:
             self._dataset = None
             self._owns = True
         self.profile = profile
+        if cog.is_cog(profile):
+            self._write_profile, self._cog_options = cog.split_profile(profile)
+        else:
+            self._write_profile, self._cog_options = profile, None
+        self._nodata = profile.get("nodata")
+        self._mask_made = False
+        self._unmasked: list[Window] = []
         self._lock = lock if lock is not None else threading.Lock()
         self._tmp: str | None = None
+        self._temporaries: list[str] = []
         self._closed = False
         self.written = 0
         self._progress_wanted = progress
@@ -98,18 +106,46 @@ class RasterStore:
             "distributed workers and writes them here"
         )
 
-    def _open(self) -> None:
+    def _temporary(self) -> str:
         directory, name = os.path.split(os.path.abspath(self.path))
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
+        fd, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
         os.close(fd)
-        # Remove the temporary file if the store is dropped without commit
-        # (a compute=False graph that failed, an interrupted kernel).
-        self._cleanup = weakref.finalize(self, _remove, self._tmp)
-        try:
-            self._dataset = rasterio.open(self._tmp, "w", **self.profile)
-        except Exception:
-            _remove(self._tmp)
-            raise
+        self._temporaries.append(path)
+        if self._cleanup is None:
+            # Remove temporary files if the store is dropped without commit
+            # (a compute=False graph that failed, an interrupted kernel).
+            self._cleanup = weakref.finalize(self, _remove_all, self._temporaries)
+        return path
+
+    def _open(self) -> None:
+        self._tmp = self._temporary()
+        self._dataset = rasterio.open(self._tmp, "w", **self._write_profile)
+
+    def _write(self, block: np.ndarray, window: Window) -> None:
+        dataset = self._dataset
+        if not isinstance(block, np.ma.MaskedArray):
+            dataset.write(block, window=window)
+            if self._mask_made:
+                dataset.write_mask(np.full(block.shape[1:], 255, "uint8"), window=window)
+            elif self._nodata is None:
+                self._unmasked.append(window)
+            return
+        mask = np.ma.getmaskarray(block)
+        if self._nodata is not None:
+            # masked pixels become nodata
+            dataset.write(block.filled(self._nodata), window=window)
+            return
+        # no nodata: masked pixels go to an internal per-dataset mask
+        dataset.write(block.filled(0), window=window)
+        if not self._mask_made:
+            self._mask_made = True
+            with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+                for earlier in self._unmasked:
+                    shape = (int(earlier.height), int(earlier.width))
+                    dataset.write_mask(np.full(shape, 255, "uint8"), window=earlier)
+            self._unmasked = []
+        valid = np.where(mask.any(axis=0), 0, 255).astype("uint8")
+        dataset.write_mask(valid, window=window)
 
     def __setitem__(self, key: tuple[slice, ...], block: np.ndarray) -> None:
         rows, cols = key[-2:]
@@ -123,7 +159,7 @@ class RasterStore:
             with _handles.env(self._gdal_env):
                 if self._dataset is None:
                     self._open()
-                self._dataset.write(block, window=window)
+                self._write(block, window)
             self.written += 1
         if self._progress_wanted:
             if self._progress is None:
@@ -141,10 +177,14 @@ class RasterStore:
                     if self._dataset is None:
                         self._open()  # an empty array still makes a (blank) raster
                     self._dataset.close()
-                os.chmod(self._tmp, 0o666 & ~_umask())
-                os.replace(self._tmp, self.path)
-                if self._cleanup is not None:
-                    self._cleanup.detach()
+                    finished = self._tmp
+                    if self._cog_options is not None:
+                        finished = self._temporary()
+                        cog.finish(self._tmp, finished, self._cog_options)
+                os.chmod(finished, 0o666 & ~_umask())
+                os.replace(finished, self.path)
+                _remove_all(self._temporaries)
+                self._cleanup.detach()
             self._close_progress()
         return self.path
 
@@ -154,11 +194,12 @@ class RasterStore:
             if self._closed:
                 return
             self._closed = True
-            if self._owns and self._dataset is not None:
+            if self._owns:
                 try:
-                    self._dataset.close()
+                    if self._dataset is not None:
+                        self._dataset.close()
                 finally:
-                    _remove(self._tmp)
+                    _remove_all(self._temporaries)
                     if self._cleanup is not None:
                         self._cleanup.detach()
             self._close_progress()
@@ -198,8 +239,9 @@ def build_profile(array: da.Array, profile: dict | None, like: Any,
             "to_raster needs georeferencing: pass like= (a raster to copy CRS, transform, "
             "nodata and layout from) or profile="
         )
-    explicit = dict(profile or {})
-    explicit.update(creation_options)
+    # GDAL option names are case-insensitive; rasterio's profiles are lowercase.
+    explicit = {key.lower(): value for key, value in (profile or {}).items()}
+    explicit.update((key.lower(), value) for key, value in creation_options.items())
     out: dict[str, Any] = {}
     if like is not None:
         out.update(raster_info(like).profile)
@@ -227,15 +269,20 @@ def build_profile(array: da.Array, profile: dict | None, like: Any,
     if out.get("nodata") is None:
         out.pop("nodata", None)
     compress = str(out.get("compress", "none")).lower()
-    lower = {key.lower() for key in out}
-    if out["driver"] == "GTiff" and compress not in ("none", ""):
+    if str(out["driver"]).upper() in ("GTIFF", "COG") and compress not in ("none", ""):
         # Let GDAL compress on every core, so the one writer is not the
         # bottleneck; and go BigTIFF when a compressed file might pass 4 GB.
-        if "num_threads" not in lower:
+        if "num_threads" not in out:
             out["num_threads"] = "all_cpus"
-        if "bigtiff" not in lower:
+        if "bigtiff" not in out:
             out["bigtiff"] = "if_safer"
     return out
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().upper() in ("YES", "TRUE", "ON", "1")
+    return bool(value)
 
 
 def _aligned(chunks: tuple[int, ...], block: int) -> bool:
@@ -253,7 +300,9 @@ def align_chunks(array: da.Array, profile: dict) -> da.Array:
     Without this, a compressed tile written by two chunks is written twice
     and appended again to the file.
     """
-    if profile.get("tiled") or str(profile.get("tiled", "")).upper() == "YES":
+    if cog.is_cog(profile):
+        profile, _ = cog.split_profile(profile)
+    if _truthy(profile.get("tiled", False)):
         block_rows = int(profile.get("blockysize", 256))
         block_cols = int(profile.get("blockxsize", 256))
     elif "blockysize" in profile:

@@ -106,3 +106,10 @@ def dies_once(data, window, ij, g):
 
 def to_float(data, window, ij, g):
     return data[0].astype("float32") * 0.5
+
+
+def mask_low(data, window, ij, g):
+    """Masks pixels below g["threshold"] in band 1 (all bands of that pixel)."""
+    band = data[0]
+    mask = np.broadcast_to(band[:1] < g["threshold"], band.shape)
+    return np.ma.MaskedArray(band, mask=mask)
