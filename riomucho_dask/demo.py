@@ -1,8 +1,9 @@
 """``python -m riomucho_dask.demo [OUTDIR]``: the main job, end to end.
 
 Generates a deterministic synthetic scene (an RGB raster and a NIR raster,
-3000 x 3000, tiled, DEFLATE), computes NDVI from both through the lazy
-pipeline, writes a tiled float32 GeoTIFF and prints where it is.
+5000 x 5000, tiled, DEFLATE), runs the command line on it to compute NDVI
+from both into a Cloud Optimized GeoTIFF, with a progress bar, and prints
+where the output is, its size and statistics, and a PNG quick-look.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 import rasterio
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import from_origin
 
-SIZE = 3000
+SIZE = 5000
 BLOCK = 256
 
 
@@ -28,7 +31,7 @@ def make_scene(directory: str, size: int = SIZE, *, block: int = BLOCK) -> tuple
     os.makedirs(directory, exist_ok=True)
     rgb_path = os.path.join(directory, "rgb.tif")
     nir_path = os.path.join(directory, "nir.tif")
-    if os.path.exists(rgb_path) and os.path.exists(nir_path):
+    if _has_size(rgb_path, size) and _has_size(nir_path, size):
         return rgb_path, nir_path
     rng = np.random.default_rng(42)
     rows, cols = np.mgrid[0:size, 0:size].astype("float32") / size
@@ -58,6 +61,13 @@ def make_scene(directory: str, size: int = SIZE, *, block: int = BLOCK) -> tuple
     return rgb_path, nir_path
 
 
+def _has_size(path: str, size: int) -> bool:
+    if not os.path.exists(path):
+        return False
+    with rasterio.open(path) as src:
+        return src.width == size and src.height == size
+
+
 def ndvi(data, window, ij, global_args):
     """Normalized difference vegetation index from (rgb, nir) inputs."""
     red = data[0][0].astype("float32")
@@ -65,29 +75,57 @@ def ndvi(data, window, ij, global_args):
     return ((nir - red) / (nir + red + 1e-9))[None]
 
 
+def quicklook(path: str, png: str, *, size: int = 512) -> None:
+    """A colour PNG of an NDVI raster, from its overviews: brown (bare) to green."""
+    with rasterio.open(path) as src:
+        scale = max(src.width, src.height) / size
+        shape = (max(1, int(src.height / scale)), max(1, int(src.width / scale)))
+        ndvi_values = src.read(1, out_shape=shape, masked=True).filled(np.nan)
+    t = np.clip((np.nan_to_num(ndvi_values, nan=-1.0) + 0.2) / 1.1, 0, 1)
+    bare, lush, water = np.array([166, 124, 82]), np.array([26, 120, 40]), np.array([40, 70, 160])
+    rgb = bare[:, None, None] * (1 - t) + lush[:, None, None] * t
+    rgb = np.where(ndvi_values < -0.2, water[:, None, None], rgb)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a picture, not a map
+        with rasterio.open(png, "w", driver="PNG", width=shape[1], height=shape[0], count=3,
+                           dtype="uint8") as dst:
+            dst.write(rgb.astype("uint8"))
+
+
 def main(argv: list[str] | None = None) -> int:
-    import riomucho_dask as rmd
+    """Make the scene, run the CLI on it (COG output, progress bar), summarize."""
+    import shlex
+    import subprocess
 
     argv = sys.argv[1:] if argv is None else argv
     directory = os.path.abspath(argv[0] if argv else "demo-output")
+    size = int(argv[1]) if len(argv) > 1 else SIZE
     started = time.perf_counter()
-    rgb, nir = make_scene(directory)
+    rgb, nir = make_scene(directory, size)
     made = time.perf_counter()
-    out = rmd.map_windows(ndvi, [rgb, nir], count=1, dtype="float32")
-    print(f"inputs:  {rgb} (3 bands), {nir} (1 band), {SIZE} x {SIZE}")
-    print(f"lazy:    {out!r}")
+    print(f"inputs:   {rgb} (3 bands), {nir} (1 band), {size} x {size} uint16")
     target = os.path.join(directory, "ndvi.tif")
-    rmd.to_raster(out, target, like=rgb, compress="deflate", progress=sys.stderr.isatty())
+    command = [
+        os.path.join(os.path.dirname(sys.executable), "riomucho-dask"), "run",
+        "riomucho_dask.demo:ndvi", rgb, nir, target, "--count", "1", "--dtype", "float32",
+        "--driver", "COG", "--co", "compress=deflate", "--co", "predictor=3",
+        "--progress", "--overwrite",
+    ]
+    print("command: ", shlex.join(["riomucho-dask", *command[1:]]))
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     done = time.perf_counter()
+    png = os.path.join(directory, "ndvi-quicklook.png")
+    quicklook(target, png)
     with rasterio.open(target) as src:
         values = src.read(1, masked=True)
-        print(f"output:  {target}")
+        print(f"output:   {target}")
         print(
-            f"summary: {src.width} x {src.height} {src.dtypes[0]} {src.crs}, "
-            f"{os.path.getsize(target) / 1e6:.1f} MB, NDVI min {values.min():.3f} "
-            f"mean {values.mean():.3f} max {values.max():.3f}; scene {made - started:.1f} s, "
-            f"pipeline {done - made:.1f} s"
+            f"summary:  Cloud Optimized GeoTIFF, {src.width} x {src.height} {src.dtypes[0]} "
+            f"{src.crs}, overviews {src.overviews(1)}, {os.path.getsize(target) / 1e6:.1f} MB; "
+            f"NDVI min {values.min():.3f} mean {values.mean():.3f} max {values.max():.3f}"
         )
+    print(f"quicklook: {png}")
+    print(f"time:     scene {made - started:.1f} s, pipeline {done - made:.1f} s")
     return 0
 
 

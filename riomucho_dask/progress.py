@@ -53,14 +53,18 @@ class BlockProgress:
         self.interval = interval
         self.label = label
         self._start = time.monotonic()
+        self._first: float | None = None  # when the first block arrived
+        self._first_done = 0
         self._last = -1.0
         self._lock = threading.Lock()
         self._closed = False
 
     def update(self, n: int = 1) -> None:
         with self._lock:
-            self.done += n
             now = time.monotonic()
+            self.done += n
+            if self._first is None:  # the rate counts the blocks after the first
+                self._first, self._first_done = now, self.done
             if now - self._last >= self.interval or self.done >= self.total:
                 self._last = now
                 self._draw(now)
@@ -68,7 +72,10 @@ class BlockProgress:
     def line(self, now: float | None = None) -> str:
         now = time.monotonic() if now is None else now
         elapsed = max(now - self._start, 1e-9)
-        rate = self.done / elapsed
+        if self._first is not None and self.done > self._first_done and now > self._first:
+            rate = (self.done - self._first_done) / (now - self._first)
+        else:
+            rate = 0.0
         fraction = self.done / self.total if self.total else 1.0
         filled = int(self.width * fraction)
         bar = "#" * filled + "-" * (self.width - filled)
@@ -90,6 +97,7 @@ class BlockProgress:
             if self._closed:
                 return
             self._closed = True
-            self._draw(time.monotonic())
+            if self._last < 0 or self.done < self.total:
+                self._draw(time.monotonic())
             self.stream.write("\n")
             self.stream.flush()

@@ -89,9 +89,9 @@ class RasterStore:
         self._temporaries: list[str] = []
         self._closed = False
         self.written = 0
-        self._progress_wanted = progress
-        self._total = total
-        self._progress: BlockProgress | None = None
+        self._progress = (
+            BlockProgress(total, label=os.path.basename(self.path)) if progress else None
+        )
         self._cleanup = None
         self._gdal_env = _handles.captured_env()
 
@@ -161,9 +161,7 @@ class RasterStore:
                     self._open()
                 self._write(block, window)
             self.written += 1
-        if self._progress_wanted:
-            if self._progress is None:
-                self._progress = BlockProgress(self._total, label=os.path.basename(self.path))
+        if self._progress is not None:
             self._progress.update()
 
     def commit(self) -> str:
