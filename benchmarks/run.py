@@ -39,8 +39,21 @@ RESULTS = os.path.join(HERE, "RESULTS.md")
 
 #: Back ends of the main table, in the order they run and are shown.
 BACKENDS = ("serial", "rio-mucho", "threads", "processes", "distributed", "shim")
-#: Back ends of the per-window overhead figure (all in one process).
+#: Back ends of the per-window overhead figure that run in one process: the overhead proper.
 OVERHEAD_BACKENDS = ("serial", "threads", "shim-sync", "rio-mucho-sync")
+#: Parallel back ends also timed on it (a net cost per window, with WORKERS workers).
+OVERHEAD_PARALLEL = ("rio-mucho", "processes", "distributed", "shim")
+#: Where each back end computes, for the overhead table.
+RUNS_ON = {
+    "serial": "this process",
+    "threads": "this process, WORKERS threads",
+    "shim-sync": "this process",
+    "rio-mucho-sync": "this process",
+    "rio-mucho": "WORKERS forked processes",
+    "processes": "WORKERS spawned processes",
+    "distributed": "WORKERS worker processes",
+    "shim": "WORKERS spawned processes",
+}
 MAIN_JOBS = ("heavy", "light")
 
 GDAL_CACHEMAX_MB = "64"
@@ -264,6 +277,15 @@ def _run_lazy(func, inputs: list[str], output: str, profile: dict, scheduler: An
         rmd.to_raster(out, output, profile, scheduler=scheduler)
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and of its children that have exited."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def child_main(spec: dict) -> dict:
     """Run ``spec["backend"]`` on ``spec["job"]``; return wall time (and cluster start-up)."""
     import jobs
@@ -286,14 +308,18 @@ def child_main(spec: dict) -> dict:
         client.wait_for_workers(workers)
         result["startup"] = time.perf_counter() - started
         try:
+            cpu = _cpu_seconds()
             started = time.perf_counter()
             _run_lazy(func, inputs, output, profile, client, workers)
             result["wall"] = time.perf_counter() - started
         finally:
             client.close()
             cluster.close()
+        # The workers' CPU time is only known once they have exited.
+        result["cpu"] = _cpu_seconds() - cpu
         return result
 
+    cpu = _cpu_seconds()
     started = time.perf_counter()
     if backend == "serial":
         _run_serial(func, inputs, output, profile)
@@ -312,6 +338,7 @@ def child_main(spec: dict) -> dict:
     else:
         raise ValueError(f"unknown back end {backend!r}")
     result["wall"] = time.perf_counter() - started
+    result["cpu"] = _cpu_seconds() - cpu
     return result
 
 
@@ -335,35 +362,45 @@ def child_entry(spec_json: str) -> int:
 # --------------------------------------------------------------------------
 
 class TreeRSS(threading.Thread):
-    """Samples the summed RSS of a process and all its descendants; keeps the peak."""
+    """Samples the summed RSS of a process and all its descendants; keeps the peak.
 
-    def __init__(self, pid: int, interval: float = SAMPLE_SECONDS):
+    Listing the descendants scans ``/proc`` and costs far more than reading
+    their RSS, so the list is refreshed every ``rescan`` samples (every
+    100 ms by default), and the RSS of the known processes every sample.
+    """
+
+    def __init__(self, pid: int, interval: float = SAMPLE_SECONDS, rescan: int = 5):
         super().__init__(daemon=True)
         import psutil
 
         self._psutil = psutil
         self.root = psutil.Process(pid)
         self.interval = interval
+        self.rescan = rescan
         self.peak = 0
         self.samples = 0
         self.max_processes = 0
+        self._procs = [self.root]
         self._stop_event = threading.Event()
 
     def sample(self) -> None:
         psutil = self._psutil
-        try:
-            procs = [self.root, *self.root.children(recursive=True)]
-        except psutil.Error:
-            return
+        if self.samples % self.rescan == 0:
+            try:
+                self._procs = [self.root, *self.root.children(recursive=True)]
+            except psutil.Error:
+                pass
         total = 0
-        for proc in procs:
+        alive = 0
+        for proc in self._procs:
             try:
                 total += proc.memory_info().rss
+                alive += 1
             except psutil.Error:
-                pass  # exited between listing and reading
+                pass  # exited since the last listing
         self.samples += 1
         self.peak = max(self.peak, total)
-        self.max_processes = max(self.max_processes, len(procs))
+        self.max_processes = max(self.max_processes, alive)
 
     def run(self) -> None:
         while not self._stop_event.is_set():
@@ -413,7 +450,7 @@ def run_child(spec: dict, timeout: float) -> dict:
         if line.startswith(MARKER):
             result = json.loads(line[len(MARKER):])
     if timed_out:
-        result = {"ok": False, "error": f"timed out after {timeout:.0f} s"}
+        result = {"ok": False, "error": f"timed out after {timeout:g} s"}
     elif result is None:
         tail = " | ".join(stderr.strip().splitlines()[-3:]) or "no output"
         result = {"ok": False, "error": f"child exited with {proc.returncode}: {tail}"}
@@ -464,6 +501,7 @@ class Cell:
     def __init__(self) -> None:
         self.walls: list[float] = []
         self.peaks: list[int] = []
+        self.cpus: list[float] = []
         self.startups: list[float] = []
         self.identical: list[str] = []
         self.errors: list[str] = []
@@ -496,6 +534,7 @@ def run_cell(cell: Cell, spec: dict, reference: str | None, timeout: float,
         return
     cell.walls.append(result["wall"])
     cell.peaks.append(result["peak_rss"])
+    cell.cpus.append(result.get("cpu", float("nan")))
     if "startup" in result:
         cell.startups.append(result["startup"])
     if reference is None:
@@ -510,7 +549,9 @@ def run_cell(cell: Cell, spec: dict, reference: str | None, timeout: float,
     if same is not None:
         cell.identical.append(same)
     extra = f", cluster start-up {result['startup']:.1f} s" if "startup" in result else ""
-    log(f"{label}: {result['wall']:.2f} s, peak RSS {result['peak_rss'] / 2**20:.0f} MB "
+    cpu = result.get("cpu", float("nan"))
+    log(f"{label}: {result['wall']:.2f} s (CPU {cpu:.1f} s), "
+        f"peak RSS {result['peak_rss'] / 2**20:.0f} MB "
         f"({result['processes']} processes, {result['samples']} samples){extra}"
         f"{'' if same is None else ', identical: ' + same}")
 
@@ -584,19 +625,20 @@ def main_table(cells: dict, backends: list[str], jobs_: list[str]) -> str:
     return "\n".join(lines)
 
 
-def overhead_table(cells: dict, windows: int) -> str:
+def overhead_table(cells: dict, windows: int, backends: list[str], workers: int) -> str:
     """The markdown table of the per-window overhead benchmark."""
     lines = [
-        "| backend | median wall (s) | overhead vs serial (ms / window) | peak RSS (MB) "
-        "| identical |",
-        "|---|--:|--:|--:|---|",
+        "| backend | runs on | median wall (s) | overhead vs serial (ms / window) "
+        "| peak RSS (MB) | identical |",
+        "|---|---|--:|--:|--:|---|",
     ]
     serial = cells[("serial", "noop")].median
-    for backend in OVERHEAD_BACKENDS:
+    for backend in backends:
         cell = cells[backend, "noop"]
+        where = RUNS_ON[backend].replace("WORKERS", str(workers))
         if not cell.ok:
             error = (cell.errors[0] if cell.errors else "no run").replace("|", "/")
-            lines.append(f"| {backend} | error: {error[:200]} | – | – | – |")
+            lines.append(f"| {backend} | {where} | error: {error[:200]} | – | – | – |")
             continue
         if backend == "serial":
             per_window = "0 (reference)"
@@ -607,20 +649,24 @@ def overhead_table(cells: dict, windows: int) -> str:
         identical = cell.identical_text()
         if backend == "serial" and identical in ("yes", "n/a"):
             identical = "yes (reference)"
-        lines.append(f"| {backend} | {cell.median:.2f} | {per_window} "
+        lines.append(f"| {backend} | {where} | {cell.median:.2f} | {per_window} "
                      f"| {max(cell.peaks) / 2**20:.0f} | {identical} |")
     return "\n".join(lines)
 
 
 def raw_runs(cells: dict) -> str:
-    """Every run's wall time and peak RSS, for the record."""
-    lines = ["| backend | job | wall times (s) | peak RSS (MB) |", "|---|---|---|---|"]
+    """Every run's wall time, CPU time and peak RSS, for the record."""
+    lines = [
+        "| backend | job | wall times (s) | CPU times (s) | peak RSS (MB) |",
+        "|---|---|---|---|---|",
+    ]
     for (backend, job), cell in cells.items():
         walls = ", ".join(f"{t:.2f}" for t in cell.walls) or "–"
+        cpus = ", ".join(f"{t:.1f}" for t in cell.cpus) or "–"
         peaks = ", ".join(f"{p / 2**20:.0f}" for p in cell.peaks) or "–"
         if cell.errors:
             walls += f" ({len(cell.errors)} failed)"
-        lines.append(f"| {backend} | {job} | {walls} | {peaks} |")
+        lines.append(f"| {backend} | {job} | {walls} | {cpus} | {peaks} |")
     return "\n".join(lines)
 
 
@@ -734,9 +780,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_overhead:
         small = make_overhead_input()
         small_profile = output_profile(OVERHEAD_SIZE, "uint8", OVERHEAD_BLOCK, None)
-        overhead_cells = run_grid(list(OVERHEAD_BACKENDS), ["noop"], [small], small_profile,
+        overhead_backends = [*OVERHEAD_BACKENDS, *(b for b in OVERHEAD_PARALLEL if b in backends)]
+        overhead_cells = run_grid(overhead_backends, ["noop"], [small], small_profile,
                                   args.repeat, args.workers, args.timeout, "overhead")
-        overhead = overhead_table(overhead_cells, windows)
+        overhead = overhead_table(overhead_cells, windows, overhead_backends, args.workers)
         cells.update(overhead_cells)
     elapsed = time.time() - started
     load_after = os.getloadavg()
@@ -825,12 +872,28 @@ def render_results(args, info, table, overhead, windows, startups, cells, load_b
             f"A no-op run function (returns its input) over a {OVERHEAD_SIZE} x "
             f"{OVERHEAD_SIZE} 1-band uint8 raster tiled {OVERHEAD_BLOCK} x {OVERHEAD_BLOCK} "
             f"({windows} windows), uncompressed output; overhead = (back end's median - "
-            f"serial median) / {windows} windows.",
+            f"serial median) / {windows} windows. For the back ends computing in the "
+            "benchmark's process it is what the pipeline costs per window; for the parallel "
+            f"ones ({args.workers} workers, worker start-up included) it is a net figure: "
+            "what scheduling, transfers and start-up cost, less what splitting the work "
+            "saves.",
+            "",
+            f"- `shim-sync`: {DESCRIPTIONS['shim-sync']}",
+            f"- `rio-mucho-sync`: {DESCRIPTIONS['rio-mucho-sync']}",
             "",
             overhead,
             "",
         ]
-    parts += ["## Every run", "", raw_runs(cells), ""]
+    parts += [
+        "## Every run",
+        "",
+        "Each back end's runs in order. CPU time is user + system of the child and of the "
+        "processes it started, over the job (for `distributed`, over the job and the "
+        "cluster's shutdown: its workers' CPU time is only known once they exit).",
+        "",
+        raw_runs(cells),
+        "",
+    ]
     return "\n".join(parts)
 
 

@@ -95,6 +95,10 @@ class RasterStore:
         self._cleanup = None
         self._gdal_env = _handles.captured_env()
 
+    def __dask_tokenize__(self):
+        # one token per store object: never pickled, never shared
+        return ("RasterStore", self.path, id(self))
+
     # -- pickling: a store lives in the process that writes -----------------
     def __reduce__(self):
         from .errors import SchedulerError
