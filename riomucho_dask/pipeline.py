@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import traceback
 from collections.abc import Callable, Sequence
+from itertools import accumulate
 from typing import Any, Literal
 
 import dask.array as da
@@ -129,9 +130,16 @@ def call_run_function(
 
 
 class _WindowRunner:
-    """The per-chunk task: builds the run function's data, window and ij."""
+    """The per-chunk task: builds the run function's data, window and ij.
 
-    def __init__(self, run_function, mode, paths, global_args, count, dtype, strict_dtype, lookup):
+    The window comes from the chunk index (``block_id``) and the grid's
+    offsets.  Windows given by the user (kept as given, with their ``ij``)
+    arrive as one extra, object-typed block per chunk, so a task's graph
+    never holds the whole window list.
+    """
+
+    def __init__(self, run_function, mode, paths, global_args, count, dtype, strict_dtype,
+                 row_chunks, col_chunks, given_windows):
         self.run_function = run_function
         self.mode = mode
         self.paths = paths
@@ -139,7 +147,9 @@ class _WindowRunner:
         self.count = count
         self.dtype = np.dtype(dtype)
         self.strict_dtype = strict_dtype
-        self.lookup = lookup
+        self.row_offsets = _offsets(row_chunks)
+        self.col_offsets = _offsets(col_chunks)
+        self.given_windows = given_windows
         self.gdal_env = _handles.captured_env()
 
     def __dask_tokenize__(self):
@@ -151,22 +161,25 @@ class _WindowRunner:
             self.count,
             str(self.dtype),
             self.strict_dtype,
-            tokenize(self.lookup),
+            self.row_offsets,
+            self.col_offsets,
+            self.given_windows,
         )
 
-    def __call__(self, *blocks, block_info=None):
+    def __call__(self, *blocks, block_id=None):
         with _handles.env(self.gdal_env):
-            return self._call(blocks, block_info)
+            return self._call(blocks, block_id)
 
-    def _call(self, blocks, block_info):
-        out = block_info[None]
-        (row_start, row_stop), (col_start, col_stop) = out["array-location"][1:]
-        i, j = out["chunk-location"][1:]
-        if self.lookup is None:
+    def _call(self, blocks, block_id):
+        i, j = block_id[1:]
+        row_start, row_stop = self.row_offsets[i], self.row_offsets[i + 1]
+        col_start, col_stop = self.col_offsets[j], self.col_offsets[j + 1]
+        if self.given_windows:
+            window, ij = blocks[-1].item()
+            blocks = blocks[:-1]
+        else:
             window = Window(col_start, row_start, col_stop - col_start, row_stop - row_start)
             ij = (i, j)
-        else:
-            window, ij = self.lookup[(i, j)]
         if self.mode == "manual_read":
             data = [_handles.get_dataset(path) for path in self.paths]
         elif self.mode == "array_read":
@@ -183,6 +196,32 @@ class _WindowRunner:
             dtype=self.dtype,
             strict_dtype=self.strict_dtype,
         )
+
+
+def _offsets(sizes) -> tuple[int, ...]:
+    return (0, *accumulate(sizes))
+
+
+def _plain(lookup: dict, row_chunks, col_chunks) -> bool:
+    """True when every given window is the chunk's own Window and ij its index."""
+    rows, cols = _offsets(row_chunks), _offsets(col_chunks)
+    for (i, j), (window, ij) in lookup.items():
+        own = Window(cols[j], rows[i], cols[j + 1] - cols[j], rows[i + 1] - rows[i])
+        if not isinstance(window, Window) or window != own or tuple(ij) != (i, j):
+            return False
+    return True
+
+
+def _given_windows_array(lookup: dict, row_chunks, col_chunks) -> da.Array:
+    """A (1, R, C)-block object array holding each chunk's (window, ij) as given."""
+    name = "given-windows-" + tokenize(sorted(lookup.items(), key=lambda kv: kv[0]))
+    graph = {}
+    for (i, j), item in lookup.items():
+        cell = np.empty((1, 1, 1), dtype=object)
+        cell[0, 0, 0] = item
+        graph[(name, 0, i, j)] = cell
+    chunks = ((1,), (1,) * len(row_chunks), (1,) * len(col_chunks))
+    return da.Array(graph, name, chunks, dtype=object, meta=np.empty((0, 0, 0), dtype=object))
 
 
 def resolve_inputs(inputs: Any, mode: str) -> tuple[list[Any], list[RasterInfo | None]]:
@@ -358,9 +397,12 @@ def map_windows(
         raise InputError(f"count must be at least 1, not {count}")
 
     paths = [item for item in inputs if isinstance(item, str)]
+    given = lookup is not None and not _plain(lookup, row_chunks, col_chunks)
+    if given:
+        arrays.append(_given_windows_array(lookup, row_chunks, col_chunks))
     runner = _WindowRunner(
         run_function, mode, paths, {} if global_args is None else global_args,
-        count, dtype, strict_dtype, lookup,
+        count, dtype, strict_dtype, row_chunks, col_chunks, given,
     )
     return da.map_blocks(
         runner,

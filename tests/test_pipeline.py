@@ -172,7 +172,9 @@ def test_custom_grid_windows(raster, tmp_path, scheduler):
     windows = []
     for i, row in enumerate(range(0, 97, 50)):
         for j, col in enumerate(range(0, 131, 60)):
-            windows.append((Window(col, row, min(60, 131 - col), min(50, 97 - row)), (i, j)))
+            # ij given with the windows (not the chunk index) reach the run function
+            windows.append((Window(col, row, min(60, 131 - col), min(50, 97 - row)),
+                            (i + 10, j + 20)))
     out = rmd.map_windows(runfuncs.with_ij, [path], count=2, dtype="int32", windows=windows)
     assert out.chunks[1:] == ((50, 47), (60, 60, 11))
     written = rmd.to_raster(out, tmp_path / "out.tif", like=path, scheduler=scheduler)
