@@ -64,8 +64,19 @@ def configure_worker() -> None:
         os.environ["GDAL_CACHEMAX"] = str(WORKER_GDAL_CACHEMAX_MB)
 
 
-def run_payload(payload: bytes):
-    """Run one pickled ``(function, args)`` on a worker and return the block."""
+#: Output bytes per task on process pools and clusters.  Small blocks are
+#: grouped into one task until they add up to this, so per-task costs
+#: (pickling, scheduling, transfer) stay small next to the work.  Override
+#: with ``dask.config.set({"riomucho_dask.task-bytes": N})``.
+TASK_BYTES = 2 * 2**20
+
+
+def task_bytes() -> int:
+    return int(dask.config.get("riomucho_dask.task-bytes", TASK_BYTES))
+
+
+def run_payload(payload: bytes) -> list:
+    """Run one pickled ``(function, args)`` on a worker; return its list of blocks."""
     configure_worker()
     func, args = cloudpickle.loads(payload)
     return func(*args)
@@ -84,27 +95,61 @@ def _windows(array: da.Array) -> dict:
     return out
 
 
-def array_payloads(array: da.Array):
-    """(window, pickled sub-graph) for every chunk, optimized and culled.
+def _groups(items, nbytes, target: int):
+    """Consecutive items, grouped until their ``nbytes(item)`` reach ``target``."""
+    group, total = [], 0
+    for item in items:
+        group.append(item)
+        total += nbytes(item)
+        if total >= target:
+            yield group
+            group, total = [], 0
+    if group:
+        yield group
 
-    Each chunk's read and compute run as one unit on one worker.
+
+def _compute_keys(dsk, keys) -> list:
+    return list(dask.local.get_sync(dsk, keys))
+
+
+def array_payloads(array: da.Array, *, target: int | None = None):
+    """(windows, pickled sub-graph) per task, optimized and culled.
+
+    Read and compute of a group of neighbouring chunks run as one task on
+    one worker and return the group's blocks.
     """
     (array,) = dask.optimize(array)
     dsk = dict(array.__dask_graph__())
-    for key, window in _windows(array).items():
-        sub, _ = cull(dsk, [key])
-        yield window, cloudpickle.dumps((dask.local.get_sync, (sub, key)))
+    itemsize = array.dtype.itemsize * array.shape[0]
+
+    def nbytes(item):
+        window = item[1]
+        return int(window.height) * int(window.width) * itemsize
+
+    for group in _groups(_windows(array).items(), nbytes, target or task_bytes()):
+        keys = [key for key, _ in group]
+        sub, _ = cull(dsk, keys)
+        yield [window for _, window in group], cloudpickle.dumps((_compute_keys, (sub, keys)))
 
 
-def call_payloads(func, windows):
-    """(window, pickled call) for ``func(window, ij)`` over ``(window, ij)`` pairs.
+def _call_many(func, pairs) -> list:
+    return [func(window, ij) for window, ij in pairs]
 
-    ``func`` (with what it holds, such as global_args) is pickled into each payload.
+
+def call_payloads(func, windows, *, bytes_per_pixel: int, target: int | None = None):
+    """(windows, pickled call) per task, for ``func(window, ij)`` over ``(window, ij)`` pairs.
+
+    ``func`` (with what it holds, such as global_args) is pickled into each task.
     """
     from .windows import as_window
 
-    for window, ij in windows:
-        yield as_window(window), cloudpickle.dumps((func, (window, ij)))
+    def nbytes(pair):
+        window = as_window(pair[0])
+        return int(window.height) * int(window.width) * bytes_per_pixel
+
+    for group in _groups(windows, nbytes, target or task_bytes()):
+        yield ([as_window(w) for w, _ in group],
+               cloudpickle.dumps((_call_many, (func, [tuple(pair) for pair in group]))))
 
 
 def in_flight_limit(workers: int) -> int:
@@ -116,8 +161,8 @@ def stream_write(
 ) -> None:
     """Compute blocks on workers and write each in this process as it arrives.
 
-    ``work`` is a dask array (one block per chunk) or an iterable of
-    ``(window, payload)`` pairs from :func:`call_payloads`.
+    ``work`` is a dask array or an iterable of ``(windows, payload)`` pairs
+    from :func:`call_payloads`; each payload returns one block per window.
     """
     if isinstance(work, da.Array):
         work = array_payloads(work)
@@ -137,10 +182,10 @@ def _stream_processes(work, store, num_workers: int | None) -> None:
     with ProcessPoolExecutor(workers, mp_context=context, initializer=configure_worker) as pool:
         pending: dict = {}
         try:
-            for window, payload in work:
+            for windows, payload in work:
                 while len(pending) >= limit:
                     _drain(pending, store)
-                pending[pool.submit(run_payload, payload)] = window
+                pending[pool.submit(run_payload, payload)] = windows
             while pending:
                 _drain(pending, store)
         except BaseException:
@@ -166,15 +211,21 @@ def _result(future):
 def _drain(pending: dict, store) -> None:
     done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
     for future in done:
-        window = pending.pop(future)
+        windows = pending.pop(future)
         try:
-            block = _result(future)
+            blocks = _result(future)
         except BrokenProcessPool as err:
             raise SchedulerError(
-                f"a worker process died while computing window {window!r} (killed, out of "
-                "memory, or os._exit in the run function); the process pool cannot recover: "
+                f"a worker process died while computing window {windows[0]!r} "
+                f"(or one of the {len(windows) - 1} after it): killed, out of memory, or "
+                "os._exit in the run function; the process pool cannot recover: "
                 "run on a dask.distributed cluster to have lost blocks recomputed"
             ) from err
+        _write_all(store, windows, blocks)
+
+
+def _write_all(store, windows, blocks) -> None:
+    for window, block in zip(windows, blocks, strict=True):
         store.write(block, window)
 
 
@@ -183,16 +234,14 @@ def _stream_distributed(work, store, client) -> None:
 
     workers = max(1, sum(client.nthreads().values()))
     limit = in_flight_limit(workers)
-    chunks = iter(work)
-    windows: dict = {}
+    tasks = iter(work)
+    in_flight: dict = {}  # future -> its windows
     running = as_completed(loop=client.loop)
-    submitted = []
 
     def submit_next() -> bool:
-        for window, payload in chunks:
+        for windows, payload in tasks:
             future = client.submit(run_payload, payload, pure=False)
-            windows[future.key] = window
-            submitted.append(future)
+            in_flight[future] = windows
             running.add(future)
             return True
         return False
@@ -202,10 +251,10 @@ def _stream_distributed(work, store, client) -> None:
             if not submit_next():
                 break
         for future in running:
-            block = _result(future)
-            store.write(block, windows.pop(future.key))
+            _write_all(store, in_flight[future], _result(future))
+            del in_flight[future]
             future.release()
             submit_next()
     except BaseException:
-        client.cancel([f for f in submitted if not f.done()])
+        client.cancel(list(in_flight))
         raise

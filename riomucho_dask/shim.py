@@ -175,10 +175,12 @@ class RioMucho:
     def run(self, processes: int = 4) -> None:
         """Run the function over every window and write the output.
 
-        ``processes=1`` runs in this process; ``processes=N`` on N worker
-        processes; when a ``dask.distributed.Client`` is active it is used
-        whatever ``processes`` says.  Errors from the run function are
-        raised as :class:`MuchoChildError`.
+        ``processes=1`` runs in this process, synchronously; ``processes=N``
+        on N worker threads (numpy and GDAL release the GIL), or on N worker
+        processes under ``dask.config.set(scheduler="processes")`` (for run
+        functions that hold the GIL); when a ``dask.distributed.Client`` is
+        active it is used whatever ``processes`` says.  Errors from the run
+        function are raised as :class:`MuchoChildError`.
         """
         scheduler, num_workers = self._scheduler(processes)
         options = dict(self.options)
@@ -190,10 +192,11 @@ class RioMucho:
                 grid = grid_from_windows(list(self.windows), options["height"], options["width"])
             except WindowGridError:
                 grid = None
-            if grid is not None:
-                self._run_grid(scheduler, num_workers, options, count, dtype)
-            else:
-                self._run_windows(scheduler, num_workers, options, count, dtype)
+            with dask.config.set(num_workers=num_workers) if num_workers else nullcontext():
+                if grid is not None:
+                    self._run_grid(scheduler, options, count, dtype)
+                else:
+                    self._run_windows(scheduler, options, count, dtype)
         except RunFunctionError as err:
             raise MuchoChildError(err.original, err.formatted_traceback) from err
         except WindowError as err:
@@ -203,17 +206,21 @@ class RioMucho:
         client = _active_client()
         if client is not None:
             return client, None
+        configured = dask.config.get("scheduler", None)
+        if configured is not None:  # the user chose, e.g. dask.config.set(scheduler="processes")
+            return configured, int(processes)
         if processes == 1:
             return "sync", None
-        return "processes", int(processes)
+        # numpy, GDAL reads and compression release the GIL: threads run a
+        # typical run function in parallel without pickling or start-up costs
+        return "threads", int(processes)
 
-    def _run_grid(self, scheduler, num_workers, options, count, dtype) -> None:
+    def _run_grid(self, scheduler, options, count, dtype) -> None:
         out = map_windows(
             self.run_function, self.inpaths, mode=self.mode, global_args=self.global_args,
             count=count, dtype=dtype, windows=self.windows,
         )
-        with dask.config.set(num_workers=num_workers) if num_workers else nullcontext():
-            self._write(out, options, scheduler)
+        self._write(out, options, scheduler)
 
     def _write(self, out, options, scheduler) -> None:
         target = self.outpath_or_dataset
@@ -225,7 +232,7 @@ class RioMucho:
         else:
             to_raster(out, target, options, scheduler=scheduler)
 
-    def _run_windows(self, scheduler, num_workers, options, count, dtype) -> None:
+    def _run_windows(self, scheduler, options, count, dtype) -> None:
         inputs, infos = resolve_inputs(self.inpaths, self.mode)
         if self.mode != "manual_read":
             check_alignment(inputs, infos)
@@ -241,10 +248,10 @@ class RioMucho:
                 writes = [write(store, run(w, ij), as_window(w)) for w, ij in self.windows]
                 dask.compute(writes, scheduler=scheduler)
             else:
-                _schedulers.stream_write(
-                    _schedulers.call_payloads(task, self.windows), store, scheduler,
-                    num_workers=num_workers,
+                work = _schedulers.call_payloads(
+                    task, self.windows, bytes_per_pixel=count * dtype.itemsize
                 )
+                _schedulers.stream_write(work, store, scheduler)
             store.commit()
         except BaseException:
             store.abort()

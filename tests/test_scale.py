@@ -148,7 +148,7 @@ def test_caller_memory_stays_flat(tmp_path, cluster_client, which):
     out = rmd.map_windows(runfuncs.to_float, [str(path)], dtype="float32")
     scheduler = cluster_client if which == "distributed" else "processes"
     output_bytes = size * size * 4
-    with PeakRSS() as rss:
+    with dask.config.set({"riomucho_dask.task-bytes": _schedulers.TASK_BYTES}), PeakRSS() as rss:
         rmd.to_raster(out, tmp_path / "out.tif", like=str(path), compress="deflate",
                       scheduler=scheduler)
     growth = rss.peak - rss.start
@@ -157,3 +157,19 @@ def test_caller_memory_stays_flat(tmp_path, cluster_client, which):
         assert np.array_equal(src.read(1, window=((0, 512), (3584, 4096))),
                               inp.read(1, window=((0, 512), (3584, 4096))) * np.float32(0.5))
     os.remove(path)
+
+
+def test_small_blocks_are_grouped_into_tasks(raster, tmp_path, cluster_client):
+    path, _ = raster(block=16)  # 7 x 9 = 63 blocks of at most 1.5 kB
+    out = rmd.map_windows(runfuncs.passthrough, [path])
+    target = 16 * 16 * 3 * 2 * 10  # ten full blocks
+    with dask.config.set({"riomucho_dask.task-bytes": target}):
+        tasks = list(_schedulers.array_payloads(out))
+        sizes = [[int(w.height * w.width) * 3 * 2 for w in windows] for windows, _ in tasks]
+        assert sum(len(s) for s in sizes) == 63 and len(tasks) == 5
+        for group in sizes[:-1]:  # each group stops at the block that reaches the target
+            assert sum(group) >= target > sum(group[:-1])
+        for scheduler in ("processes", cluster_client):
+            written = rmd.to_raster(out, tmp_path / "out.tif", like=path, scheduler=scheduler)
+            assert_same_raster(written, serial_reference(runfuncs.passthrough, [path],
+                                                         tmp_path / "ref.tif"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import dask
 import numpy as np
 import pytest
 import rasterio
@@ -207,3 +208,29 @@ def test_compat_modules():
     assert stacked.shape == (3, 3, 4) and stacked[2].all()
     with pytest.raises(ValueError):
         utils.array_stack([np.zeros((1, 3, 4)), np.ones((1, 3, 5))])
+
+
+def test_processes_scheduler_when_configured(raster, tmp_path):
+    path, _ = raster()
+    runfuncs.SEEN_PIDS.clear()
+    with dask.config.set(scheduler="processes"):
+        with riomucho.RioMucho([path], str(tmp_path / "out.tif"), runfuncs.records_pid) as rm:
+            rm.run(2)
+    assert runfuncs.SEEN_PIDS == []  # ran in worker processes
+    assert_same_raster(tmp_path / "out.tif",
+                       serial_reference(runfuncs.passthrough, [path], tmp_path / "ref.tif"))
+
+
+def test_processes_n_uses_n_threads(raster, tmp_path, monkeypatch):
+    path, _ = raster()
+    seen = []
+    real = riomucho.shim.to_raster
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs.get("scheduler"), dask.config.get("num_workers")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(riomucho.shim, "to_raster", spy)
+    with riomucho.RioMucho([path], str(tmp_path / "out.tif"), runfuncs.passthrough) as rm:
+        rm.run(3)
+    assert seen == [("threads", 3)]
