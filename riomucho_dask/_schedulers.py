@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from itertools import accumulate
 from typing import Any
@@ -37,7 +37,8 @@ WORKER_GDAL_CACHEMAX_MB = 64
 
 
 def kind(scheduler: Any = None) -> str:
-    """One of ``"sync"``, ``"threads"``, ``"processes"``, ``"distributed"``."""
+    """One of ``"sync"``, ``"threads"``, ``"processes"``, ``"distributed"``, or
+    ``"local"`` for another callable or executor dask runs in this process."""
     try:
         get = get_scheduler(scheduler=scheduler)
     except (ValueError, RuntimeError) as err:
@@ -51,7 +52,7 @@ def kind(scheduler: Any = None) -> str:
     owner = getattr(get, "__self__", None)
     if owner is not None and type(owner).__name__ == "Client":
         return "distributed"
-    return "threads"  # an Executor or another callable dask runs in this process
+    return "local"
 
 
 def client_of(scheduler: Any = None):
@@ -79,6 +80,10 @@ def run_payload(payload: bytes) -> list:
     """Run one pickled ``(function, args)`` on a worker; return its list of blocks."""
     configure_worker()
     func, args = cloudpickle.loads(payload)
+    return func(*args)
+
+
+def run_task(func, args) -> list:
     return func(*args)
 
 
@@ -112,8 +117,8 @@ def _compute_keys(dsk, keys) -> list:
     return list(dask.local.get_sync(dsk, keys))
 
 
-def array_payloads(array: da.Array, *, target: int | None = None):
-    """(windows, pickled sub-graph) per task, optimized and culled.
+def array_tasks(array: da.Array, *, target: int | None = None):
+    """(windows, (function, args)) per task: a culled sub-graph of the optimized array.
 
     Read and compute of a group of neighbouring chunks run as one task on
     one worker and return the group's blocks.
@@ -129,18 +134,17 @@ def array_payloads(array: da.Array, *, target: int | None = None):
     for group in _groups(_windows(array).items(), nbytes, target or task_bytes()):
         keys = [key for key, _ in group]
         sub, _ = cull(dsk, keys)
-        yield [window for _, window in group], cloudpickle.dumps((_compute_keys, (sub, keys)))
+        yield [window for _, window in group], (_compute_keys, (sub, keys))
 
 
 def _call_many(func, pairs) -> list:
     return [func(window, ij) for window, ij in pairs]
 
 
-def call_payloads(func, windows, *, bytes_per_pixel: int, target: int | None = None):
-    """(windows, pickled call) per task, for ``func(window, ij)`` over ``(window, ij)`` pairs.
-
-    ``func`` (with what it holds, such as global_args) is pickled into each task.
-    """
+def call_tasks(func, windows, *, bytes_per_pixel: int, target: int | None = None):
+    """(windows, (function, args)) per task, for ``func(window, ij)`` over ``(window, ij)``
+    pairs.  On processes and clusters ``func`` (with what it holds, such as
+    global_args) is pickled into each task."""
     from .windows import as_window
 
     def nbytes(pair):
@@ -148,8 +152,7 @@ def call_payloads(func, windows, *, bytes_per_pixel: int, target: int | None = N
         return int(window.height) * int(window.width) * bytes_per_pixel
 
     for group in _groups(windows, nbytes, target or task_bytes()):
-        yield ([as_window(w) for w, _ in group],
-               cloudpickle.dumps((_call_many, (func, [tuple(pair) for pair in group]))))
+        yield [as_window(w) for w, _ in group], (_call_many, (func, [tuple(p) for p in group]))
 
 
 def in_flight_limit(workers: int) -> int:
@@ -161,38 +164,47 @@ def stream_write(
 ) -> None:
     """Compute blocks on workers and write each in this process as it arrives.
 
-    ``work`` is a dask array or an iterable of ``(windows, payload)`` pairs
-    from :func:`call_payloads`; each payload returns one block per window.
+    ``work`` is a dask array or an iterable of ``(windows, (function, args))``
+    from :func:`call_tasks`; each task returns one block per window.  The
+    writes happen in the calling thread, so workers never wait on the
+    writer's lock, and at most :func:`in_flight_limit` tasks are pending.
     """
     if isinstance(work, da.Array):
-        work = array_payloads(work)
+        work = array_tasks(work)
     which = kind(scheduler)
-    if which == "processes":
-        _stream_processes(work, store, num_workers)
-    elif which == "distributed":
+    if which == "distributed":
         _stream_distributed(work, store, client_of(scheduler))
-    else:
-        raise SchedulerError(f"stream_write is for processes and distributed, not {which!r}")
-
-
-def _stream_processes(work, store, num_workers: int | None) -> None:
+        return
     workers = num_workers or dask.config.get("num_workers", None) or os.cpu_count() or 1
-    context = multiprocessing.get_context(dask.config.get("multiprocessing.context", "spawn"))
+    if which == "threads":
+        with ThreadPoolExecutor(workers, thread_name_prefix="riomucho") as pool:
+            _stream_pool(pool, workers, ((w, (run_task, task)) for w, task in work), store)
+    elif which == "processes":
+        context = multiprocessing.get_context(dask.config.get("multiprocessing.context", "spawn"))
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=configure_worker) as pool:
+            pickled = ((w, (run_payload, (cloudpickle.dumps(task),))) for w, task in work)
+            _stream_pool(pool, workers, pickled, store)
+    else:
+        raise SchedulerError(
+            f"stream_write runs on threads, processes or distributed, not {which!r}"
+        )
+
+
+def _stream_pool(pool, workers: int, work, store) -> None:
     limit = in_flight_limit(workers)
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=configure_worker) as pool:
-        pending: dict = {}
-        try:
-            for windows, payload in work:
-                while len(pending) >= limit:
-                    _drain(pending, store)
-                pending[pool.submit(run_payload, payload)] = windows
-            while pending:
+    pending: dict = {}
+    try:
+        for windows, (func, args) in work:
+            while len(pending) >= limit:
                 _drain(pending, store)
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+            pending[pool.submit(func, *args)] = windows
+        while pending:
+            _drain(pending, store)
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
 
 
 def _result(future):
@@ -239,8 +251,8 @@ def _stream_distributed(work, store, client) -> None:
     running = as_completed(loop=client.loop)
 
     def submit_next() -> bool:
-        for windows, payload in tasks:
-            future = client.submit(run_payload, payload, pure=False)
+        for windows, task in tasks:
+            future = client.submit(run_payload, cloudpickle.dumps(task), pure=False)
             in_flight[future] = windows
             running.add(future)
             return True

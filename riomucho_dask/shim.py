@@ -241,14 +241,13 @@ class RioMucho:
         owns = not isinstance(target, DatasetWriter)
         store = RasterStore(target, options if owns else dict(target.profile))
         try:
-            kind = _schedulers.kind(scheduler)
-            if kind in ("sync", "threads"):
+            if _schedulers.kind(scheduler) in ("sync", "local"):
                 run = dask.delayed(task, pure=False)
                 write = dask.delayed(_write_one, pure=False)
                 writes = [write(store, run(w, ij), as_window(w)) for w, ij in self.windows]
                 dask.compute(writes, scheduler=scheduler)
             else:
-                work = _schedulers.call_payloads(
+                work = _schedulers.call_tasks(
                     task, self.windows, bytes_per_pixel=count * dtype.itemsize
                 )
                 _schedulers.stream_write(work, store, scheduler)

@@ -355,9 +355,11 @@ def to_raster(
         copies.  ``profile`` or ``like`` is required.
     scheduler : str or distributed.Client, optional
         As dask's ``compute(scheduler=...)``: ``"threads"``, ``"sync"``,
-        ``"processes"`` or a client; default the active one.  On
-        ``"processes"`` and distributed clusters, workers read and compute
-        and the blocks stream back to this process, which writes them.
+        ``"processes"`` or a client; default the active one.  On threads,
+        processes and distributed clusters, workers read and compute and
+        the finished blocks stream back to the calling thread, which writes
+        them (at most two tasks per worker in flight); ``"sync"`` runs
+        ``da.store`` into the store target in this thread.
     lock : lock, optional
         Lock around every write (default: a new ``threading.Lock``).
     compute : bool, optional
@@ -419,7 +421,7 @@ def to_raster(
     store = RasterStore(path, out_profile, lock=lock if lock not in (None, True) else None,
                         progress=progress, total=array.npartitions)
     kind = _schedulers.kind(scheduler)
-    if kind in ("sync", "threads") or not compute:
+    if kind in ("sync", "local") or not compute:
         stored = da.store(array, store, lock=False, compute=False)
         written = dask.delayed(_commit, pure=False)(store, stored)
         if not compute:

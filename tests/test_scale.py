@@ -164,7 +164,7 @@ def test_small_blocks_are_grouped_into_tasks(raster, tmp_path, cluster_client):
     out = rmd.map_windows(runfuncs.passthrough, [path])
     target = 16 * 16 * 3 * 2 * 10  # ten full blocks
     with dask.config.set({"riomucho_dask.task-bytes": target}):
-        tasks = list(_schedulers.array_payloads(out))
+        tasks = list(_schedulers.array_tasks(out))
         sizes = [[int(w.height * w.width) * 3 * 2 for w in windows] for windows, _ in tasks]
         assert sum(len(s) for s in sizes) == 63 and len(tasks) == 5
         for group in sizes[:-1]:  # each group stops at the block that reaches the target
