@@ -17,11 +17,39 @@ def _clock(seconds: float) -> str:
     return f"{hours:d}:{minutes:02d}:{secs:02d}"
 
 
+def _jupyter_display():
+    """IPython's ``display`` when running in a Jupyter kernel, else None."""
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
+        return None
+    from IPython.display import display
+
+    return display
+
+
+class _HTMLLine:
+    """Draws the line as an HTML progress bar updated in place in a notebook."""
+
+    def __init__(self, display):
+        from IPython.display import HTML
+
+        self._html = HTML
+        self._handle = display(HTML(""), display_id=True)
+
+    def draw(self, line: str, done: int, total: int) -> None:
+        text = line.split("] ", 1)[-1].replace("<", "&lt;")
+        self._handle.update(self._html(
+            f'<progress value="{done}" max="{max(total, 1)}" style="width: 20em"></progress>'
+            f" <code>{text}</code>"
+        ))
+
+
 class BlockProgress:
     """Counts blocks as they are written and redraws one line.
 
-    Works in a terminal and in Jupyter (both honour a carriage return on
-    stderr).  Redraws at most ``interval`` seconds apart, and once at the end.
+    In a terminal (or any stream) the line is redrawn with a carriage
+    return; in a Jupyter notebook it is an HTML progress bar updated in
+    place.  Redraws at most ``interval`` seconds apart, and once at the end.
 
     Parameters
     ----------
@@ -58,6 +86,8 @@ class BlockProgress:
         self._last = -1.0
         self._lock = threading.Lock()
         self._closed = False
+        display = _jupyter_display() if stream is None else None
+        self._html = _HTMLLine(display) if display is not None else None
 
     def update(self, n: int = 1) -> None:
         with self._lock:
@@ -89,6 +119,9 @@ class BlockProgress:
         return f"{prefix}[{bar}] {self.done}/{self.total} blocks {rate:.1f} blocks/s {eta}"
 
     def _draw(self, now: float) -> None:
+        if self._html is not None:
+            self._html.draw(self.line(now), self.done, self.total)
+            return
         self.stream.write("\r" + self.line(now))
         self.stream.flush()
 
@@ -99,5 +132,6 @@ class BlockProgress:
             self._closed = True
             if self._last < 0 or self.done < self.total:
                 self._draw(time.monotonic())
-            self.stream.write("\n")
-            self.stream.flush()
+            if self._html is None:
+                self.stream.write("\n")
+                self.stream.flush()

@@ -60,3 +60,12 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     executable, prefix = json.loads(printed)
     assert (executable, prefix) == (sys.executable, sys.prefix), "the kernel is another Python"
     assert list(cwd.iterdir()) == [], "the notebook wrote into its working directory"
+
+    if path.name.startswith("01-"):
+        # progress=True in a notebook draws an HTML progress bar, updated in place
+        html = [
+            output.get("data", {}).get("text/html", "")
+            for cell in nb.cells for output in cell.get("outputs", [])
+            if output.output_type in ("display_data", "update_display_data")
+        ]
+        assert any("<progress" in text and "blocks" in text for text in html)

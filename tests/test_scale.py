@@ -173,3 +173,22 @@ def test_small_blocks_are_grouped_into_tasks(raster, tmp_path, cluster_client):
             written = rmd.to_raster(out, tmp_path / "out.tif", like=path, scheduler=scheduler)
             assert_same_raster(written, serial_reference(runfuncs.passthrough, [path],
                                                          tmp_path / "ref.tif"))
+
+
+@pytest.mark.parametrize(
+    "env, changed",
+    [({"MALLOC_TRIM_THRESHOLD_": "65536"}, True),  # as dask's nanny starts workers
+     ({"MALLOC_TRIM_THRESHOLD_": "65536", "RIOMUCHO_DASK_TUNE_MALLOC": "0"}, False),
+     ({}, False)],
+)
+def test_tune_malloc_only_undoes_the_nanny_setting(env, changed):
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("MALLOC_TRIM_THRESHOLD_", "RIOMUCHO_DASK_TUNE_MALLOC")}
+    code = ("from riomucho_dask._schedulers import tune_malloc; "
+            "print(tune_malloc(), tune_malloc())")
+    result = subprocess.run([sys.executable, "-c", code], env={**clean, **env},
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.split() == [str(changed), "False"]  # once per process
