@@ -52,7 +52,7 @@ RUNS_ON = {
     "rio-mucho": "WORKERS forked processes",
     "processes": "WORKERS spawned processes",
     "distributed": "WORKERS worker processes",
-    "shim": "WORKERS spawned processes",
+    "shim": "this process, WORKERS threads",
 }
 MAIN_JOBS = ("heavy", "light")
 
@@ -74,7 +74,7 @@ DESCRIPTIONS = {
     "num_workers=WORKERS",
     "distributed": "rmd.to_raster(..., scheduler=Client(LocalCluster(n_workers=WORKERS, "
     "threads_per_worker=1)))",
-    "shim": "riomucho_dask.RioMucho(...).run(WORKERS)",
+    "shim": "riomucho_dask.RioMucho(...).run(WORKERS): WORKERS threads (its default)",
     "shim-sync": "riomucho_dask.RioMucho(...).run(1): dask's synchronous scheduler, in-process",
     "rio-mucho-sync": "riomucho.RioMucho(...).run(1): rio-mucho's in-process MockTub",
 }
@@ -847,7 +847,7 @@ def render_results(args, info, table, overhead, windows, startups, cells, load_b
             f"{statistics.median(startups):.1f} s (median), not included in its wall time."
         )
     notes.append(
-        "`rio-mucho` and `processes`/`shim` include starting their worker processes in the "
+        "`rio-mucho` and `processes` include starting their worker processes in the "
         "wall time (rio-mucho forks; riomucho_dask spawns, which re-imports numpy, rasterio "
         "and dask in each worker)."
     )
