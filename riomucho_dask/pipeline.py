@@ -129,7 +129,35 @@ def call_run_function(
     return result
 
 
-class _WindowRunner:
+class RunSpec:
+    """The run function and how to call it; shared by every window's task.
+
+    Captures the active ``rasterio.Env`` options (see ``_handles``) so tasks
+    re-enter them wherever they run.
+    """
+
+    def __init__(self, run_function, mode, paths, global_args, count, dtype, strict_dtype):
+        self.run_function = run_function
+        self.mode = mode
+        self.paths = paths
+        self.global_args = global_args
+        self.count = count
+        self.dtype = np.dtype(dtype)
+        self.strict_dtype = strict_dtype
+        self.gdal_env = _handles.captured_env()
+
+    def datasets(self) -> list:
+        return [_handles.get_dataset(path) for path in self.paths]
+
+    def run(self, data, window, ij, height: int, width: int) -> np.ndarray:
+        return call_run_function(
+            self.run_function, data, window, ij, self.global_args,
+            expected=(self.count, height, width), dtype=self.dtype,
+            strict_dtype=self.strict_dtype,
+        )
+
+
+class _WindowRunner(RunSpec):
     """The per-chunk task: builds the run function's data, window and ij.
 
     The window comes from the chunk index (``block_id``) and the grid's
@@ -140,17 +168,10 @@ class _WindowRunner:
 
     def __init__(self, run_function, mode, paths, global_args, count, dtype, strict_dtype,
                  row_chunks, col_chunks, given_windows):
-        self.run_function = run_function
-        self.mode = mode
-        self.paths = paths
-        self.global_args = global_args
-        self.count = count
-        self.dtype = np.dtype(dtype)
-        self.strict_dtype = strict_dtype
+        super().__init__(run_function, mode, paths, global_args, count, dtype, strict_dtype)
         self.row_offsets = _offsets(row_chunks)
         self.col_offsets = _offsets(col_chunks)
         self.given_windows = given_windows
-        self.gdal_env = _handles.captured_env()
 
     def __dask_tokenize__(self):
         return (
@@ -181,21 +202,12 @@ class _WindowRunner:
             window = Window(col_start, row_start, col_stop - col_start, row_stop - row_start)
             ij = (i, j)
         if self.mode == "manual_read":
-            data = [_handles.get_dataset(path) for path in self.paths]
+            data = self.datasets()
         elif self.mode == "array_read":
             data = array_stack(blocks)
         else:
             data = list(blocks)
-        return call_run_function(
-            self.run_function,
-            data,
-            window,
-            ij,
-            self.global_args,
-            expected=(self.count, row_stop - row_start, col_stop - col_start),
-            dtype=self.dtype,
-            strict_dtype=self.strict_dtype,
-        )
+        return self.run(data, window, ij, row_stop - row_start, col_stop - col_start)
 
 
 def _offsets(sizes) -> tuple[int, ...]:

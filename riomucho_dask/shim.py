@@ -22,8 +22,8 @@ from rasterio.transform import guard_transform
 from . import _handles, _schedulers, utils
 from .errors import RioMuchoDaskError, RunFunctionError, WindowError, WindowGridError
 from .pipeline import (
+    RunSpec,
     array_stack,
-    call_run_function,
     check_alignment,
     check_mode,
     map_windows,
@@ -73,17 +73,8 @@ def tb_capture(func):
     return wrapper
 
 
-class _WindowTask:
+class _WindowTask(RunSpec):
     """One window of a non-grid window list: read, run, check."""
-
-    def __init__(self, run_function, mode, paths, global_args, count, dtype):
-        self.run_function = run_function
-        self.mode = mode
-        self.paths = paths
-        self.global_args = global_args
-        self.count = count
-        self.dtype = np.dtype(dtype)
-        self.gdal_env = _handles.captured_env()
 
     def __call__(self, window, ij):
         with _handles.env(self.gdal_env):
@@ -91,18 +82,12 @@ class _WindowTask:
 
     def _call(self, window, ij):
         w = as_window(window)
-        srcs = [_handles.get_dataset(path) for path in self.paths]
-        if self.mode == "manual_read":
-            data = srcs
-        else:
-            data = [src.read(window=w) for src in srcs]
+        data = self.datasets()
+        if self.mode != "manual_read":
+            data = [src.read(window=w) for src in data]
             if self.mode == "array_read":
                 data = array_stack(data)
-        return call_run_function(
-            self.run_function, data, window, ij, self.global_args,
-            expected=(self.count, int(w.height), int(w.width)),
-            dtype=self.dtype, strict_dtype=False,
-        )
+        return self.run(data, window, ij, int(w.height), int(w.width))
 
 
 def _active_client():
@@ -236,7 +221,8 @@ class RioMucho:
         inputs, infos = resolve_inputs(self.inpaths, self.mode)
         if self.mode != "manual_read":
             check_alignment(inputs, infos)
-        task = _WindowTask(self.run_function, self.mode, inputs, self.global_args, count, dtype)
+        task = _WindowTask(self.run_function, self.mode, inputs, self.global_args, count, dtype,
+                           strict_dtype=False)
         target = self.outpath_or_dataset
         owns = not isinstance(target, DatasetWriter)
         store = RasterStore(target, options if owns else dict(target.profile))
