@@ -157,7 +157,7 @@ class RioMucho:
     def __exit__(self, ext_t, ext_v, trace):
         pass
 
-    def run(self, processes: int = 4) -> None:
+    def run(self, processes: int = 4, *, progress: bool = False) -> None:
         """Run the function over every window and write the output.
 
         ``processes=1`` runs in this process, synchronously; ``processes=N``
@@ -165,8 +165,10 @@ class RioMucho:
         processes under ``dask.config.set(scheduler="processes")`` (for run
         functions that hold the GIL); when a ``dask.distributed.Client`` is
         active it is used whatever ``processes`` says.  Errors from the run
-        function are raised as :class:`MuchoChildError`.
+        function are raised as :class:`MuchoChildError`.  ``progress=True``
+        (not in rio-mucho) draws blocks done / total, rate and ETA.
         """
+        self._progress = progress
         scheduler, num_workers = self._scheduler(processes)
         options = dict(self.options)
         options["transform"] = guard_transform(options["transform"])
@@ -211,11 +213,11 @@ class RioMucho:
         target = self.outpath_or_dataset
         if isinstance(target, DatasetWriter):
             try:
-                to_raster(out, target, scheduler=scheduler)
+                to_raster(out, target, scheduler=scheduler, progress=self._progress)
             finally:
                 target.close()
         else:
-            to_raster(out, target, options, scheduler=scheduler)
+            to_raster(out, target, options, scheduler=scheduler, progress=self._progress)
 
     def _run_windows(self, scheduler, options, count, dtype) -> None:
         inputs, infos = resolve_inputs(self.inpaths, self.mode)
@@ -225,7 +227,8 @@ class RioMucho:
                            strict_dtype=False)
         target = self.outpath_or_dataset
         owns = not isinstance(target, DatasetWriter)
-        store = RasterStore(target, options if owns else dict(target.profile))
+        store = RasterStore(target, options if owns else dict(target.profile),
+                            progress=self._progress, total=len(self.windows))
         try:
             if _schedulers.kind(scheduler) in ("sync", "local"):
                 run = dask.delayed(task, pure=False)

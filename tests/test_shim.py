@@ -234,3 +234,14 @@ def test_processes_n_uses_n_threads(raster, tmp_path, monkeypatch):
     with riomucho.RioMucho([path], str(tmp_path / "out.tif"), runfuncs.passthrough) as rm:
         rm.run(3)
     assert seen == [("threads", 3)]
+
+
+@pytest.mark.parametrize("subset", [False, True])
+def test_run_progress(raster, tmp_path, capsys, subset):
+    path, _ = raster()
+    windows = block_windows(path)[::2] if subset else None
+    with riomucho.RioMucho([path], str(tmp_path / "out.tif"), runfuncs.passthrough,
+                           windows=windows) as rm:
+        rm.run(2, progress=True)
+    total = len(windows) if subset else len(block_windows(path))
+    assert f"{total}/{total} blocks" in capsys.readouterr().err
