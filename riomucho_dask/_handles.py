@@ -55,14 +55,6 @@ def get_dataset(path: str):
     return dataset
 
 
-def close_all() -> None:
-    """Close this thread's cached handles."""
-    cache = getattr(_local, "cache", None) or {}
-    for dataset, _ in cache.values():
-        dataset.close()
-    cache.clear()
-
-
 def captured_env() -> dict:
     """The GDAL options of the ``rasterio.Env`` active here, or ``{}``.
 
