@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 
 import dask
@@ -17,6 +18,15 @@ from riomucho_dask.single_process_pool import MockTub
 
 from . import runfuncs
 from .conftest import assert_same_raster, block_windows, serial_reference
+
+
+@pytest.fixture(autouse=True)
+def rio_mucho_without_fork(monkeypatch):
+    """rio-mucho's pool forks; this test process has threads (a LocalCluster, dask
+    pools), and forking a threaded process can deadlock the child.  Give rio-mucho a
+    forkserver pool: the same Pool API, started from a clean server process."""
+    monkeypatch.setattr(original_riomucho, "Pool",
+                        multiprocessing.get_context("forkserver").Pool)
 
 
 @pytest.fixture
