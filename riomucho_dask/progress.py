@@ -125,13 +125,17 @@ class BlockProgress:
         self.stream.write("\r" + self.line(now))
         self.stream.flush()
 
-    def close(self) -> None:
+    def close(self, then: str | None = None) -> None:
+        """Draw the last state and end the line; ``then`` says what comes next."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             if self._last < 0 or self.done < self.total:
                 self._draw(time.monotonic())
-            if self._html is None:
-                self.stream.write("\n")
-                self.stream.flush()
+            if self._html is not None:
+                if then:
+                    self._html.draw(self.line() + f" - {then}...", self.done, self.total)
+                return
+            self.stream.write("\n" + (f"{self.label}: {then}...\n" if then else ""))
+            self.stream.flush()

@@ -174,21 +174,32 @@ class RasterStore:
             if self._closed:
                 raise StoreClosedError(f"{self.path!r} was already closed")
             self._closed = True
-            if self._owns:
-                with _handles.env(self._gdal_env):
-                    if self._dataset is None:
-                        self._open()  # an empty array still makes a (blank) raster
-                    self._dataset.close()
-                    finished = self._tmp
-                    if self._cog_options is not None:
-                        finished = self._temporary()
-                        cog.finish(self._tmp, finished, self._cog_options)
-                os.chmod(finished, 0o666 & ~_umask())
-                os.replace(finished, self.path)
+            try:
+                if self._owns:
+                    self._finish()
+            except BaseException:
                 _remove_all(self._temporaries)
-                self._cleanup.detach()
-            self._close_progress()
+                raise
+            finally:
+                if self._cleanup is not None:
+                    self._cleanup.detach()
+                self._close_progress()
         return self.path
+
+    def _finish(self) -> None:
+        with _handles.env(self._gdal_env):
+            if self._dataset is None:
+                self._open()  # an empty array still makes a (blank) raster
+            self._dataset.close()
+            finished = self._tmp
+            if self._cog_options is not None:
+                if self._progress is not None:
+                    self._progress.close(then="making the Cloud Optimized GeoTIFF (overviews)")
+                finished = self._temporary()
+                cog.finish(self._tmp, finished, self._cog_options)
+        os.chmod(finished, 0o666 & ~_umask())
+        os.replace(finished, self.path)
+        _remove_all(self._temporaries)
 
     def abort(self) -> None:
         """Close the dataset and remove the temporary file; idempotent."""

@@ -182,3 +182,19 @@ def test_property_output_equals_serial(tmp_path_factory, case):
                                windows=windows)
         written = rmd.to_raster(lazy, tmp / "lazy.tif", like=a, scheduler="threads")
         assert_same_raster(written, ref)
+
+
+def test_cog_failure_leaves_nothing(raster, tmp_path, monkeypatch, capsys):
+    path, data = raster(count=1, height=300, width=300, block=64)
+    target = tmp_path / "cog.tif"
+    target.write_bytes(b"previous")
+
+    def broken(intermediate, finished, options):
+        raise RuntimeError("CreateCopy failed")
+
+    monkeypatch.setattr(rmd.cog, "finish", broken)
+    with pytest.raises(RuntimeError, match="CreateCopy failed"):
+        rmd.to_raster(rmd.open_raster(path), target, like=path, driver="COG", progress=True)
+    assert target.read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cog.tif", "in.tif"]
+    assert "making the Cloud Optimized GeoTIFF" in capsys.readouterr().err
