@@ -1,12 +1,12 @@
-"""Which scheduler runs a write, and the streaming writer for process pools
-and dask.distributed clusters.
+"""Which scheduler runs a write, and the streaming writer.
 
-On the synchronous and threaded schedulers, ``da.store`` calls the store
-target in this process.  On process pools and clusters the workers cannot
-share a GDAL dataset (nor, on a cluster, see the output path), so each
-output chunk's sub-graph (read + run function, fused) runs on a worker and
-the finished block comes back here to be written, with a bounded number of
-blocks in flight so this process's memory stays flat.
+On the synchronous scheduler (and for ``compute=False`` graphs) ``da.store``
+calls the store target.  On threads, process pools and clusters, each
+output chunk's sub-graph (read + run function, fused; small chunks grouped)
+runs as one task on a worker, and the finished blocks come back to the
+calling thread, the one writer: workers never wait on its lock, never share
+a GDAL dataset, and on a cluster need not see the output path.  A bounded
+number of tasks is in flight, so the caller's memory stays flat.
 """
 
 from __future__ import annotations
