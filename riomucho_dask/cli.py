@@ -35,7 +35,13 @@ import rasterio.errors
 from rasterio.rio.options import creation_options
 
 from . import __version__
-from .errors import InputMismatchError, OutputDtypeError, RioMuchoDaskError, WindowError
+from .errors import (
+    InputMismatchError,
+    OutputDtypeError,
+    OutputShapeError,
+    RioMuchoDaskError,
+    WindowError,
+)
 from .pipeline import MODES, check_alignment, map_windows, resolve_inputs
 from .store import to_raster
 from .windows import block_chunks
@@ -295,6 +301,8 @@ def _clean_error(ctx: click.Context, err: BaseException) -> click.ClickException
         message = f"inputs do not line up: {message}"
     elif isinstance(err, OutputDtypeError):
         message += " (on the command line: --dtype)"
+    elif isinstance(err, OutputShapeError):
+        message += " (on the command line, --count sets the band count)"
     if _verbosity(ctx) > 0:
         details = err.formatted_traceback if isinstance(err, WindowError) else None
         if details:

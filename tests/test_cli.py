@@ -312,6 +312,16 @@ def test_run_dtype_error_points_to_option(invoke, pair, tmp_path):
     assert "--dtype" in message
 
 
+def test_run_count_error_points_to_option(invoke, pair, tmp_path):
+    # ndvi returns 1 band; the default count is the first input's 3
+    message = assert_clean_error(invoke("run", "tests.runfuncs:ndvi", *pair,
+                                        tmp_path / "out.tif", "--dtype", "float32",
+                                        "--scheduler", "sync"))
+    assert "returned shape (1, " in message and "expected (3, " in message
+    assert "--count" in message
+    assert no_partial_files(tmp_path)
+
+
 def test_run_workers_sets_dask_config(invoke, pair, tmp_path, monkeypatch):
     import dask
 
