@@ -141,3 +141,21 @@ def test_progress_counts_blocks(raster, tmp_path, capsys, scheduler):
     err = capsys.readouterr().err
     assert f"{arr.npartitions}/{arr.npartitions} blocks" in err
     assert "blocks/s" in err
+
+
+def test_executor_as_scheduler(raster, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    path, _ = raster()
+    out = rmd.map_windows(runfuncs.passthrough, [path])
+    with ThreadPoolExecutor(2) as pool:
+        written = rmd.to_raster(out, tmp_path / "out.tif", like=path, scheduler=pool)
+    assert_same_raster(written, serial_reference(runfuncs.passthrough, [path],
+                                                 tmp_path / "ref.tif"))
+
+
+def test_lock_false_is_refused(raster, tmp_path):
+    path, _ = raster()
+    with pytest.raises(ProfileError, match="lock=False"):
+        rmd.to_raster(rmd.open_raster(path), tmp_path / "out.tif", like=path, lock=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
