@@ -78,6 +78,10 @@ def test_nothing_read_before_compute(raster, count_reads):
     out = rmd.map_windows(runfuncs.ndvi, [a, b], count=1, dtype="float32")
     assert isinstance(out, da.Array)
     assert count_reads == []
+    runfuncs.SEEN_PIDS.clear()
+    lazy = rmd.map_windows(runfuncs.records_pid, [a])
+    (lazy * 2)[:, :10].sum()  # building more graph on top calls nothing either
+    assert runfuncs.SEEN_PIDS == []  # the run function is never called at build time
     out.compute(scheduler="sync")
     assert count_reads
 
