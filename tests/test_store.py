@@ -159,3 +159,12 @@ def test_lock_false_is_refused(raster, tmp_path):
     with pytest.raises(ProfileError, match="lock=False"):
         rmd.to_raster(rmd.open_raster(path), tmp_path / "out.tif", like=path, lock=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_output_may_replace_its_own_input(raster, tmp_path, scheduler):
+    path, data = raster(dtype="uint16", count=1)
+    doubled = rmd.open_raster(path) * 2
+    rmd.to_raster(doubled, path, like=path, scheduler=scheduler)
+    with rasterio.open(path) as src:
+        assert np.array_equal(src.read(), data * 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
