@@ -31,6 +31,7 @@ from dask.optimization import cull
 from rasterio.windows import Window
 
 from .errors import SchedulerError, WindowError
+from .windows import as_window
 
 #: GDAL block cache per worker process, in MB, unless GDAL_CACHEMAX is set.
 #: GDAL's own default is 5% of RAM in every process.
@@ -119,10 +120,6 @@ def run_payload(payload: bytes) -> list:
     return func(*args)
 
 
-def run_task(func, args) -> list:
-    return func(*args)
-
-
 def _windows(array: da.Array) -> dict:
     row_offsets = [0, *accumulate(array.chunks[1])]
     col_offsets = [0, *accumulate(array.chunks[2])]
@@ -181,7 +178,6 @@ def call_tasks(func, windows, *, bytes_per_pixel: int, target: int | None = None
     """(windows, (function, args)) per task, for ``func(window, ij)`` over ``(window, ij)``
     pairs.  On processes and clusters ``func`` (with what it holds, such as
     global_args) is pickled into each task."""
-    from .windows import as_window
 
     def nbytes(pair):
         window = as_window(pair[0])
@@ -214,7 +210,7 @@ def stream_write(
     workers = num_workers or dask.config.get("num_workers", None) or os.cpu_count() or 1
     if which == "threads":
         with ThreadPoolExecutor(workers, thread_name_prefix="riomucho") as pool:
-            _stream_pool(pool, workers, ((w, (run_task, task)) for w, task in work), store)
+            _stream_pool(pool, workers, work, store)
     elif which == "processes":
         context = multiprocessing.get_context(dask.config.get("multiprocessing.context", "spawn"))
         with ProcessPoolExecutor(workers, mp_context=context, initializer=configure_worker) as pool:

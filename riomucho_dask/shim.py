@@ -232,8 +232,8 @@ class RioMucho:
         try:
             if _schedulers.kind(scheduler) in ("sync", "local"):
                 run = dask.delayed(task, pure=False)
-                write = dask.delayed(_write_one, pure=False)
-                writes = [write(store, run(w, ij), as_window(w)) for w, ij in self.windows]
+                write = dask.delayed(store.write, pure=False)
+                writes = [write(run(w, ij), as_window(w)) for w, ij in self.windows]
                 dask.compute(writes, scheduler=scheduler)
             else:
                 work = _schedulers.call_tasks(
@@ -248,6 +248,3 @@ class RioMucho:
             if not owns:
                 target.close()
 
-
-def _write_one(store: RasterStore, block, window) -> None:
-    store.write(block, window)

@@ -29,9 +29,6 @@ from .windows import slices_to_window
 
 __all__ = ["RasterStore", "to_raster", "build_profile"]
 
-_BLOCKWISE = ("blockxsize", "blockysize")
-
-
 def _remove_all(paths: list[str]) -> None:
     for path in paths:
         try:
