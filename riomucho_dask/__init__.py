@@ -6,16 +6,19 @@ The lazy API::
     out = rmd.map_windows(run, ["a.tif", "b.tif"], count=1, dtype="float32")
     rmd.to_raster(out, "out.tif", like="a.tif", compress="deflate")
 
+Reading (``read``), mapping (``map``), writing (``write``) and running
+(``execute``) live in one subpackage each.
+
 rio-mucho code runs unchanged with ``import riomucho_dask as riomucho``.
 """
 
 from __future__ import annotations
 
 from . import errors
-from .io import open_raster
-from .pipeline import map_windows
+from .map import map_windows
+from .read import open_raster
 from .shim import MuchoChildError, RioMucho, tb_capture
-from .store import RasterStore, to_raster
+from .write import RasterStore, RasterWrite, compute, to_raster
 
 __version__ = "0.1.0"
 
@@ -25,6 +28,8 @@ __all__ = [
     "open_raster",
     "map_windows",
     "to_raster",
+    "compute",
+    "RasterWrite",
     "RasterStore",
     "RioMucho",
     "MuchoChildError",

@@ -42,9 +42,11 @@ from .errors import (
     RioMuchoDaskError,
     WindowError,
 )
-from .pipeline import MODES, check_alignment, map_windows, resolve_inputs
-from .store import to_raster
+from .execute import schedulers
+from .map import MODES, map_windows
+from .map.inputs import check_alignment, resolve_inputs
 from .windows import block_chunks
+from .write import to_raster
 
 try:  # GDAL errors rasterio does not wrap; private module, so guarded
     from rasterio._err import CPLE_BaseError
@@ -61,17 +63,6 @@ CLEAN_ERRORS: tuple[type[BaseException], ...] = (
     rasterio.errors.CRSError,
     CPLE_BaseError,
 )
-
-#: Schedulers by name (dask's aliases included) -> the name passed on.
-LOCAL_SCHEDULERS = {
-    "threads": "threads",
-    "threading": "threads",
-    "processes": "processes",
-    "multiprocessing": "processes",
-    "sync": "sync",
-    "synchronous": "sync",
-    "single-threaded": "sync",
-}
 
 #: Output dtypes rasterio can write.
 DTYPES = (
@@ -253,8 +244,9 @@ def _cb_global_args(ctx, param, value) -> Any:
 
 def _cb_scheduler(ctx, param, value) -> str:
     text = value.strip()
-    if text.lower() in LOCAL_SCHEDULERS:
-        return LOCAL_SCHEDULERS[text.lower()]
+    local = schedulers.by_name(text)
+    if local is not None:
+        return local
     if "://" in text or _HOST_PORT.match(text):
         return text
     raise click.BadParameter(
@@ -405,7 +397,7 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
     client = None
     try:
         with _rasterio_env(ctx):
-            if scheduler not in LOCAL_SCHEDULERS.values():
+            if schedulers.by_name(scheduler) is None:
                 client = _connect(scheduler, upload)
             out = map_windows(run_function, inputs, mode=mode, global_args=global_args,
                               count=count, dtype=dtype)
@@ -448,7 +440,7 @@ def _connect(address: str, upload: str | None):
 
 
 def describe(info) -> dict:
-    """What ``info`` reports of one input, from its :class:`~riomucho_dask.io.RasterInfo`."""
+    """What ``info`` reports of one input, from its :class:`~riomucho_dask.read.RasterInfo`."""
     row_chunks, col_chunks = block_chunks(info.height, info.width, info.block_shape)
     return {
         "path": info.path,
@@ -497,15 +489,15 @@ def info(ctx: click.Context, inputs: tuple[str, ...], as_json: bool) -> None:
     """
     try:
         with _rasterio_env(ctx):
-            paths, infos = resolve_inputs(list(inputs), "simple_read")
+            resolved = resolve_inputs(list(inputs), "simple_read")
             reason = None
             try:
-                check_alignment(paths, infos)
+                check_alignment(resolved)
             except InputMismatchError as err:
                 reason = str(err)
     except CLEAN_ERRORS as err:
         raise _clean_error(ctx, err) from err
-    items = [describe(item) for item in infos]
+    items = [describe(item.info) for item in resolved]
     if as_json:
         click.echo(json.dumps({"inputs": items, "aligned": reason is None, "reason": reason},
                               indent=2))

@@ -16,21 +16,19 @@ from functools import wraps
 
 import dask
 import numpy as np
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 from rasterio.io import DatasetWriter
 from rasterio.transform import guard_transform
 
-from . import _handles, _schedulers, utils
+from . import utils
 from .errors import RioMuchoDaskError, RunFunctionError, WindowError, WindowGridError
-from .pipeline import (
-    RunSpec,
-    array_stack,
-    check_alignment,
-    check_mode,
-    map_windows,
-    resolve_inputs,
-)
-from .store import RasterStore, to_raster
+from .execute import engine, schedulers
+from .map import map_windows
+from .map.contract import RunSpec, check_mode
+from .map.inputs import check_alignment, resolve_inputs
 from .windows import as_window, grid_from_windows
+from .write import RasterStore, to_raster
 
 __all__ = ["RioMucho", "MuchoChildError", "tb_capture"]
 
@@ -73,32 +71,29 @@ def tb_capture(func):
     return wrapper
 
 
-class _WindowTask(RunSpec):
-    """One window of a non-grid window list: read, run, check."""
+class _WindowTask:
+    """One window of a window list that is not a grid: read, run, check."""
+
+    def __init__(self, spec: RunSpec):
+        self.spec = spec
 
     def __call__(self, window, ij):
-        with _handles.env(self.gdal_env):
-            return self._call(window, ij)
-
-    def _call(self, window, ij):
         w = as_window(window)
-        data = self.datasets()
-        if self.mode != "manual_read":
-            data = [src.read(window=w) for src in data]
-            if self.mode == "array_read":
-                data = array_stack(data)
-        return self.run(data, window, ij, int(w.height), int(w.width))
+        return self.spec.run(window, ij, int(w.height), int(w.width))
 
 
-def _active_client():
-    if "distributed" not in sys.modules:
-        return None
-    from distributed import default_client
-
-    try:
-        return default_client()
-    except ValueError:
-        return None
+def _windows_write(store, task: _WindowTask, windows) -> engine.Write:
+    """The write of ``task(window, ij)`` for each window, as given, one task each."""
+    name = "riomucho-window-" + tokenize(task.spec.run_function, task.spec.paths,
+                                         task.spec.global_args, windows)
+    run = dask.delayed(task, pure=True)
+    graph, keys = {}, []
+    for n, (window, ij) in enumerate(windows):
+        block = run(window, ij, dask_key_name=(name, n))
+        graph.update(block.__dask_graph__())
+        keys.append(block.key)
+    return engine.Write(store, HighLevelGraph.from_collections(name, graph, dependencies=()),
+                        tuple(keys), tuple(as_window(w) for w, _ in windows))
 
 
 class RioMucho:
@@ -190,10 +185,10 @@ class RioMucho:
             raise MuchoChildError(err, "".join(traceback.format_exception(err))) from err
 
     def _scheduler(self, processes: int):
-        client = _active_client()
+        client = schedulers.active_client()
         if client is not None:
             return client, None
-        configured = dask.config.get("scheduler", None)
+        configured = schedulers.configured()
         if configured is not None:  # the user chose, e.g. dask.config.set(scheduler="processes")
             return configured, int(processes)
         if processes == 1:
@@ -220,31 +215,17 @@ class RioMucho:
             to_raster(out, target, options, scheduler=scheduler, progress=self._progress)
 
     def _run_windows(self, scheduler, options, count, dtype) -> None:
-        inputs, infos = resolve_inputs(self.inpaths, self.mode)
+        inputs = resolve_inputs(self.inpaths, self.mode)
         if self.mode != "manual_read":
-            check_alignment(inputs, infos)
-        task = _WindowTask(self.run_function, self.mode, inputs, self.global_args, count, dtype,
-                           strict_dtype=False)
+            check_alignment(inputs)
+        spec = RunSpec(self.run_function, self.mode, [i.item for i in inputs],
+                       self.global_args, count, dtype, strict_dtype=False)
         target = self.outpath_or_dataset
         owns = not isinstance(target, DatasetWriter)
         store = RasterStore(target, options if owns else dict(target.profile),
                             progress=self._progress, total=len(self.windows))
         try:
-            if _schedulers.kind(scheduler) in ("sync", "local"):
-                run = dask.delayed(task, pure=False)
-                write = dask.delayed(store.write, pure=False)
-                writes = [write(run(w, ij), as_window(w)) for w, ij in self.windows]
-                dask.compute(writes, scheduler=scheduler)
-            else:
-                work = _schedulers.call_tasks(
-                    task, self.windows, bytes_per_pixel=count * dtype.itemsize
-                )
-                _schedulers.stream_write(work, store, scheduler)
-            store.commit()
-        except BaseException:
-            store.abort()
-            raise
+            engine.run([_windows_write(store, _WindowTask(spec), self.windows)], scheduler)
         finally:
             if not owns:
                 target.close()
-

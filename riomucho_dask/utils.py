@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import rasterio
 
-from .pipeline import array_stack as _array_stack
+from .map.contract import array_stack as _array_stack
 
 __all__ = ["getOptions", "getWindows", "array_stack"]
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dask
 import numpy as np
 import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from riomucho_dask.pipeline import array_stack
+from riomucho_dask.map.contract import array_stack
 
 TRANSFORM = from_origin(500000.0, 4200000.0, 10.0, 10.0)
 CRS = "EPSG:32631"
@@ -101,14 +100,6 @@ def assert_same_raster(path, reference):
             np.isnan(got.nodata) and np.isnan(want.nodata)
         )
         assert np.array_equal(got.read(), want.read(), equal_nan=got.dtypes[0].startswith("f"))
-
-
-@pytest.fixture(autouse=True)
-def one_block_per_task():
-    """Test rasters are tiny: keep one block per task on process pools and clusters,
-    so the tests see many tasks in flight (test_scale checks the grouping itself)."""
-    with dask.config.set({"riomucho_dask.task-bytes": 1}):
-        yield
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
 import riomucho_dask as rmd
-from riomucho_dask.store import build_profile
+from riomucho_dask.write import cog
+from riomucho_dask.write.profile import build_profile
 
 from . import runfuncs
 from .conftest import assert_same_raster, make_raster, serial_reference
@@ -192,7 +193,7 @@ def test_cog_failure_leaves_nothing(raster, tmp_path, monkeypatch, capsys):
     def broken(intermediate, finished, options):
         raise RuntimeError("CreateCopy failed")
 
-    monkeypatch.setattr(rmd.cog, "finish", broken)
+    monkeypatch.setattr(cog, "finish", broken)
     with pytest.raises(RuntimeError, match="CreateCopy failed"):
         rmd.to_raster(rmd.open_raster(path), target, like=path, driver="COG", progress=True)
     assert target.read_bytes() == b"previous"

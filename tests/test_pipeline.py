@@ -10,7 +10,6 @@ import rasterio
 from rasterio.windows import Window
 
 import riomucho_dask as rmd
-from riomucho_dask import _handles
 from riomucho_dask.errors import (
     InputMismatchError,
     InputNotFoundError,
@@ -22,6 +21,7 @@ from riomucho_dask.errors import (
     WindowGridError,
     WindowSpecError,
 )
+from riomucho_dask.read import handles
 
 from . import runfuncs
 from .conftest import assert_same_raster, block_windows, serial_reference
@@ -30,13 +30,13 @@ from .conftest import assert_same_raster, block_windows, serial_reference
 @pytest.fixture
 def count_reads(monkeypatch):
     calls = []
-    original = _handles.get_dataset
+    original = handles.get_dataset
 
     def counting(path):
         calls.append(path)
         return original(path)
 
-    monkeypatch.setattr(_handles, "get_dataset", counting)
+    monkeypatch.setattr(handles, "get_dataset", counting)
     return calls
 
 

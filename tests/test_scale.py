@@ -13,22 +13,22 @@ import pytest
 import rasterio
 
 import riomucho_dask as rmd
-from riomucho_dask import _schedulers
 from riomucho_dask.errors import RunFunctionError, SchedulerError
+from riomucho_dask.execute import schedulers
 
 from . import runfuncs
 from .conftest import assert_same_raster, serial_reference
 
 
 def test_scheduler_kinds(cluster_client):
-    assert _schedulers.kind("sync") == "sync"
-    assert _schedulers.kind("threads") == "threads"
-    assert _schedulers.kind("processes") == "processes"
-    assert _schedulers.kind(cluster_client) == "distributed"
+    assert schedulers.kind("sync") == "sync"
+    assert schedulers.kind("threads") == "threads"
+    assert schedulers.kind("processes") == "processes"
+    assert schedulers.kind(cluster_client) == "distributed"
     with dask.config.set(scheduler="processes"):
-        assert _schedulers.kind(None) == "processes"
+        assert schedulers.kind(None) == "processes"
     with pytest.raises(SchedulerError, match="bogus"):
-        _schedulers.kind("bogus")
+        schedulers.kind("bogus")
 
 
 def test_processes_from_dask_config(raster, tmp_path):
@@ -55,13 +55,18 @@ def test_cluster_every_tile(raster, tmp_path, cluster_client, compress):
             assert np.array_equal(got.read(window=window), want.read(window=window))
 
 
-def test_compute_false_on_processes_is_a_clear_error(raster, tmp_path):
-    path, _ = raster()
-    delayed = rmd.to_raster(rmd.open_raster(path), tmp_path / "out.tif", like=path,
-                            compute=False)
-    with pytest.raises(SchedulerError, match="compute=True"):
-        delayed.compute(scheduler="processes")
+def test_compute_false_on_processes(raster, tmp_path):
+    path, data = raster()
+    write = rmd.to_raster(rmd.open_raster(path), tmp_path / "out.tif", like=path,
+                          compute=False)
+    # dask.compute would run the store's tasks in a worker process: refused, clearly
+    with pytest.raises(SchedulerError, match="riomucho_dask.compute"):
+        dask.compute(write, scheduler="processes")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+    # the write's own compute (and rmd.compute) stream blocks back to this process
+    assert write.compute(scheduler="processes") == str(tmp_path / "out.tif")
+    with rasterio.open(tmp_path / "out.tif") as src:
+        assert np.array_equal(src.read(), data)
 
 
 def test_worker_killed_mid_run_is_survived(raster, tmp_path, cluster_client):
@@ -148,7 +153,7 @@ def test_caller_memory_stays_flat(tmp_path, cluster_client, which):
     out = rmd.map_windows(runfuncs.to_float, [str(path)], dtype="float32")
     scheduler = cluster_client if which == "distributed" else "processes"
     output_bytes = size * size * 4
-    with dask.config.set({"riomucho_dask.task-bytes": _schedulers.TASK_BYTES}), PeakRSS() as rss:
+    with PeakRSS() as rss:
         rmd.to_raster(out, tmp_path / "out.tif", like=str(path), compress="deflate",
                       scheduler=scheduler)
     growth = rss.peak - rss.start
@@ -157,22 +162,6 @@ def test_caller_memory_stays_flat(tmp_path, cluster_client, which):
         assert np.array_equal(src.read(1, window=((0, 512), (3584, 4096))),
                               inp.read(1, window=((0, 512), (3584, 4096))) * np.float32(0.5))
     os.remove(path)
-
-
-def test_small_blocks_are_grouped_into_tasks(raster, tmp_path, cluster_client):
-    path, _ = raster(block=16)  # 7 x 9 = 63 blocks of at most 1.5 kB
-    out = rmd.map_windows(runfuncs.passthrough, [path])
-    target = 16 * 16 * 3 * 2 * 10  # ten full blocks
-    with dask.config.set({"riomucho_dask.task-bytes": target}):
-        tasks = list(_schedulers.array_tasks(out))
-        sizes = [[int(w.height * w.width) * 3 * 2 for w in windows] for windows, _ in tasks]
-        assert sum(len(s) for s in sizes) == 63 and len(tasks) == 5
-        for group in sizes[:-1]:  # each group stops at the block that reaches the target
-            assert sum(group) >= target > sum(group[:-1])
-        for scheduler in ("processes", cluster_client):
-            written = rmd.to_raster(out, tmp_path / "out.tif", like=path, scheduler=scheduler)
-            assert_same_raster(written, serial_reference(runfuncs.passthrough, [path],
-                                                         tmp_path / "ref.tif"))
 
 
 @pytest.mark.parametrize(
@@ -187,7 +176,7 @@ def test_tune_malloc_only_undoes_the_nanny_setting(env, changed):
 
     clean = {k: v for k, v in os.environ.items()
              if k not in ("MALLOC_TRIM_THRESHOLD_", "RIOMUCHO_DASK_TUNE_MALLOC")}
-    code = ("from riomucho_dask._schedulers import tune_malloc; "
+    code = ("from riomucho_dask.execute.worker import tune_malloc; "
             "print(tune_malloc(), tune_malloc())")
     result = subprocess.run([sys.executable, "-c", code], env={**clean, **env},
                             capture_output=True, text=True, check=True)

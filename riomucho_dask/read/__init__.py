@@ -11,11 +11,16 @@ import numpy as np
 from dask.base import tokenize
 from rasterio.windows import Window
 
-from . import _handles
-from .errors import InputNotFoundError
-from .windows import block_chunks
+from .. import _env
+from ..errors import InputNotFoundError
+from ..execute.worker import setup_once
+from ..windows import block_chunks
+from . import handles
 
-__all__ = ["open_raster", "RasterInfo", "raster_info"]
+__all__ = ["open_raster", "RasterInfo", "raster_info", "raster_array", "raster_sources"]
+
+#: Prefix of the names of the arrays open_raster makes.
+NAME = "open_raster-"
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ def raster_info(path: str | os.PathLike) -> RasterInfo:
     path = os.fspath(path)
     if "://" not in path and not path.startswith("/vsi") and not os.path.exists(path):
         raise InputNotFoundError(f"input {path!r} does not exist")
-    with _handles.open_dataset(path) as src:
+    with handles.open_dataset(path) as src:
         dtypes = set(src.dtypes)
         dtype = np.result_type(*dtypes).name if len(dtypes) > 1 else src.dtypes[0]
         return RasterInfo(
@@ -64,29 +69,31 @@ def raster_info(path: str | os.PathLike) -> RasterInfo:
             transform=src.transform,
             nodata=src.nodata,
             profile=dict(src.profile),
-            signature=_handles._signature(path),
+            signature=handles.signature(path),
         )
 
 
-class _RasterArray:
+class RasterSource:
     """A picklable array-like that reads windows through the handle cache.
 
-    It holds the path and shape only, so it is safe to put in any graph.
+    It holds the raster's metadata and path, never an open dataset, so it
+    is safe to put in any graph; :func:`raster_sources` finds it there.
     """
 
     def __init__(self, info: RasterInfo):
-        self.path = info.path
+        self.info = info
         self.shape = info.shape
         self.dtype = np.dtype(info.dtype)
         self.ndim = 3
-        self.gdal_env = _handles.captured_env()
+        self.gdal_env = _env.captured_env()
 
     def __getitem__(self, key):
         bands, rows, cols = key
         window = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
         indexes = list(range(1, self.shape[0] + 1))[bands]
-        with _handles.env(self.gdal_env):
-            dataset = _handles.get_dataset(self.path)
+        setup_once()
+        with _env.env(self.gdal_env):
+            dataset = handles.get_dataset(self.info.path)
             return dataset.read(indexes, window=window, out_dtype=self.dtype)
 
 
@@ -128,13 +135,14 @@ def open_raster(
     """
     info = raster_info(path)
     row_chunks, col_chunks = block_chunks(info.height, info.width, info.block_shape, chunks)
-    return _as_dask(info, row_chunks, col_chunks)
+    return raster_array(info, row_chunks, col_chunks)
 
 
-def _as_dask(info: RasterInfo, row_chunks, col_chunks) -> da.Array:
-    name = "open_raster-" + tokenize(info.path, info.signature, row_chunks, col_chunks)
-    arr = da.from_array(
-        _RasterArray(info),
+def raster_array(info: RasterInfo, row_chunks, col_chunks) -> da.Array:
+    """The lazy array of one raster, chunked as given (all bands in one chunk)."""
+    name = NAME + tokenize(info.path, info.signature, row_chunks, col_chunks)
+    return da.from_array(
+        RasterSource(info),
         chunks=((info.count,), row_chunks, col_chunks),
         name=name,
         lock=False,
@@ -142,10 +150,22 @@ def _as_dask(info: RasterInfo, row_chunks, col_chunks) -> da.Array:
         fancy=False,
         meta=np.empty((0, 0, 0), dtype=info.dtype),
     )
-    _RASTERS[arr.name] = info
-    return arr
 
 
-# Georeferencing of arrays made by open_raster, by dask name, so that
-# map_windows can check that array inputs line up.
-_RASTERS: dict[str, RasterInfo] = {}
+def raster_sources(array: da.Array) -> list[RasterInfo]:
+    """The rasters an array reads, found in its graph (empty for other arrays).
+
+    Georeferencing travels with the graph, so ``open_raster(a) * 2`` still
+    knows it comes from ``a``; a persisted array (its graph holds futures)
+    no longer does.
+    """
+    layers = getattr(array.__dask_graph__(), "layers", {})
+    found = []
+    for name, layer in layers.items():
+        if not name.startswith("original-" + NAME):
+            continue
+        for value in layer.values():
+            value = getattr(value, "value", value)  # a DataNode in newer dask
+            if isinstance(value, RasterSource) and value.info not in found:
+                found.append(value.info)
+    return found

@@ -8,19 +8,21 @@ when user code closed it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 
 import rasterio
 from rasterio.errors import RasterioIOError
 
-from .errors import InputNotFoundError
+from ..errors import InputNotFoundError
+
+__all__ = ["signature", "open_dataset", "get_dataset"]
 
 _local = threading.local()
 
 
-def _signature(path: str):
+def signature(path: str):
+    """What identifies this version of a local file (None for /vsi paths and URLs)."""
     try:
         st = os.stat(path)
     except OSError:
@@ -42,35 +44,14 @@ def get_dataset(path: str):
     if cache is None or getattr(_local, "pid", None) != os.getpid():
         cache = _local.cache = {}
         _local.pid = os.getpid()
-    signature = _signature(path)
+    current = signature(path)
     entry = cache.get(path)
     if entry is not None:
         dataset, seen = entry
-        if not dataset.closed and seen == signature:
+        if not dataset.closed and seen == current:
             return dataset
         if not dataset.closed:
             dataset.close()
     dataset = open_dataset(path)
-    cache[path] = (dataset, signature)
+    cache[path] = (dataset, current)
     return dataset
-
-
-def captured_env() -> dict:
-    """The GDAL options of the ``rasterio.Env`` active here, or ``{}``.
-
-    rasterio sets GDAL options per thread, so options set around a call do
-    not reach dask's worker threads or processes by themselves: graph
-    pieces capture them when built and re-enter them where they run.
-    """
-    from rasterio.env import getenv, hasenv
-
-    if not hasenv():
-        return {}
-    return {key: value for key, value in getenv().items() if key != "RASTERIO_ENV"}
-
-
-def env(options: dict):
-    """A context re-entering captured options (a no-op for ``{}``)."""
-    if not options:
-        return contextlib.nullcontext()
-    return rasterio.Env(**options)

@@ -1,0 +1,250 @@
+"""Writes run as one graph on dask's own schedulers; the store only writes.
+
+A :class:`Write` is a store target plus the graph keys of the blocks it
+writes, each with its window.  However the writes are computed, every key
+of their graph is computed once, by dask:
+
+- in this process (``"sync"``, ``"threads"``, an executor): the graph of
+  :func:`store_graph` hands each block to its store from dask's worker
+  threads (``da.store``-style); ``dask.compute`` runs it;
+- ``"processes"``: dask's multiprocessing scheduler computes the blocks;
+  a scheduler callback hands each finished block, in this process, to its
+  store; a small task per block lets dask release it once handed over;
+- ``"distributed"``: ``client.get`` of the blocks' keys (names kept, so the
+  dashboard shows the user's graph); results stream back with
+  ``as_completed`` and each future is released once its block is queued.
+
+Array writes computed together are optimized together, so shared work
+keeps shared keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from itertools import accumulate
+from typing import Any
+
+import dask
+import dask.array as da
+import dask.multiprocessing
+from dask.array.optimization import optimize as optimize_array
+from dask.base import tokenize
+from dask.callbacks import Callback
+from dask.core import flatten
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+from rasterio.windows import Window
+
+from ..errors import SchedulerError, WindowError
+from . import schedulers
+
+__all__ = ["Write", "RasterWrite", "array_write", "compute"]
+
+
+@dataclass(frozen=True)
+class Write:
+    """What one output consumes: for each block key of ``graph``, its window.
+
+    ``store`` has ``put(block, window)``, ``commit()`` and ``abort()``
+    (:class:`~riomucho_dask.write.store.RasterStore`).  ``array`` is the
+    array the blocks are the chunks of, when there is one (it is then
+    optimized together with the other writes' arrays).
+    """
+
+    store: Any
+    graph: HighLevelGraph
+    keys: tuple
+    windows: tuple
+    array: da.Array | None = None
+
+
+def chunk_windows(array: da.Array) -> tuple[tuple, tuple]:
+    """(block keys, windows) of a ``(count, rows, cols)`` array with one band chunk."""
+    if len(array.chunks[0]) != 1:
+        raise ValueError("the array must hold all bands in each chunk")
+    rows = (0, *accumulate(array.chunks[1]))
+    cols = (0, *accumulate(array.chunks[2]))
+    keys = tuple(flatten(array.__dask_keys__()))
+    windows = tuple(
+        Window(cols[j], rows[i], cols[j + 1] - cols[j], rows[i + 1] - rows[i])
+        for _, _, i, j in keys
+    )
+    return keys, windows
+
+
+def array_write(store: Any, array: da.Array) -> Write:
+    """The write of every chunk of ``array`` (all bands in each chunk)."""
+    keys, windows = chunk_windows(array)
+    return Write(store, array.__dask_graph__(), keys, windows, array)
+
+
+def _commit(store, _written) -> str:
+    return store.commit()
+
+
+class RasterWrite(Delayed):
+    """A write not yet computed: ``to_raster(..., compute=False)``.
+
+    A ``dask.delayed`` object whose value is the output path.  Its graph
+    holds the array's own keys plus one small task per block that hands
+    the block to the store, so ``dask.compute(w1, w2)`` computes work
+    shared by several writes once (on the threaded and synchronous
+    schedulers, which run in this process).  ``w.compute(scheduler=...)``
+    and :func:`compute` run on every scheduler, clusters included.
+    """
+
+    __slots__ = ("write",)
+
+    # Optimized as arrays are, and together with them and with other writes.
+    __dask_optimize__ = staticmethod(optimize_array)
+
+    def __init__(self, write: Write):
+        name = "to_raster-" + tokenize(write.store, write.keys)
+        commit = "commit-" + name
+        puts = {
+            (name, n): (write.store.put, key, window)
+            for n, (key, window) in enumerate(zip(write.keys, write.windows))
+        }
+        layers = dict(write.graph.layers)
+        dependencies = {key: set(value) for key, value in write.graph.dependencies.items()}
+        layers[name] = MaterializedLayer(puts)
+        dependencies[name] = set(write.graph.layers)
+        layers[commit] = MaterializedLayer({commit: (_commit, write.store, list(puts))})
+        dependencies[commit] = {name}
+        super().__init__(commit, HighLevelGraph(layers, dependencies))
+        self.write = write
+
+    def compute(self, **kwargs) -> str:
+        """Write, on any scheduler (``scheduler=`` as in ``dask.compute``)."""
+        (path,) = compute(self, **kwargs)
+        return path
+
+
+def compute(*writes: RasterWrite, scheduler: Any = None) -> tuple[str, ...]:
+    """Compute several ``to_raster(..., compute=False)`` writes as one graph.
+
+    Work the writes share (the same ``map_windows`` array, a reduction)
+    is computed once, on any scheduler.  On failure no output is left.
+
+    Parameters
+    ----------
+    *writes : RasterWrite
+        From ``to_raster(..., compute=False)``.
+    scheduler : str or distributed.Client, optional
+        As ``dask.compute``'s; default the active one.
+
+    Returns
+    -------
+    tuple of str
+        The output paths.
+
+    Examples
+    --------
+    >>> import riomucho_dask as rmd
+    >>> arr = rmd.open_raster("scene_a.tif")
+    >>> w1 = rmd.to_raster(arr, "a.tif", like="scene_a.tif", compute=False)
+    >>> w2 = rmd.to_raster(arr // 2, "b.tif", like="scene_a.tif", compute=False)
+    >>> rmd.compute(w1, w2)
+    ('a.tif', 'b.tif')
+    """
+    for position, write in enumerate(writes):
+        if not isinstance(write, RasterWrite):
+            raise SchedulerError(
+                f"argument {position} is a {type(write).__name__}, not a write from "
+                "to_raster(..., compute=False)"
+            )
+    return run([w.write for w in writes], scheduler)
+
+
+def run(writes: Sequence[Write], scheduler: Any = None) -> tuple[str, ...]:
+    """Compute ``writes`` on ``scheduler``; commit every store, or abort them all."""
+    which = schedulers.kind(scheduler)
+    try:
+        if which == "distributed":
+            _run_distributed(writes, schedulers.client_of(scheduler))
+        elif which == "processes":
+            _run_processes(writes)
+        else:
+            return dask.compute(*[RasterWrite(w) for w in writes], scheduler=scheduler)
+        return tuple(w.store.commit() for w in writes)
+    except BaseException:
+        for write in writes:
+            write.store.abort()
+        raise
+
+
+def _graph(writes: Sequence[Write], keys: list) -> dict:
+    """The writes' graphs merged and optimized together, as arrays are: each
+    block's read and run function fused into one task, shared work kept
+    under shared keys, the block keys themselves unchanged."""
+    graph = HighLevelGraph.merge(*[write.graph for write in writes])
+    return dict(optimize_array(graph, keys))
+
+
+def _targets(writes: Iterable[Write]) -> dict:
+    """block key -> list of (store, window): one key may feed several writes."""
+    targets: dict = {}
+    for write in writes:
+        for key, window in zip(write.keys, write.windows):
+            targets.setdefault(key, []).append((write.store, window))
+    return targets
+
+
+def reraise(err: BaseException):
+    """Raise ``err`` with the run function's exception as ``__cause__``."""
+    if isinstance(err, WindowError) and err.original is not None:
+        raise err from err.original
+    raise err
+
+
+def _release(block) -> None:
+    return None
+
+
+def _run_processes(writes: Sequence[Write]) -> None:
+    targets = _targets(writes)
+    name = "riomucho-release-" + tokenize(list(targets))
+    graph = _graph(writes, list(targets))
+    sinks = {(name, n): (_release, key) for n, key in enumerate(targets)}
+    graph.update(sinks)
+
+    def posttask(key, result, dsk, state, worker_id):
+        for store, window in targets.get(key, ()):
+            store.put(result, window)
+
+    callbacks = [*Callback.active, (None, None, None, posttask, None)]
+    try:
+        # Not fused again: the block keys must stay visible to the callback.
+        dask.multiprocessing.get(graph, list(sinks), optimize_graph=False,
+                                 callbacks=callbacks)
+    except BrokenProcessPool as err:
+        raise SchedulerError(
+            "a worker process died (killed, out of memory, or os._exit in the run "
+            "function); the process pool cannot recover: run on a dask.distributed "
+            "cluster to have lost blocks recomputed"
+        ) from err
+    except WindowError as err:
+        reraise(err)
+
+
+def _run_distributed(writes: Sequence[Write], client) -> None:
+    from distributed import as_completed
+
+    targets = _targets(writes)
+    futures = client.get(_graph(writes, list(targets)), list(targets), sync=False)
+    pending = dict(zip(futures, targets.values()))
+    del futures
+    try:
+        for future in as_completed(list(pending), loop=client.loop):
+            try:
+                block = future.result()
+            except WindowError as err:
+                reraise(err)
+            for store, window in pending.pop(future):
+                store.put(block, window)
+            future.release()
+    except BaseException:
+        client.cancel(list(pending))
+        raise

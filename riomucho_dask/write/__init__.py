@@ -1,0 +1,123 @@
+"""Writing: ``to_raster`` and the store target it writes through."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from rasterio.io import DatasetWriter
+
+from ..errors import OutputPathError, ProfileError
+from ..execute.engine import RasterWrite, array_write, compute, run
+from .profile import align_chunks, build_profile
+from .store import RasterStore
+
+__all__ = ["to_raster", "RasterStore", "RasterWrite", "compute", "build_profile"]
+
+
+def to_raster(
+    array: Any,
+    path: str | os.PathLike | DatasetWriter,
+    profile: dict | None = None,
+    *,
+    like: str | os.PathLike | None = None,
+    scheduler: Any = None,
+    lock: Any = None,
+    compute: bool = True,
+    progress: bool = False,
+    **creation_options: Any,
+):
+    """Write a ``(count, rows, cols)`` dask array to a raster, window by window.
+
+    Parameters
+    ----------
+    array : dask.array.Array or numpy.ndarray
+        ``(count, rows, cols)`` or ``(rows, cols)``; usually from
+        :func:`map_windows`.
+    path : str, os.PathLike or rasterio.io.DatasetWriter
+        Output path.  It is written to a temporary file beside it and moved
+        into place only when every window is written; on any failure the
+        temporary file is removed and an existing file at ``path`` is
+        untouched.  An open dataset is written into as it is.
+    profile : dict, optional
+        Creation profile; updates ``like``'s.
+    like : str or os.PathLike, optional
+        A raster whose CRS, transform, nodata, driver and layout the output
+        copies.  ``profile`` or ``like`` is required.
+    scheduler : str or distributed.Client, optional
+        As dask's ``compute(scheduler=...)``: ``"threads"``, ``"sync"``,
+        ``"processes"`` or a client; default the active one.  The whole
+        graph runs on that scheduler, each key once; finished blocks go to
+        one writer thread in this process (from dask's worker threads, or
+        streamed back from worker processes and cluster workers), which
+        alone touches the output file.
+    lock : lock, optional
+        Lock around every write (default: a new ``threading.Lock``).
+    compute : bool, optional
+        If False, return a :class:`RasterWrite`, a ``dask.delayed`` object
+        that writes when computed and returns the path: with
+        ``dask.compute(w1, w2)`` on the threaded or synchronous scheduler,
+        or with :func:`riomucho_dask.compute` (``w.compute()``) on any
+        scheduler; work shared by writes computed together runs once.
+    progress : bool, optional
+        Draw blocks done / total, rate and ETA on stderr.
+    **creation_options
+        GDAL creation options (``compress="deflate"``, ``tiled=True``...).
+        Compressed GeoTIFFs get ``NUM_THREADS=ALL_CPUS`` and
+        ``BIGTIFF=IF_SAFER`` unless given.
+
+    Returns
+    -------
+    str or RasterWrite
+        The output path, or the delayed write when ``compute=False``.
+
+    Raises
+    ------
+    ProfileError
+        No georeferencing, or a profile contradicting the array.
+    OutputPathError
+        The output directory does not exist (before anything is computed).
+
+    Examples
+    --------
+    >>> from riomucho_dask import map_windows
+    >>> def halve(data, window, ij, g):
+    ...     return data[0] // 2
+    >>> out = map_windows(halve, ["scene_a.tif"])
+    >>> to_raster(out, "half.tif", like="scene_a.tif", compress="deflate")
+    'half.tif'
+    """
+    if not isinstance(array, da.Array):
+        array = da.asarray(array)
+    if array.ndim == 2:
+        array = array[np.newaxis]
+    if array.ndim != 3:
+        raise ProfileError(f"to_raster needs a (count, rows, cols) array, not shape {array.shape}")
+    if lock is False:
+        raise ProfileError("lock=False is refused: concurrent writes corrupt a GDAL dataset")
+    if isinstance(path, DatasetWriter):
+        out_profile = dict(path.profile)
+        if (path.count, path.height, path.width) != array.shape:
+            raise ProfileError(
+                f"the array's shape {array.shape} does not match the open dataset "
+                f"{path.name!r} {(path.count, path.height, path.width)}"
+            )
+    else:
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise OutputPathError(f"output directory {directory!r} does not exist")
+        out_profile = build_profile(array, profile, like, creation_options)
+    if np.dtype(out_profile["dtype"]) != array.dtype:
+        array = array.astype(out_profile["dtype"])
+    array = align_chunks(array, out_profile)
+
+    store = RasterStore(path, out_profile, lock=lock if lock not in (None, True) else None,
+                        progress=progress, total=array.npartitions)
+    write = array_write(store, array)
+    if not compute:
+        return RasterWrite(write)
+    (written,) = run([write], scheduler)
+    return written

@@ -1,0 +1,259 @@
+"""The store target: blocks from any scheduler, one writer thread, atomic output.
+
+Every write goes through one :class:`RasterStore`.  Blocks arrive from
+dask's worker threads (``store[bands, rows, cols] = block``, as
+``da.store`` calls it) or from the thread that streams results back from
+worker processes (:meth:`RasterStore.put`).  They wait in a queue bounded
+in bytes, drained by one writer thread that owns the output: workers never
+wait on compression, and wait on the queue only when the writer is behind.
+A new output is written to a hidden temporary file beside the target and
+moved into place only when every block is in.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import weakref
+from collections import deque
+from typing import Any
+
+import dask
+import numpy as np
+from rasterio.io import DatasetWriter
+from rasterio.windows import Window
+
+from .. import _env
+from ..errors import SchedulerError, StoreClosedError
+from ..progress import BlockProgress
+from ..windows import slices_to_window
+from .writer import GDALWriter
+
+__all__ = ["RasterStore", "QUEUE_BYTES"]
+
+#: Bytes of finished blocks that may wait for the writer (at least one block
+#: always fits).  Override with ``dask.config.set({"riomucho_dask.queue-bytes": N})``.
+QUEUE_BYTES = 64 * 2**20
+
+
+def _remove_all(paths: list[str]) -> None:
+    for path in paths:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class RasterStore:
+    """A dask store target writing each block as a window of one raster.
+
+    ``store[bands, rows, cols] = block`` (or ``store.put(block, window)``)
+    queues ``block`` for the writer thread and returns at once, unless the
+    queue is full.  :meth:`commit` waits for the queue to drain, finishes
+    the file and moves it to ``path``; :meth:`abort` drops the queue and
+    removes the temporary file.  Once either ran, writes raise
+    :class:`~riomucho_dask.errors.StoreClosedError`; once the writer failed,
+    they raise its error.
+
+    Parameters
+    ----------
+    path : str or rasterio.io.DatasetWriter
+        Output path, or an open dataset to write into (it is neither moved
+        nor closed).
+    profile : dict
+        Creation profile (driver, size, count, dtype, CRS, transform...).
+    lock : lock, optional
+        Any object with ``acquire``/``release``, held around every write to
+        the dataset; default ``threading.Lock()``.
+    progress : bool, optional
+        Draw a progress bar of blocks written, out of ``total``.
+    total : int, optional
+        Number of blocks expected, for the progress bar.
+
+    Examples
+    --------
+    >>> import rasterio
+    >>> profile = dict(rasterio.open("scene_a.tif").profile)
+    >>> store = RasterStore("copy.tif", profile)
+    >>> store[:, 0:32, 0:32] = np.zeros((3, 32, 32), "uint16")
+    >>> store.commit()
+    'copy.tif'
+    """
+
+    def __init__(self, path: str | DatasetWriter, profile: dict, *, lock: Any = None,
+                 progress: bool = False, total: int = 0):
+        dataset = path if isinstance(path, DatasetWriter) else None
+        self.path = path.name if dataset is not None else os.fspath(path)
+        self.profile = profile
+        self._owns = dataset is None
+        self._temporaries: list[str] = []
+        self._cleanup = None
+        self._writer = GDALWriter(profile, self._temporary, dataset=dataset)
+        self._writer.on_finish = self._finishing
+        self._lock = lock if lock is not None else threading.Lock()
+        self._gdal_env = _env.captured_env()
+        self._cond = threading.Condition()
+        self._queue: deque[tuple[np.ndarray, Window]] = deque()
+        self._queued = 0  # bytes in the queue
+        self._limit = int(dask.config.get("riomucho_dask.queue-bytes", QUEUE_BYTES))
+        self._thread: threading.Thread | None = None
+        self._stopping = False  # no more blocks: drain and stop
+        self._closed = False
+        self._error: BaseException | None = None
+        self.written = 0
+        self._progress = (
+            BlockProgress(total, label=os.path.basename(self.path)) if progress else None
+        )
+
+    def __dask_tokenize__(self):
+        # one token per store object: never pickled, never shared
+        return ("RasterStore", self.path, id(self))
+
+    def __reduce__(self):
+        raise SchedulerError(
+            "a RasterStore cannot be sent to another process: its blocks are written in "
+            "the process that made it.  Compute to_raster(..., compute=False) results with "
+            "riomucho_dask.compute(...) (any scheduler) or dask.compute(...) on the "
+            "threaded or synchronous scheduler"
+        )
+
+    # -- receiving blocks (any thread) ----------------------------------------
+    def __setitem__(self, key: tuple[slice, ...], block: np.ndarray) -> None:
+        rows, cols = key[-2:]
+        self.put(block, slices_to_window(rows, cols))
+
+    def put(self, block: np.ndarray, window: Window) -> None:
+        """Queue ``block`` (``(count, h, w)``) for ``window``; wait while the queue is full."""
+        nbytes = int(getattr(block, "nbytes", 0))
+        with self._cond:
+            self._check(window)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._drain, daemon=True,
+                                                 name=f"riomucho-writer-{self.path}")
+                self._thread.start()
+            while self._queued and self._queued + nbytes > self._limit:
+                self._cond.wait()
+                self._check(window)
+            self._queue.append((block, window))
+            self._queued += nbytes
+            self._cond.notify_all()
+
+    def _check(self, window: Window) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._closed or self._stopping:
+            raise StoreClosedError(f"{self.path!r} is closed; window {window!r} not written")
+
+    # -- the writer thread ----------------------------------------------------
+    def _drain(self) -> None:
+        # Runs while blocks are queued, then ends: an idle store holds no
+        # thread (a store dropped after a failed graph is collected, and its
+        # temporary file removed).
+        try:
+            with _env.env(self._gdal_env):
+                while True:
+                    with self._cond:
+                        if not self._queue:
+                            self._thread = None
+                            return
+                        block, window = self._queue[0]
+                    with self._lock:
+                        self._writer.write(block, window)
+                    with self._cond:
+                        if self._queue:
+                            self._queue.popleft()
+                            self._queued -= int(getattr(block, "nbytes", 0))
+                        self.written += 1
+                        self._cond.notify_all()
+                    if self._progress is not None:
+                        self._progress.update()
+        except BaseException as err:  # handed to the producers and to commit
+            with self._cond:
+                self._error = err
+                self._queue.clear()
+                self._queued = 0
+                self._thread = None
+                self._cond.notify_all()
+
+    def _stop(self, *, drop: bool) -> None:
+        with self._cond:
+            self._stopping = True
+            if drop:
+                self._queue.clear()
+                self._queued = 0
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    # -- ending ---------------------------------------------------------------
+    def _temporary(self) -> str:
+        directory, name = os.path.split(os.path.abspath(self.path))
+        fd, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
+        os.close(fd)
+        self._temporaries.append(path)
+        if self._cleanup is None:
+            # Remove temporary files if the store is dropped without commit
+            # (a compute=False graph that failed, an interrupted kernel).
+            self._cleanup = weakref.finalize(self, _remove_all, self._temporaries)
+        return path
+
+    def _finishing(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress.close(then=message)
+
+    def commit(self) -> str:
+        """Wait for every queued block, finish the file and move it into place."""
+        with self._cond:
+            if self._closed or self._stopping:
+                raise StoreClosedError(f"{self.path!r} was already closed")
+        self._stop(drop=False)
+        try:
+            if self._error is not None:
+                raise self._error
+            with self._lock, _env.env(self._gdal_env):
+                finished = self._writer.close()
+            if finished is not None:
+                os.chmod(finished, 0o666 & ~_umask())
+                os.replace(finished, self.path)
+        except BaseException:
+            self._abort_files()
+            raise
+        finally:
+            self._closed = True
+            self._close_progress()
+        _remove_all(self._temporaries)
+        if self._cleanup is not None:
+            self._cleanup.detach()
+        return self.path
+
+    def abort(self) -> None:
+        """Drop queued blocks, close the dataset, remove the temporary file; idempotent."""
+        with self._cond:
+            if self._closed:
+                return
+        self._stop(drop=True)
+        self._closed = True
+        self._abort_files()
+        self._close_progress()
+
+    def _abort_files(self) -> None:
+        try:
+            with self._lock:
+                self._writer.abort()
+        finally:
+            if self._owns:
+                _remove_all(self._temporaries)
+                if self._cleanup is not None:
+                    self._cleanup.detach()
+
+    def _close_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.close()

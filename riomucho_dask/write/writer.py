@@ -1,0 +1,118 @@
+"""Writers: what puts finished blocks into a file.
+
+:class:`~riomucho_dask.write.store.RasterStore` receives blocks from any
+scheduler and hands them, one at a time and from one thread, to a
+:class:`Writer`.  :class:`GDALWriter` is the one implementation today: a
+rasterio dataset (any GDAL driver; a COG through a tiled intermediate).
+A writer of tiles encoded on the workers plugs in behind the same three
+methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+import rasterio
+from rasterio.io import DatasetWriter
+from rasterio.windows import Window
+
+from . import cog
+
+__all__ = ["Writer", "GDALWriter"]
+
+
+class Writer(Protocol):
+    """Receives every block once, from one thread at a time."""
+
+    def write(self, block: np.ndarray, window: Window) -> None:
+        """Place ``block`` (``(count, h, w)``, maybe masked) at ``window``."""
+
+    def close(self) -> str | None:
+        """Finish the file; return the path of the finished file (None when
+        writing into a dataset owned by the caller)."""
+
+    def abort(self) -> None:
+        """Drop what was written; idempotent."""
+
+
+class GDALWriter:
+    """Writes blocks into a rasterio dataset, opened at the first block.
+
+    Masked blocks: masked pixels become nodata, or, when the output has no
+    nodata, go to an internal per-dataset mask (the windows written before
+    the first masked block are then marked valid).
+
+    Parameters
+    ----------
+    profile : dict
+        Creation profile; a ``driver="COG"`` profile is written as a tiled
+        GeoTIFF and turned into a COG by :meth:`close`.
+    temporary : callable
+        Returns a new temporary path for each file this writer makes.
+    dataset : rasterio.io.DatasetWriter, optional
+        An open dataset to write into instead (neither closed nor moved).
+    """
+
+    def __init__(self, profile: dict, temporary: Callable[[], str], *,
+                 dataset: DatasetWriter | None = None):
+        if cog.is_cog(profile):
+            self._profile, self._cog_options = cog.split_profile(profile)
+        else:
+            self._profile, self._cog_options = profile, None
+        self._temporary = temporary
+        self._dataset = dataset
+        self._owned = dataset is None
+        self._path: str | None = None
+        self._nodata = profile.get("nodata")
+        self._mask_made = False
+        self._unmasked: list[Window] = []
+        #: Called with a message before a long finishing step (the COG pass).
+        self.on_finish: Callable[[str], None] | None = None
+
+    def _open(self) -> DatasetWriter:
+        if self._dataset is None:
+            self._path = self._temporary()
+            self._dataset = rasterio.open(self._path, "w", **self._profile)
+        return self._dataset
+
+    def write(self, block: np.ndarray, window: Window) -> None:
+        dataset = self._open()
+        if not isinstance(block, np.ma.MaskedArray):
+            dataset.write(block, window=window)
+            if self._mask_made:
+                dataset.write_mask(np.full(block.shape[1:], 255, "uint8"), window=window)
+            elif self._nodata is None:
+                self._unmasked.append(window)
+            return
+        mask = np.ma.getmaskarray(block)
+        if self._nodata is not None:
+            dataset.write(block.filled(self._nodata), window=window)
+            return
+        dataset.write(block.filled(0), window=window)
+        if not self._mask_made:
+            self._mask_made = True
+            with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+                for earlier in self._unmasked:
+                    shape = (int(earlier.height), int(earlier.width))
+                    dataset.write_mask(np.full(shape, 255, "uint8"), window=earlier)
+            self._unmasked = []
+        valid = np.where(mask.any(axis=0), 0, 255).astype("uint8")
+        dataset.write_mask(valid, window=window)
+
+    def close(self) -> str | None:
+        if not self._owned:
+            return None
+        self._open().close()  # an empty array still makes a (blank) raster
+        if self._cog_options is None:
+            return self._path
+        if self.on_finish is not None:
+            self.on_finish("making the Cloud Optimized GeoTIFF (overviews)")
+        finished = self._temporary()
+        cog.finish(self._path, finished, self._cog_options)
+        return finished
+
+    def abort(self) -> None:
+        if self._owned and self._dataset is not None and not self._dataset.closed:
+            self._dataset.close()
