@@ -137,3 +137,11 @@ def calls_per_window(directory) -> dict:
         i, j = name.split("-")[:2]
         counts[(int(i), int(j))] += 1
     return dict(counts)
+
+
+def reports_gdal_option(data, window, ij, g):
+    """1 where the rasterio.Env option RIOMUCHO_TEST_OPTION=yes reached this task, else 0."""
+    from rasterio.env import getenv, hasenv
+
+    seen = hasenv() and getenv().get("RIOMUCHO_TEST_OPTION") == "yes"
+    return np.full((1, int(window.height), int(window.width)), int(seen), dtype="uint8")

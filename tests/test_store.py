@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 
+import dask
 import numpy as np
 import pytest
 import rasterio
 from dask.delayed import Delayed
+from rasterio.windows import Window
 
 import riomucho_dask as rmd
 from riomucho_dask.errors import ProfileError, StoreClosedError
@@ -168,3 +170,66 @@ def test_output_may_replace_its_own_input(raster, tmp_path, scheduler):
     with rasterio.open(path) as src:
         assert np.array_equal(src.read(), data * 2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_gdal_options_reach_every_worker(raster, tmp_path, scheduler):
+    path, _ = raster()
+    with rasterio.Env(RIOMUCHO_TEST_OPTION="yes"):
+        out = rmd.map_windows(runfuncs.reports_gdal_option, [path], count=1, dtype="uint8")
+    written = rmd.to_raster(out, tmp_path / "out.tif", like=path, scheduler=scheduler)
+    with rasterio.open(written) as src:
+        assert src.read().min() == 1  # every window ran inside the captured options
+
+
+def test_writer_failure_stops_the_run_and_leaves_nothing(raster, tmp_path, monkeypatch,
+                                                         scheduler):
+    from riomucho_dask.write.writer import GDALWriter
+
+    path, _ = raster(block=16)
+    target = tmp_path / "out.tif"
+    target.write_bytes(b"previous")
+    original = GDALWriter.write
+    written = []
+
+    def failing(self, block, window):
+        if len(written) == 5:
+            raise OSError("disk on fire")
+        written.append(window)
+        original(self, block, window)
+
+    monkeypatch.setattr(GDALWriter, "write", failing)
+    with pytest.raises(OSError, match="disk on fire"):
+        rmd.to_raster(rmd.open_raster(path), target, like=path, scheduler=scheduler)
+    assert target.read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif", "out.tif"]
+
+
+def test_store_queue_applies_backpressure(raster, tmp_path, monkeypatch):
+    """With room for two blocks (one being written, one waiting), a third put waits."""
+    from riomucho_dask.write.writer import GDALWriter
+
+    path, _ = raster()
+    with rasterio.open(path) as src:
+        profile = dict(src.profile)
+    release = threading.Event()
+    original = GDALWriter.write
+
+    def slow(self, block, window):
+        release.wait(10)
+        original(self, block, window)
+
+    monkeypatch.setattr(GDALWriter, "write", slow)
+    block = np.zeros((3, 32, 32), "uint16")
+    with dask.config.set({"riomucho_dask.queue-bytes": 2 * block.nbytes}):
+        store = rmd.RasterStore(tmp_path / "out.tif", profile)
+    store[:, 0:32, 0:32] = block  # taken by the writer, which blocks on `release`
+    store[:, 0:32, 32:64] = block  # fills the queue
+    third = threading.Thread(target=store.put, args=(block, Window(64, 0, 32, 32)))
+    third.start()
+    third.join(0.3)
+    assert third.is_alive()  # waiting for room
+    release.set()
+    third.join(10)
+    assert not third.is_alive()
+    store.commit()
+    assert store.written == 3

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 from rasterio.windows import Window
 
-from .. import _env
+from .. import gdal_options
 from ..errors import ModeError, OutputDtypeError, OutputShapeError, RunFunctionError
 from ..execute.worker import setup_once
 from ..read import handles
@@ -136,7 +136,7 @@ class RunSpec:
     count: int
     dtype: np.dtype
     strict_dtype: bool
-    gdal_env: dict = field(default_factory=_env.captured_env)
+    gdal_env: dict = field(default_factory=gdal_options.captured_env)
 
     def __post_init__(self):
         self.dtype = np.dtype(self.dtype)
@@ -159,7 +159,7 @@ class RunSpec:
         """Build the data, call the run function in the captured GDAL options,
         and check its result; ``window`` and ``ij`` are passed as given."""
         setup_once()
-        with _env.env(self.gdal_env):
+        with gdal_options.env(self.gdal_env):
             data = self.data(as_window(window), blocks)
             return call_run_function(
                 self.run_function, data, window, ij, self.global_args,

@@ -11,7 +11,7 @@ import numpy as np
 from dask.base import tokenize
 from rasterio.windows import Window
 
-from .. import _env
+from .. import gdal_options
 from ..errors import InputNotFoundError
 from ..execute.worker import setup_once
 from ..windows import block_chunks
@@ -85,14 +85,14 @@ class RasterSource:
         self.shape = info.shape
         self.dtype = np.dtype(info.dtype)
         self.ndim = 3
-        self.gdal_env = _env.captured_env()
+        self.gdal_env = gdal_options.captured_env()
 
     def __getitem__(self, key):
         bands, rows, cols = key
         window = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
         indexes = list(range(1, self.shape[0] + 1))[bands]
         setup_once()
-        with _env.env(self.gdal_env):
+        with gdal_options.env(self.gdal_env):
             dataset = handles.get_dataset(self.info.path)
             return dataset.read(indexes, window=window, out_dtype=self.dtype)
 

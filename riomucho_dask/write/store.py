@@ -24,7 +24,7 @@ import numpy as np
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
-from .. import _env
+from .. import gdal_options
 from ..errors import SchedulerError, StoreClosedError
 from ..progress import BlockProgress
 from ..windows import slices_to_window
@@ -98,7 +98,7 @@ class RasterStore:
         self._writer = GDALWriter(profile, self._temporary, dataset=dataset)
         self._writer.on_finish = self._finishing
         self._lock = lock if lock is not None else threading.Lock()
-        self._gdal_env = _env.captured_env()
+        self._gdal_env = gdal_options.captured_env()
         self._cond = threading.Condition()
         self._queue: deque[tuple[np.ndarray, Window]] = deque()
         self._queued = 0  # bytes in the queue
@@ -157,7 +157,7 @@ class RasterStore:
         # thread (a store dropped after a failed graph is collected, and its
         # temporary file removed).
         try:
-            with _env.env(self._gdal_env):
+            with gdal_options.env(self._gdal_env):
                 while True:
                     with self._cond:
                         if not self._queue:
@@ -218,7 +218,7 @@ class RasterStore:
         try:
             if self._error is not None:
                 raise self._error
-            with self._lock, _env.env(self._gdal_env):
+            with self._lock, gdal_options.env(self._gdal_env):
                 finished = self._writer.close()
             if finished is not None:
                 os.chmod(finished, 0o666 & ~_umask())
