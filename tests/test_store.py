@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import dask
 import numpy as np
@@ -12,7 +13,7 @@ from dask.delayed import Delayed
 from rasterio.windows import Window
 
 import riomucho_dask as rmd
-from riomucho_dask.errors import ProfileError, StoreClosedError
+from riomucho_dask.errors import ProfileError, RunFunctionError, StoreClosedError
 
 from . import runfuncs
 from .conftest import assert_same_raster, serial_reference
@@ -233,3 +234,24 @@ def test_store_queue_applies_backpressure(raster, tmp_path, monkeypatch):
     assert not third.is_alive()
     store.commit()
     assert store.written == 3
+
+
+def test_failed_delayed_write_leaves_nothing_once_dropped(raster, tmp_path, local_scheduler):
+    import gc
+
+    path, _ = raster(block=16)
+    out = rmd.map_windows(runfuncs.fails_on_one, [path], global_args={"bad_ij": (5, 5)})
+    write = rmd.to_raster(out, tmp_path / "out.tif", like=path, compute=False)
+    try:
+        dask.compute(write, scheduler=local_scheduler)
+    except RunFunctionError:
+        pass
+    else:
+        raise AssertionError("the run function's error was not raised")
+    del write, out
+    # tasks already running on other threads may still hold the store for a moment
+    deadline = time.monotonic() + 10
+    while len(list(tmp_path.iterdir())) > 1 and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.05)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
