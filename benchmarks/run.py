@@ -4,10 +4,11 @@
 GeoTIFFs once (cached under ``benchmarks/data/``), then runs two jobs (``heavy``
 and ``light``, see ``benchmarks/jobs.py``) on every back end, each run in a
 fresh child process, and prints a markdown table of median wall time, peak RSS
-of the child's process tree, speed-ups and whether the output is identical to
-the serial loop's.  The table, the machine and the versions go to
-``benchmarks/RESULTS.md``.  A second, small benchmark measures the per-window
-overhead of the lazy pipeline with a no-op run function.
+(of the child's process tree, of the child alone and of its descendants),
+speed-ups and whether the output is identical to the serial loop's.  The table,
+the machine and the versions go to ``benchmarks/RESULTS.md``.  A second, small
+benchmark measures the per-window overhead of the lazy pipeline with a no-op
+run function.
 
 The same script is the child: ``run.py --child SPEC`` runs one back end on one
 job and prints one ``BENCH-RESULT {json}`` line.  See ``benchmarks/README.md``.
@@ -38,7 +39,12 @@ OUT = os.path.join(HERE, "out")
 RESULTS = os.path.join(HERE, "RESULTS.md")
 
 #: Back ends of the main table, in the order they run and are shown.
-BACKENDS = ("serial", "rio-mucho", "threads", "processes", "distributed", "shim")
+BACKENDS = ("serial", "serial-nt2", "rio-mucho", "threads", "processes", "distributed",
+            "shim")
+#: Back ends without riomucho_dask: "speed-up vs best anchor" divides by the fastest of them.
+ANCHORS = ("serial", "serial-nt2", "rio-mucho")
+#: GDAL's NUM_THREADS creation option of the ``serial-nt2`` output.
+SERIAL_NT2_THREADS = 2
 #: Back ends of the per-window overhead figure that run in one process: the overhead proper.
 OVERHEAD_BACKENDS = ("serial", "threads", "shim-sync", "rio-mucho-sync")
 #: Parallel back ends also timed on it (a net cost per window, with WORKERS workers).
@@ -68,6 +74,8 @@ MARKER = "BENCH-RESULT "
 
 DESCRIPTIONS = {
     "serial": "plain rasterio loop over the block windows (the reference)",
+    "serial-nt2": f"the same loop, output profile with NUM_THREADS={SERIAL_NT2_THREADS} "
+    f"(GDAL compresses on {SERIAL_NT2_THREADS} threads)",
     "rio-mucho": "riomucho.RioMucho(...).run(WORKERS), rio-mucho 1.0.0 (multiprocessing.Pool)",
     "threads": 'rmd.to_raster(rmd.map_windows(...), scheduler="threads"), num_workers=WORKERS',
     "processes": 'rmd.to_raster(rmd.map_windows(...), scheduler="processes"), '
@@ -286,6 +294,20 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def _warm_imports(backend: str) -> None:
+    """Import what a back end needs before the clock starts: the wall time is the job,
+    not Python's imports (dask's first compute imports distributed, about 0.5 s here)."""
+    import rasterio  # noqa: F401
+
+    if backend.startswith("rio-mucho"):
+        import riomucho  # noqa: F401
+    elif backend not in ("serial", "serial-nt2"):
+        import dask.array  # noqa: F401
+        import distributed  # noqa: F401
+
+        import riomucho_dask  # noqa: F401
+
+
 def child_main(spec: dict) -> dict:
     """Run ``spec["backend"]`` on ``spec["job"]``; return wall time (and cluster start-up)."""
     import jobs
@@ -297,6 +319,7 @@ def child_main(spec: dict) -> dict:
     result: dict[str, Any] = {"ok": True, "pid": os.getpid()}
     if os.path.exists(output):
         os.remove(output)
+    _warm_imports(backend)
 
     if backend == "distributed":
         from distributed import Client, LocalCluster
@@ -319,9 +342,11 @@ def child_main(spec: dict) -> dict:
         result["cpu"] = _cpu_seconds() - cpu
         return result
 
+    if backend == "serial-nt2":
+        profile["num_threads"] = SERIAL_NT2_THREADS
     cpu = _cpu_seconds()
     started = time.perf_counter()
-    if backend == "serial":
+    if backend in ("serial", "serial-nt2"):
         _run_serial(func, inputs, output, profile)
     elif backend in ("rio-mucho", "rio-mucho-sync"):
         import riomucho
@@ -362,7 +387,15 @@ def child_entry(spec_json: str) -> int:
 # --------------------------------------------------------------------------
 
 class TreeRSS(threading.Thread):
-    """Samples the summed RSS of a process and all its descendants; keeps the peak.
+    """Samples the summed RSS of a process and all its descendants; keeps the peaks.
+
+    Three peaks, each the largest over the samples: ``peak``, the whole tree;
+    ``peak_client``, the root process alone (the benchmark's child: it writes
+    the output; for ``distributed`` it also hosts the LocalCluster's scheduler
+    and nannies); ``peak_workers``, the sum over the descendants (worker
+    processes, and multiprocessing's resource tracker where one runs), or
+    ``None`` when no descendant was ever seen.  The three may come from
+    different samples, so ``peak_client + peak_workers >= peak``.
 
     Listing the descendants scans ``/proc`` and costs far more than reading
     their RSS, so the list is refreshed every ``rescan`` samples (every
@@ -378,6 +411,8 @@ class TreeRSS(threading.Thread):
         self.interval = interval
         self.rescan = rescan
         self.peak = 0
+        self.peak_client = 0
+        self.peak_workers: int | None = None
         self.samples = 0
         self.max_processes = 0
         self._procs = [self.root]
@@ -390,16 +425,26 @@ class TreeRSS(threading.Thread):
                 self._procs = [self.root, *self.root.children(recursive=True)]
             except psutil.Error:
                 pass
-        total = 0
+        client = 0
+        workers = 0
         alive = 0
+        descendants = 0
         for proc in self._procs:
             try:
-                total += proc.memory_info().rss
-                alive += 1
+                rss = proc.memory_info().rss
             except psutil.Error:
-                pass  # exited since the last listing
+                continue  # exited since the last listing
+            alive += 1
+            if proc is self.root:
+                client = rss
+            else:
+                workers += rss
+                descendants += 1
         self.samples += 1
-        self.peak = max(self.peak, total)
+        self.peak = max(self.peak, client + workers)
+        self.peak_client = max(self.peak_client, client)
+        if descendants:
+            self.peak_workers = max(self.peak_workers or 0, workers)
         self.max_processes = max(self.max_processes, alive)
 
     def run(self) -> None:
@@ -457,6 +502,8 @@ def run_child(spec: dict, timeout: float) -> dict:
     if not result["ok"]:
         result["stderr"] = stderr[-4000:]
     result["peak_rss"] = sampler.peak
+    result["peak_client"] = sampler.peak_client
+    result["peak_workers"] = sampler.peak_workers
     result["samples"] = sampler.samples
     result["processes"] = sampler.max_processes
     return result
@@ -501,6 +548,8 @@ class Cell:
     def __init__(self) -> None:
         self.walls: list[float] = []
         self.peaks: list[int] = []
+        self.client_peaks: list[int] = []
+        self.worker_peaks: list[int | None] = []
         self.cpus: list[float] = []
         self.startups: list[float] = []
         self.identical: list[str] = []
@@ -513,6 +562,15 @@ class Cell:
     @property
     def median(self) -> float | None:
         return statistics.median(self.walls) if self.ok else None
+
+    @property
+    def peak_client(self) -> int:
+        return max(self.client_peaks, default=0)
+
+    @property
+    def peak_workers(self) -> int | None:
+        """The largest workers' peak over the runs; ``None`` when no run had descendants."""
+        return max((p for p in self.worker_peaks if p is not None), default=None)
 
     def identical_text(self) -> str:
         bad = [text for text in self.identical if text != "yes"]
@@ -534,6 +592,8 @@ def run_cell(cell: Cell, spec: dict, reference: str | None, timeout: float,
         return
     cell.walls.append(result["wall"])
     cell.peaks.append(result["peak_rss"])
+    cell.client_peaks.append(result["peak_client"])
+    cell.worker_peaks.append(result["peak_workers"])
     cell.cpus.append(result.get("cpu", float("nan")))
     if "startup" in result:
         cell.startups.append(result["startup"])
@@ -552,7 +612,8 @@ def run_cell(cell: Cell, spec: dict, reference: str | None, timeout: float,
     cpu = result.get("cpu", float("nan"))
     log(f"{label}: {result['wall']:.2f} s (CPU {cpu:.1f} s), "
         f"peak RSS {result['peak_rss'] / 2**20:.0f} MB "
-        f"({result['processes']} processes, {result['samples']} samples){extra}"
+        f"(client {_mb(result['peak_client'])}, workers {_mb(result['peak_workers'])}; "
+        f"{result['processes']} processes, {result['samples']} samples){extra}"
         f"{'' if same is None else ', identical: ' + same}")
 
 
@@ -597,32 +658,62 @@ def _ratio(numerator: float | None, denominator: float | None) -> str:
     return f"{numerator / denominator:.2f}x"
 
 
+def _mb(nbytes: int | None) -> str:
+    return "–" if nbytes is None else f"{nbytes / 2**20:.0f}"
+
+
+def best_anchor(cells: dict, job: str) -> tuple[str, float] | None:
+    """The anchor (``ANCHORS``) with the fastest median wall time on ``job``, if any ran."""
+    times = [(cells[name, job].median, name) for name in ANCHORS
+             if (name, job) in cells and cells[name, job].ok]
+    if not times:
+        return None
+    t, name = min(times)
+    return name, t
+
+
 def main_table(cells: dict, backends: list[str], jobs_: list[str]) -> str:
     """The markdown table of the main benchmark."""
     lines = [
-        "| backend | job | median wall (s) | peak RSS (MB) | speed-up vs serial "
-        "| speed-up vs rio-mucho | identical |",
-        "|---|---|--:|--:|--:|--:|---|",
+        "| backend | job | median wall (s) | peak RSS (MB) | peak RSS client (MB) "
+        "| peak RSS workers (MB) | speed-up vs serial | speed-up vs rio-mucho "
+        "| speed-up vs best anchor | identical |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for job in jobs_:
         serial = cells.get(("serial", job))
         mucho = cells.get(("rio-mucho", job))
         serial_t = serial.median if serial else None
         mucho_t = mucho.median if mucho else None
+        best = best_anchor(cells, job)
+        best_t = best[1] if best else None
         for backend in backends:
             cell = cells[backend, job]
             if not cell.ok:
                 error = (cell.errors[0] if cell.errors else "no run").replace("|", "/")
-                lines.append(f"| {backend} | {job} | error: {error[:200]} | – | – | – | – |")
+                lines.append(f"| {backend} | {job} | error: {error[:200]} "
+                             "| – | – | – | – | – | – | – |")
                 continue
             t = cell.median
             identical = "yes (reference)" if backend == "serial" and cell.identical_text() in (
                 "yes", "n/a") else cell.identical_text()
             lines.append(
-                f"| {backend} | {job} | {t:.2f} | {max(cell.peaks) / 2**20:.0f} "
-                f"| {_ratio(serial_t, t)} | {_ratio(mucho_t, t)} | {identical} |"
+                f"| {backend} | {job} | {t:.2f} | {_mb(max(cell.peaks))} "
+                f"| {_mb(cell.peak_client)} | {_mb(cell.peak_workers)} "
+                f"| {_ratio(serial_t, t)} | {_ratio(mucho_t, t)} | {_ratio(best_t, t)} "
+                f"| {identical} |"
             )
     return "\n".join(lines)
+
+
+def best_anchor_text(cells: dict, jobs_: list[str]) -> str | None:
+    """Which anchor is the best of each job, e.g. ``heavy: serial-nt2 (5.12 s)``."""
+    parts = []
+    for job in jobs_:
+        best = best_anchor(cells, job)
+        if best:
+            parts.append(f"{job}: `{best[0]}` ({best[1]:.2f} s)")
+    return "; ".join(parts) or None
 
 
 def overhead_table(cells: dict, windows: int, backends: list[str], workers: int) -> str:
@@ -657,16 +748,20 @@ def overhead_table(cells: dict, windows: int, backends: list[str], workers: int)
 def raw_runs(cells: dict) -> str:
     """Every run's wall time, CPU time and peak RSS, for the record."""
     lines = [
-        "| backend | job | wall times (s) | CPU times (s) | peak RSS (MB) |",
-        "|---|---|---|---|---|",
+        "| backend | job | wall times (s) | CPU times (s) | peak RSS (MB) "
+        "| peak RSS client (MB) | peak RSS workers (MB) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for (backend, job), cell in cells.items():
         walls = ", ".join(f"{t:.2f}" for t in cell.walls) or "–"
         cpus = ", ".join(f"{t:.1f}" for t in cell.cpus) or "–"
-        peaks = ", ".join(f"{p / 2**20:.0f}" for p in cell.peaks) or "–"
+        peaks = ", ".join(_mb(p) for p in cell.peaks) or "–"
+        clients = ", ".join(_mb(p) for p in cell.client_peaks) or "–"
+        workers = ", ".join(_mb(p) for p in cell.worker_peaks) or "–"
         if cell.errors:
             walls += f" ({len(cell.errors)} failed)"
-        lines.append(f"| {backend} | {job} | {walls} | {cpus} | {peaks} |")
+        lines.append(f"| {backend} | {job} | {walls} | {cpus} | {peaks} | {clients} "
+                     f"| {workers} |")
     return "\n".join(lines)
 
 
@@ -734,8 +829,8 @@ def _names(text: str | None, allowed: tuple[str, ...], what: str) -> list[str]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Benchmark riomucho_dask back ends against a serial loop and rio-mucho.")
-    parser.add_argument("--size", type=int, default=8192,
-                        help="input rasters are SIZE x SIZE (default 8192)")
+    parser.add_argument("--size", type=int, default=4096,
+                        help="input rasters are SIZE x SIZE (default 4096)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs per back end and job; the median is shown (default 3)")
     parser.add_argument("--only", help=f"back ends to run, comma-separated, of {BACKENDS} "
@@ -774,6 +869,7 @@ def main(argv: list[str] | None = None) -> int:
     cells = run_grid(backends, jobs_, inputs, profile, args.repeat, args.workers,
                      args.timeout, f"main-{args.size}")
     table = main_table(cells, backends, jobs_)
+    anchors = best_anchor_text(cells, jobs_)
 
     overhead = None
     windows = (OVERHEAD_SIZE // OVERHEAD_BLOCK) ** 2
@@ -790,6 +886,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(table)
+    if anchors:
+        print()
+        print(f"Best anchor ({', '.join(ANCHORS)}): {anchors}")
     if overhead:
         print()
         print(f"Per-window overhead ({windows} windows of {OVERHEAD_BLOCK} x {OVERHEAD_BLOCK}, "
@@ -799,7 +898,7 @@ def main(argv: list[str] | None = None) -> int:
 
     startups = [t for (b, _), c in cells.items() if b == "distributed" for t in c.startups]
     report = render_results(args, info, table, overhead, windows, startups, cells,
-                            load_before, load_after, elapsed, backends)
+                            load_before, load_after, elapsed, backends, anchors)
     with open(args.results, "w") as f:
         f.write(report)
     log(f"\nwrote {os.path.relpath(args.results, ROOT)} ({elapsed / 60:.1f} min)")
@@ -807,7 +906,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render_results(args, info, table, overhead, windows, startups, cells, load_before,
-                   load_after, elapsed, backends) -> str:
+                   load_after, elapsed, backends, anchors=None) -> str:
     """The text of RESULTS.md."""
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     versions = ", ".join(f"{name} {version}" for name, version in info["versions"].items())
@@ -832,7 +931,8 @@ def render_results(args, info, table, overhead, windows, startups, cells, load_b
         f"Output: 1-band float32, tiled {BLOCK} x {BLOCK}, DEFLATE. Every run is a fresh "
         f"process with `GDAL_CACHEMAX={GDAL_CACHEMAX_MB}`; wall time is the job only (median "
         f"of {args.repeat}); peak RSS is the maximum, over the runs, of the summed RSS of the "
-        f"child and all its descendants sampled every {SAMPLE_SECONDS * 1000:.0f} ms. "
+        f"child and all its descendants sampled every {SAMPLE_SECONDS * 1000:.0f} ms, split "
+        "into the child alone (client) and the sum of its descendants (workers). "
         "`identical` compares every output with the serial loop's, pixel for pixel.",
         "",
         describe,
@@ -840,7 +940,35 @@ def render_results(args, info, table, overhead, windows, startups, cells, load_b
         table,
         "",
     ]
-    notes = []
+    notes = [
+        "Each run imports what its back end needs (rasterio; rio-mucho; dask, distributed and "
+        "riomucho_dask) before its clock starts: the wall time is the job. dask's first "
+        "compute in a process imports distributed (about 0.5 s here), once per session.",
+    ]
+    if anchors:
+        notes.append(
+            "Anchors are the back ends without riomucho_dask: "
+            f"{', '.join(f'`{a}`' for a in ANCHORS)} (those that ran). \"speed-up vs best "
+            "anchor\" divides the fastest anchor's median wall time on the same job by the "
+            f"back end's. Fastest anchor per job: {anchors}."
+        )
+    if "serial-nt2" in backends:
+        notes.append(
+            f"`serial-nt2` is `serial`'s loop with `NUM_THREADS={SERIAL_NT2_THREADS}` in the "
+            f"output profile: GDAL compresses the output's blocks on {SERIAL_NT2_THREADS} threads, "
+            "reading and the run function stay on one. It shows how much of a back end's "
+            "speed-up multi-threaded compression alone gives."
+        )
+    notes.append(
+        "Peak RSS client is the benchmark's child process alone: the process that writes the "
+        "output (for `distributed` it also hosts the client, the LocalCluster's scheduler and "
+        "its nannies). Peak RSS workers is the summed RSS of the child's descendants: "
+        "`distributed`'s worker processes (started by the nannies), `processes`' and "
+        "`rio-mucho`'s pool processes, and multiprocessing's resource tracker where one runs "
+        "(about 12 MB); `–` when there were none (the back ends that compute in one process). "
+        "Each column is its own peak over the samples, so client + workers may exceed the "
+        "total peak."
+    )
     if startups:
         notes.append(
             f"`distributed`: starting the LocalCluster ({args.workers} worker processes) took "
@@ -852,9 +980,9 @@ def render_results(args, info, table, overhead, windows, startups, cells, load_b
         "and dask in each worker)."
     )
     notes.append(
-        "`serial` and `rio-mucho` compress the output on their one writing thread; "
-        "riomucho_dask's `to_raster` adds `NUM_THREADS=ALL_CPUS` to compressed GeoTIFFs, so "
-        "GDAL compresses on every core."
+        "`serial` and `rio-mucho` compress the output on their one writing thread "
+        f"(`serial-nt2` on {SERIAL_NT2_THREADS}); riomucho_dask's `to_raster` adds "
+        "`NUM_THREADS=ALL_CPUS` to compressed GeoTIFFs, so GDAL compresses on every core."
     )
     notes.append(
         "Peak RSS sums the RSS of every process in the tree: pages shared between a parent "

@@ -255,3 +255,32 @@ def test_failed_delayed_write_leaves_nothing_once_dropped(raster, tmp_path, loca
         gc.collect()
         time.sleep(0.05)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_store_writes_every_block_put_from_many_threads(tmp_path):
+    """The writer thread stops when the queue is empty and restarts on the next put:
+    no block may fall between the two, whatever the timing."""
+    size, block = 160, 8
+    profile = dict(driver="GTiff", count=1, height=size, width=size, dtype="uint16",
+                   tiled=True, blockxsize=16, blockysize=16, crs="EPSG:32631",
+                   transform=rasterio.transform.from_origin(0, size, 1, 1))
+    expected = np.arange(size * size, dtype="uint16").reshape(1, size, size)
+    windows = [Window(c, r, block, block) for r in range(0, size, block)
+               for c in range(0, size, block)]
+    with dask.config.set({"riomucho_dask.queue-bytes": 2 * block * block * 2}):
+        store = rmd.RasterStore(tmp_path / "out.tif", profile)
+
+    def put_all(part):
+        for w in part:
+            rows, cols = slice(w.row_off, w.row_off + block), slice(w.col_off, w.col_off + block)
+            store.put(expected[:, rows, cols].copy(), w)
+
+    threads = [threading.Thread(target=put_all, args=(windows[k::8],)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    store.commit()
+    assert store.written == len(windows) == 400
+    with rasterio.open(tmp_path / "out.tif") as src:
+        assert np.array_equal(src.read(), expected)

@@ -34,7 +34,7 @@ __all__ = ["RasterStore", "QUEUE_BYTES"]
 
 #: Bytes of finished blocks that may wait for the writer (at least one block
 #: always fits).  Override with ``dask.config.set({"riomucho_dask.queue-bytes": N})``.
-QUEUE_BYTES = 64 * 2**20
+QUEUE_BYTES = 8 * 2**20
 
 
 def _remove_all(paths: list[str]) -> None:
@@ -134,15 +134,15 @@ class RasterStore:
         nbytes = int(getattr(block, "nbytes", 0))
         with self._cond:
             self._check(window)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._drain, daemon=True,
-                                                 name=f"riomucho-writer-{self.path}")
-                self._thread.start()
             while self._queued and self._queued + nbytes > self._limit:
                 self._cond.wait()
                 self._check(window)
             self._queue.append((block, window))
             self._queued += nbytes
+            if self._thread is None:  # (re)started here, after the block is in
+                self._thread = threading.Thread(target=self._drain, daemon=True,
+                                                 name=f"riomucho-writer-{self.path}")
+                self._thread.start()
             self._cond.notify_all()
 
     def _check(self, window: Window) -> None:
