@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["heavy", "light", "noop", "JOBS"]
+__all__ = ["heavy", "light", "noop", "hillshade", "hillshade_alone", "JOBS", "JOB_OPTIONS"]
 
 
 def heavy(data, window, ij, global_args):
@@ -48,4 +48,34 @@ def noop(data, window, ij, global_args):
 
 
 #: Run functions by job name.
-JOBS = {"heavy": heavy, "light": light, "noop": noop}
+JOBS = {"heavy": heavy, "light": light, "noop": noop}  # hillshade jobs added below
+
+
+def _hillshade(z):
+    """Hillshade (0-255, float32) of the core of a padded elevation array, 30 m cells."""
+    z = z.astype(np.float64)
+    dx = (z[1:-1, 2:] - z[1:-1, :-2]) / 60.0
+    dy = (z[2:, 1:-1] - z[:-2, 1:-1]) / 60.0
+    slope, aspect = np.arctan(np.hypot(dx, dy)), np.arctan2(-dx, dy)
+    altitude, azimuth = np.radians(45.0), np.radians(315.0)
+    shade = (np.sin(altitude) * np.cos(slope)
+             + np.cos(altitude) * np.sin(slope) * np.cos(azimuth - aspect))
+    return (255 * np.clip(shade, 0, 1)).astype(np.float32)
+
+
+def hillshade(data, window, ij, global_args):
+    """3 x 3 hillshade of band 1 of the first input, run with ``overlap=1``: the data
+    already holds the window's neighbours."""
+    return _hillshade(data[0][0])[np.newaxis]
+
+
+def hillshade_alone(data, window, ij, global_args):
+    """The same hillshade without overlap: the window's own edges repeated around it
+    (what a run function can do without its neighbours; seams at block edges)."""
+    return _hillshade(np.pad(data[0][0], 1, mode="edge"))[np.newaxis]
+
+
+#: map_windows options per job (the others use none).
+JOB_OPTIONS = {"hillshade": {"overlap": 1, "boundary": "edge"}}
+
+JOBS.update({"hillshade": hillshade, "hillshade-alone": hillshade_alone})

@@ -275,12 +275,13 @@ def _run_serial(func, inputs: list[str], output: str, profile: dict) -> None:
 
 
 def _run_lazy(func, inputs: list[str], output: str, profile: dict, scheduler: Any,
-              workers: int) -> None:
+              workers: int, options: dict | None = None) -> None:
     import dask
 
     import riomucho_dask as rmd
 
-    out = rmd.map_windows(func, inputs, count=profile["count"], dtype=profile["dtype"])
+    out = rmd.map_windows(func, inputs, count=profile["count"], dtype=profile["dtype"],
+                          **(options or {}))
     with dask.config.set(num_workers=workers):
         rmd.to_raster(out, output, profile, scheduler=scheduler)
 
@@ -313,6 +314,7 @@ def child_main(spec: dict) -> dict:
     import jobs
 
     func = jobs.JOBS[spec["job"]]
+    options = jobs.JOB_OPTIONS.get(spec["job"], {})
     backend, inputs, output = spec["backend"], spec["inputs"], spec["output"]
     workers = int(spec["workers"])
     profile = _profile_for_rasterio(spec["profile"])
@@ -333,7 +335,7 @@ def child_main(spec: dict) -> dict:
         try:
             cpu = _cpu_seconds()
             started = time.perf_counter()
-            _run_lazy(func, inputs, output, profile, client, workers)
+            _run_lazy(func, inputs, output, profile, client, workers, options)
             result["wall"] = time.perf_counter() - started
         finally:
             client.close()
@@ -354,7 +356,7 @@ def child_main(spec: dict) -> dict:
         processes = 1 if backend == "rio-mucho-sync" else workers
         riomucho.RioMucho(inputs, output, func, options=dict(profile)).run(processes)
     elif backend in ("threads", "processes"):
-        _run_lazy(func, inputs, output, profile, backend, workers)
+        _run_lazy(func, inputs, output, profile, backend, workers, options)
     elif backend in ("shim", "shim-sync"):
         import riomucho_dask
 
@@ -652,6 +654,20 @@ def run_grid(backends: list[str], jobs_: list[str], inputs: list[str], profile: 
     return cells
 
 
+#: The overlap-cost jobs: with overlap, and the same function without.
+OVERLAP_JOBS = ("hillshade", "hillshade-alone")
+
+
+def overlap_table(cells: dict) -> str:
+    """Median wall time of each overlap job on threads, and their ratio."""
+    with_overlap, alone = (cells["threads", job].median() for job in OVERLAP_JOBS)
+    rows = ["| job | median wall (s) | vs hillshade-alone |", "|---|--:|--:|"]
+    for job, wall in zip(OVERLAP_JOBS, (with_overlap, alone)):
+        text = f"{wall:.2f}" if wall is not None else "failed"
+        rows.append(f"| {job} | {text} | {_ratio(wall, alone)} |")
+    return "\n".join(rows)
+
+
 def _ratio(numerator: float | None, denominator: float | None) -> str:
     if numerator is None or denominator is None or denominator <= 0:
         return "–"
@@ -842,6 +858,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds before a child is killed (default 900)")
     parser.add_argument("--no-overhead", action="store_true",
                         help="skip the per-window overhead benchmark")
+    parser.add_argument("--no-overlap", action="store_true",
+                        help="skip the overlap-cost benchmark (hillshade with and without)")
     parser.add_argument("--results", default=RESULTS,
                         help="markdown file to write (default benchmarks/RESULTS.md)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -881,11 +899,22 @@ def main(argv: list[str] | None = None) -> int:
                                   args.repeat, args.workers, args.timeout, "overhead")
         overhead = overhead_table(overhead_cells, windows, overhead_backends, args.workers)
         cells.update(overhead_cells)
+    overlap = None
+    if not args.no_overlap:
+        overlap_cells = run_grid(["threads"], list(OVERLAP_JOBS), inputs[:1], profile,
+                                 args.repeat, args.workers, args.timeout, f"overlap-{args.size}")
+        overlap = overlap_table(overlap_cells)
+        cells.update(overlap_cells)
     elapsed = time.time() - started
     load_after = os.getloadavg()
 
     print()
     print(table)
+    if overlap:
+        print()
+        print("Overlap cost (threads):")
+        print()
+        print(overlap)
     if anchors:
         print()
         print(f"Best anchor ({', '.join(ANCHORS)}): {anchors}")
@@ -898,7 +927,7 @@ def main(argv: list[str] | None = None) -> int:
 
     startups = [t for (b, _), c in cells.items() if b == "distributed" for t in c.startups]
     report = render_results(args, info, table, overhead, windows, startups, cells,
-                            load_before, load_after, elapsed, backends, anchors)
+                            load_before, load_after, elapsed, backends, anchors, overlap)
     with open(args.results, "w") as f:
         f.write(report)
     log(f"\nwrote {os.path.relpath(args.results, ROOT)} ({elapsed / 60:.1f} min)")
@@ -906,7 +935,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render_results(args, info, table, overhead, windows, startups, cells, load_before,
-                   load_after, elapsed, backends, anchors=None) -> str:
+                   load_after, elapsed, backends, anchors=None, overlap=None) -> str:
     """The text of RESULTS.md."""
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     versions = ", ".join(f"{name} {version}" for name, version in info["versions"].items())
@@ -1010,6 +1039,20 @@ def render_results(args, info, table, overhead, windows, startups, cells, load_b
             f"- `rio-mucho-sync`: {DESCRIPTIONS['rio-mucho-sync']}",
             "",
             overhead,
+            "",
+        ]
+    if overlap:
+        parts += [
+            "## Overlap cost",
+            "",
+            f"A 3 x 3 hillshade of band 1 of the first {size} x {size} input (512-px blocks, "
+            "threads, DEFLATE float32 output): `hillshade` runs with `overlap=1, "
+            "boundary=\"edge\"` (each window read one pixel wider, straight from the file); "
+            "`hillshade-alone` is the same function on each window alone, its edges repeated "
+            "(`np.pad`), which leaves seams at block edges. The ratio is the cost of "
+            "overlap.",
+            "",
+            overlap,
             "",
         ]
     parts += [

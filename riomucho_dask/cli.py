@@ -32,7 +32,7 @@ import click
 import cloudpickle
 import dask
 import rasterio.errors
-from rasterio.rio.options import creation_options
+from rasterio.rio.options import creation_options, output_opt, overwrite_opt
 
 from . import __version__
 from .errors import (
@@ -45,6 +45,7 @@ from .errors import (
 from .execute import schedulers
 from .map import MODES, map_windows
 from .map.inputs import check_alignment, resolve_inputs
+from .map.overlap import BOUNDARIES
 from .windows import block_chunks
 from .write import to_raster
 
@@ -255,6 +256,18 @@ def _cb_scheduler(ctx, param, value) -> str:
     )
 
 
+def _cb_boundary(ctx, param, value) -> Any:
+    text = value.strip()
+    if text.lower() in BOUNDARIES:
+        return text.lower()
+    try:
+        return float(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is none of {', '.join(BOUNDARIES)} nor a number"
+        ) from None
+
+
 def merge_global_args(global_args: Any, args: dict) -> Any:
     """``--arg`` values merged over ``--global-args``.
 
@@ -328,7 +341,7 @@ def mucho(ctx: click.Context, verbose: int) -> None:
 
 @mucho.command(short_help="Run a function over the windows of rasters.")
 @click.argument("function", metavar="MODULE:FUNCTION")
-@click.argument("files", nargs=-1, required=True, metavar="INPUT... OUTPUT")
+@click.argument("files", nargs=-1, required=True, metavar="INPUT... [OUTPUT]")
 @click.option("--mode", type=click.Choice(MODES), default="simple_read", show_default=True,
               help="What the function gets as data: one array per input (simple_read), one "
                    "array of every band (array_read) or the open datasets (manual_read).")
@@ -354,13 +367,19 @@ def mucho(ctx: click.Context, verbose: int) -> None:
               help="Output format driver.  Default: the first input's.")
 @click.option("--progress/--no-progress", default=None,
               help="Draw a progress bar on stderr.  Default: on when stderr is a terminal.")
-@click.option("-o", "--overwrite", is_flag=True, default=False,
-              help="Overwrite an existing output file.")
+@click.option("--overlap", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Pixels of neighbourhood around each window the function sees "
+                   "(for slope, hillshade, focal filters).")
+@click.option("--boundary", default="nodata", show_default=True, callback=_cb_boundary,
+              metavar="nodata|reflect|edge|NUMBER",
+              help="With --overlap, what the function sees outside the raster.")
+@output_opt
+@overwrite_opt
 @click.pass_context
 def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, global_args: Any,
         args: dict, count: int | None, dtype: str | None, workers: int | None, scheduler: str,
-        creation_options: dict, driver: str | None, progress: bool | None,
-        overwrite: bool) -> None:
+        creation_options: dict, driver: str | None, progress: bool | None, overlap: int,
+        boundary: Any, output: str | None, overwrite: bool) -> None:
     """Run MODULE:FUNCTION over the windows of INPUT... and write OUTPUT.
 
     FUNCTION has rio-mucho's signature, f(data, window, ij, global_args),
@@ -376,14 +395,17 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
 
     Prints the output path when done.
     """
-    if len(files) < 2:
-        raise click.UsageError("give at least one INPUT and the OUTPUT")
-    *inputs, output = files
+    if output is None:
+        if len(files) < 2:
+            raise click.UsageError("give at least one INPUT and the OUTPUT (or -o OUTPUT)")
+        *inputs, output = files
+    else:
+        inputs = list(files)
     if os.path.isdir(output):
         raise click.UsageError(f"OUTPUT {output!r} is a directory")
     if os.path.exists(output) and not overwrite:
         raise click.UsageError(
-            f"OUTPUT {output!r} exists and won't be overwritten without -o/--overwrite"
+            f"OUTPUT {output!r} exists and won't be overwritten without --overwrite"
         )
     global_args = merge_global_args(global_args, args)
     run_function, upload = load_function(function)
@@ -400,7 +422,7 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
             if schedulers.by_name(scheduler) is None:
                 client = _connect(scheduler, upload)
             out = map_windows(run_function, inputs, mode=mode, global_args=global_args,
-                              count=count, dtype=dtype)
+                              count=count, dtype=dtype, overlap=overlap, boundary=boundary)
             # --workers reaches the threaded scheduler and the process pool alike.
             config = dask.config.set(num_workers=workers) if workers else contextlib.nullcontext()
             with config:

@@ -16,6 +16,7 @@ __all__ = [
     "InputNotFoundError",
     "InputMismatchError",
     "ModeError",
+    "OverlapError",
     "WindowSpecError",
     "WindowGridError",
     "WindowError",
@@ -51,6 +52,10 @@ class InputMismatchError(InputError):
 
 class ModeError(InputError):
     """The read mode is not one of ``simple_read``, ``array_read``, ``manual_read``."""
+
+
+class OverlapError(RioMuchoDaskError, ValueError):
+    """``overlap`` or ``boundary`` given to :func:`~riomucho_dask.map_windows` is malformed."""
 
 
 class WindowSpecError(RioMuchoDaskError, ValueError):

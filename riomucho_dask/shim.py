@@ -27,6 +27,7 @@ from .execute import engine, schedulers
 from .map import map_windows
 from .map.contract import RunSpec, check_mode
 from .map.inputs import check_alignment, resolve_inputs
+from .map.overlap import check as check_overlap_args
 from .windows import as_window, grid_from_windows
 from .write import RasterStore, to_raster
 
@@ -123,6 +124,12 @@ class RioMucho:
         Passed to every call (default ``{}``).
     kwargs : dict, optional
         Another name for ``options`` (the one rio-mucho's README uses).
+    overlap : int or (int, int), optional
+        Not in rio-mucho: each window's data grown by this many pixels, as in
+        :func:`~riomucho_dask.map_windows` (``simple_read`` and ``array_read``).
+    boundary : {"nodata", "reflect", "edge"} or number, optional
+        Not in rio-mucho: what the data holds outside the raster (see
+        :func:`~riomucho_dask.map_windows`).
 
     Examples
     --------
@@ -134,8 +141,10 @@ class RioMucho:
     """
 
     def __init__(self, inpaths, outpath_or_dataset, run_function, mode="simple_read",
-                 windows=None, options=None, global_args=None, kwargs=None):
+                 windows=None, options=None, global_args=None, kwargs=None, *,
+                 overlap=0, boundary="nodata"):
         check_mode(mode)
+        self.overlap, self.boundary = check_overlap_args(overlap, boundary, mode)
         self.inpaths = [os.fspath(p) for p in inpaths]
         self.outpath_or_dataset = outpath_or_dataset
         self.run_function = run_function
@@ -200,7 +209,8 @@ class RioMucho:
     def _run_grid(self, scheduler, options, count, dtype) -> None:
         out = map_windows(
             self.run_function, self.inpaths, mode=self.mode, global_args=self.global_args,
-            count=count, dtype=dtype, windows=self.windows,
+            count=count, dtype=dtype, windows=self.windows, overlap=self.overlap,
+            boundary=self.boundary,
         )
         self._write(out, options, scheduler)
 
@@ -219,7 +229,8 @@ class RioMucho:
         if self.mode != "manual_read":
             check_alignment(inputs)
         spec = RunSpec(self.run_function, self.mode, [i.item for i in inputs],
-                       self.global_args, count, dtype, strict_dtype=False)
+                       self.global_args, count, dtype, strict_dtype=False,
+                       overlap=self.overlap, boundary=self.boundary)
         target = self.outpath_or_dataset
         owns = not isinstance(target, DatasetWriter)
         store = RasterStore(target, options if owns else dict(target.profile),

@@ -145,3 +145,57 @@ def reports_gdal_option(data, window, ij, g):
 
     seen = hasenv() and getenv().get("RIOMUCHO_TEST_OPTION") == "yes"
     return np.full((1, int(window.height), int(window.width)), int(seen), dtype="uint8")
+
+
+def hillshade_core(z, cellsize=10.0):
+    """Hillshade of the core of a (rows + 2, cols + 2) elevation array -> (rows, cols) float32."""
+    z = z.astype("float64")
+    dx = (z[1:-1, 2:] - z[1:-1, :-2]) / (2 * cellsize)
+    dy = (z[2:, 1:-1] - z[:-2, 1:-1]) / (2 * cellsize)
+    slope = np.arctan(np.hypot(dx, dy))
+    aspect = np.arctan2(-dx, dy)
+    azimuth, altitude = np.radians(315.0), np.radians(45.0)
+    shade = (np.sin(altitude) * np.cos(slope)
+             + np.cos(altitude) * np.sin(slope) * np.cos(azimuth - aspect))
+    return (255 * np.clip(shade, 0, 1)).astype("float32")
+
+
+def hillshade(data, window, ij, g):
+    """overlap=1: band 1 of the first input -> (1, h, w) float32."""
+    return hillshade_core(data[0][0])[None]
+
+
+def far_stencil_core(z, reach):
+    """Centre plus the pixels ``reach`` away in the four directions, of a padded array."""
+    z = z.astype("float64")
+    rows, cols = z.shape[0] - 2 * reach, z.shape[1] - 2 * reach
+    r, c = reach, reach
+    return (z[r:r + rows, c:c + cols] * 4 + z[:rows, c:c + cols] + z[2 * r:, c:c + cols]
+            + z[r:r + rows, :cols] + z[r:r + rows, 2 * c:]).astype("float32")
+
+
+def far_stencil(data, window, ij, g):
+    return far_stencil_core(data[0][0], g["reach"])[None]
+
+
+def two_inputs_rectangular(data, window, ij, g):
+    """overlap=(2, 3): rows of input 0 shifted by 2 minus columns of input 1 shifted by 3."""
+    a, b = data[0][0].astype("float32"), data[1][0].astype("float32")
+    rows, cols = a.shape[0] - 4, a.shape[1] - 6
+    return (a[4:4 + rows, 3:3 + cols] - b[2:2 + rows, :cols])[None]
+
+
+def padded_double(data, window, ij, g):
+    """Returns the padded shape: every band doubled (trimmed by map_windows)."""
+    return data[0] * 2
+
+
+def neighbour_sum(data, window, ij, g):
+    """overlap=1: the four neighbours' sum of band 1 (as float64 -> float32)."""
+    z = data[0][0].astype("float64")
+    return (z[:-2, 1:-1] + z[2:, 1:-1] + z[1:-1, :-2] + z[1:-1, 2:]).astype("float32")[None]
+
+
+def stacked_hillshade(data, window, ij, g):
+    """array_read, overlap=1: hillshade of the last stacked band."""
+    return hillshade_core(data[-1])[None]

@@ -239,15 +239,30 @@ def test_run_refuses_to_overwrite(invoke, pair, tmp_path):
     assert "--overwrite" in message and str(out) in message
     assert out.read_bytes() == b"keep me"
     reference = serial_reference(runfuncs.passthrough, [pair[0]], tmp_path / "ref.tif")
-    for flag in ("--overwrite", "-o"):
-        result = invoke("run", "tests.runfuncs:passthrough", pair[0], out, flag,
+    for args in ((out, "--overwrite"), ("-o", out, "--overwrite"), ("--output", out,
+                                                                      "--overwrite")):
+        out.write_bytes(b"keep me")
+        result = invoke("run", "tests.runfuncs:passthrough", pair[0], *args,
                         "--scheduler", "sync")
         assert result.exit_code == 0, result.output
         assert_same_raster(out, reference)
+    # -o is --output, as in rasterio's rio commands: it never means --overwrite
+    result = invoke("run", "tests.runfuncs:passthrough", pair[0], "-o", out)
+    assert "--overwrite" in assert_clean_error(result, code=2)
+
+
+def test_run_output_option(invoke, pair, tmp_path):
+    out = tmp_path / "out.tif"
+    result = invoke("run", "tests.runfuncs:passthrough", pair[0], "-o", out,
+                    "--scheduler", "sync")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{out}\n"
+    assert_same_raster(out, serial_reference(runfuncs.passthrough, [pair[0]],
+                                             tmp_path / "ref.tif"))
 
 
 def test_run_output_is_a_directory(invoke, pair, tmp_path):
-    result = invoke("run", "tests.runfuncs:passthrough", pair[0], tmp_path, "-o")
+    result = invoke("run", "tests.runfuncs:passthrough", pair[0], tmp_path, "--overwrite")
     assert_clean_error(result, code=2)
 
 
@@ -350,7 +365,7 @@ def test_run_progress(invoke, pair, tmp_path):
     # Off by default when stderr is not a terminal, and with --no-progress.
     for extra in ([], ["--no-progress"]):
         result = invoke("run", "tests.runfuncs:passthrough", pair[0], tmp_path / "b.tif",
-                        "-o", *extra)
+                        "--overwrite", *extra)
         assert result.exit_code == 0, result.output
         assert result.stderr == ""
 
@@ -512,3 +527,27 @@ def test_one_line_and_merge():
     assert cli.one_line("a\n\n  b  \n") == "a; b"
     assert cli.merge_global_args({"a": 1}, {"a": 2, "b": "x"}) == {"a": 2, "b": "x"}
     assert cli.merge_global_args([1], {}) == [1]
+
+
+@pytest.mark.parametrize("boundary", ["reflect", "edge", "-3.5"])
+def test_run_with_overlap(invoke, raster, tmp_path, boundary):
+    dem, _ = raster("dem.tif", count=1, dtype="float32", block=16)
+    out = tmp_path / "shade.tif"
+    result = invoke("run", "tests.runfuncs:hillshade", dem, out, "--overlap", 1,
+                    "--boundary", boundary, "--count", 1, "--dtype", "float32",
+                    "--scheduler", "sync")
+    assert result.exit_code == 0, result.output
+    with rasterio.open(dem) as src:
+        z = src.read(1)
+    if boundary in ("reflect", "edge"):
+        padded = np.pad(z, 1, mode=boundary)
+    else:
+        padded = np.pad(z, 1, mode="constant", constant_values=float(boundary))
+    with rasterio.open(out) as got:
+        assert np.array_equal(got.read(1), runfuncs.hillshade_core(padded))
+
+
+def test_run_bad_boundary(invoke, pair, tmp_path):
+    result = invoke("run", "tests.runfuncs:passthrough", pair[0], tmp_path / "o.tif",
+                    "--overlap", 1, "--boundary", "wrap")
+    assert "wrap" in assert_clean_error(result, code=2)

@@ -11,11 +11,13 @@ import numpy as np
 from dask.base import tokenize
 from rasterio.windows import Window
 
-from ..errors import InputError, WindowGridError
-from ..read import raster_array
+from ..errors import InputError, OverlapError, WindowGridError
+from ..read import NAME, raster_array
 from ..windows import block_chunks, grid_from_windows
 from .contract import MODES, Mode, RunFunction, RunSpec, array_stack, check_mode
-from .inputs import check_alignment, resolve_inputs
+from .inputs import Input, check_alignment, resolve_inputs
+from .overlap import Boundary
+from .overlap import check as check_overlap_args
 
 __all__ = ["map_windows", "MODES", "Mode", "array_stack"]
 
@@ -39,7 +41,7 @@ class WindowRunner:
         spec = self.spec
         return (
             tokenize(spec.run_function), spec.mode, spec.paths, tokenize(spec.global_args),
-            spec.count, str(spec.dtype), spec.strict_dtype,
+            spec.count, str(spec.dtype), spec.strict_dtype, spec.overlap, spec.boundary,
             self.row_offsets, self.col_offsets, self.given_windows,
         )
 
@@ -53,7 +55,22 @@ class WindowRunner:
         else:
             window = Window(self.col_offsets[j], self.row_offsets[i], width, height)
             ij = (i, j)
-        return self.spec.run(window, ij, height, width, blocks=blocks)
+        return self.spec.run(window, ij, height, width,
+                             blocks=None if self.spec.reads_files else blocks)
+
+
+def file_path(current: Input, position: int) -> str:
+    """The file an input reads: its path, or the raster of an open_raster array."""
+    item = current.item
+    if isinstance(item, str):
+        return item
+    if item.name.startswith(NAME) and len(current.sources) == 1:
+        return current.sources[0].path
+    raise OverlapError(
+        f"input {position} is a dask array that is not read straight from a file: overlap "
+        "reads each window's neighbourhood from the inputs' files, so give paths or "
+        "open_raster arrays (for other arrays, use dask's map_overlap)"
+    )
 
 
 def _offsets(sizes) -> tuple[int, ...]:
@@ -91,6 +108,8 @@ def map_windows(
     count: int | None = None,
     dtype: Any = None,
     windows: Sequence[Any] | None = None,
+    overlap: int | tuple[int, int] = 0,
+    boundary: Boundary = "nodata",
 ) -> da.Array:
     """Apply a rio-mucho run function to every window, lazily.
 
@@ -123,6 +142,18 @@ def map_windows(
         the raster as a grid.  Default: the block windows of the first input
         (or the chunks of the first input, when it is a dask array).  For
         window sets with gaps or overlaps use :class:`RioMucho`.
+    overlap : int or (int, int), optional
+        Pixels of neighbourhood (rows, cols; an int for both): the run
+        function's data covers each window grown by this many pixels on each
+        side, read from the inputs' files in one read per input (so inputs
+        are paths or :func:`open_raster` arrays).  ``window`` and ``ij`` stay
+        the core window's.  The run function returns the core shape or the
+        padded one, which is trimmed.  Not with ``manual_read``.
+    boundary : {"nodata", "reflect", "edge"} or number, optional
+        What the data holds outside the raster, as ``np.pad`` would pad the
+        whole raster: the input's nodata (0 when it has none; the default),
+        ``np.pad``'s ``"reflect"`` or ``"edge"`` modes, or a constant.
+        Pixels inside the raster always come from the file.
 
     Returns
     -------
@@ -131,7 +162,7 @@ def map_windows(
 
     Raises
     ------
-    ModeError, InputNotFoundError, InputMismatchError, WindowGridError
+    ModeError, OverlapError, InputNotFoundError, InputMismatchError, WindowGridError
         At once, before anything is computed.
     RunFunctionError, OutputShapeError, OutputDtypeError
         At compute time, naming the window and ``ij``.
@@ -146,10 +177,22 @@ def map_windows(
     ((1, 97, 131), dtype('float32'), (1, 32, 32))
     >>> out[:, :32, :32].compute().shape      # reads and runs one window only
     (1, 32, 32)
+
+    A 3 x 3 mean needs one pixel around each window:
+
+    >>> def mean3(data, window, ij, g):
+    ...     z = data[0][:1].astype("f4")      # (1, height + 2, width + 2)
+    ...     rows, cols = z.shape[1] - 2, z.shape[2] - 2
+    ...     return sum(z[:, r:r + rows, c:c + cols] for r in range(3) for c in range(3)) / 9
+    >>> smooth = map_windows(mean3, ["scene_a.tif"], overlap=1, boundary="edge",
+    ...                      count=1, dtype="float32")
+    >>> smooth.chunksize
+    (1, 32, 32)
     """
     check_mode(mode)
     if not callable(run_function):
         raise InputError(f"run_function must be callable, not {type(run_function).__name__}")
+    overlap, boundary = check_overlap_args(overlap, boundary, mode)
     inputs = resolve_inputs(inputs, mode)
     if mode != "manual_read":
         check_alignment(inputs)
@@ -171,7 +214,9 @@ def map_windows(
         row_chunks, col_chunks = block_chunks(height, width, first.info.block_shape)
 
     arrays = []
-    if mode != "manual_read":
+    if overlap != (0, 0):  # each window reads its neighbourhood from the files itself
+        paths = [file_path(current, position) for position, current in enumerate(inputs)]
+    elif mode != "manual_read":
         for current in inputs:
             item = current.item
             if isinstance(item, str):
@@ -191,12 +236,13 @@ def map_windows(
     if count < 1:
         raise InputError(f"count must be at least 1, not {count}")
 
-    paths = [current.item for current in inputs if isinstance(current.item, str)]
+    if overlap == (0, 0):
+        paths = [current.item for current in inputs if isinstance(current.item, str)]
     given = lookup is not None and not _plain(lookup, row_chunks, col_chunks)
     if given:
         arrays.append(_given_windows_array(lookup, row_chunks, col_chunks))
     spec = RunSpec(run_function, mode, paths, {} if global_args is None else global_args,
-                   count, dtype, strict_dtype)
+                   count, dtype, strict_dtype, overlap=overlap, boundary=boundary)
     runner = WindowRunner(spec, row_chunks, col_chunks, given)
     return da.map_blocks(
         runner,

@@ -15,6 +15,7 @@ from ..errors import ModeError, OutputDtypeError, OutputShapeError, RunFunctionE
 from ..execute.worker import setup_once
 from ..read import handles
 from ..windows import as_window
+from .overlap import Boundary, read_padded, trim
 
 __all__ = [
     "MODES", "Mode", "RunFunction", "RunSpec", "array_stack", "call_run_function", "check_mode",
@@ -65,11 +66,14 @@ def call_run_function(
     expected: tuple[int, int, int],
     dtype: np.dtype,
     strict_dtype: bool,
+    overlap: tuple[int, int] = (0, 0),
 ) -> np.ndarray:
     """Call the run function on one window and check what it returns.
 
     ``expected`` is ``(count, height, width)``.  A 2-D result is taken as
-    one band when ``count`` is 1, as rasterio's ``write`` does.
+    one band when ``count`` is 1, as rasterio's ``write`` does.  With an
+    ``overlap`` of ``(rows, cols)``, a result of the padded shape
+    ``(count, height + 2 * rows, width + 2 * cols)`` is trimmed to its core.
     """
     try:
         result = run_function(data, window, ij, global_args)
@@ -94,11 +98,16 @@ def call_run_function(
     result = np.asanyarray(result)
     if result.ndim == 2 and expected[0] == 1:
         result = result[np.newaxis]
+    count, height, width = expected
+    padded = (count, height + 2 * overlap[0], width + 2 * overlap[1])
+    if result.shape == padded and padded != expected:
+        result = trim(result, overlap, height, width)
     if result.shape != expected:
+        also = f" or the padded {padded}" if padded != expected else ""
         raise OutputShapeError(
             f"run function {function_name(run_function)!r} returned shape {result.shape} "
             f"for window {window!r} (ij={ij!r}); expected {expected} = "
-            "(count, window.height, window.width)",
+            f"(count, window.height, window.width){also}",
             window=window,
             ij=ij,
         )
@@ -136,10 +145,18 @@ class RunSpec:
     count: int
     dtype: np.dtype
     strict_dtype: bool
+    overlap: tuple[int, int] = (0, 0)
+    boundary: Boundary = "nodata"
     gdal_env: dict = field(default_factory=gdal_options.captured_env)
 
     def __post_init__(self):
         self.dtype = np.dtype(self.dtype)
+
+    @property
+    def reads_files(self) -> bool:
+        """Whether each window's data is read from the input paths in the task
+        (manual_read, or an overlap), rather than given as blocks."""
+        return self.mode == "manual_read" or self.overlap != (0, 0)
 
     def datasets(self) -> list:
         """This thread's open datasets, one per input path."""
@@ -150,8 +167,9 @@ class RunSpec:
         reading modes), else read from the input paths at ``window``."""
         if self.mode == "manual_read":
             return self.datasets()
-        if blocks is None:
-            blocks = [src.read(window=window) for src in self.datasets()]
+        if blocks is None:  # one read per input, grown by the overlap
+            blocks = [read_padded(src, window, self.overlap, self.boundary)
+                      for src in self.datasets()]
         return array_stack(blocks) if self.mode == "array_read" else list(blocks)
 
     def run(self, window, ij, height: int, width: int,
@@ -164,5 +182,5 @@ class RunSpec:
             return call_run_function(
                 self.run_function, data, window, ij, self.global_args,
                 expected=(self.count, height, width), dtype=self.dtype,
-                strict_dtype=self.strict_dtype,
+                strict_dtype=self.strict_dtype, overlap=self.overlap,
             )
