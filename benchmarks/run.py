@@ -660,7 +660,7 @@ OVERLAP_JOBS = ("hillshade", "hillshade-alone")
 
 def overlap_table(cells: dict) -> str:
     """Median wall time of each overlap job on threads, and their ratio."""
-    with_overlap, alone = (cells["threads", job].median() for job in OVERLAP_JOBS)
+    with_overlap, alone = (cells["threads", job].median for job in OVERLAP_JOBS)
     rows = ["| job | median wall (s) | vs hillshade-alone |", "|---|--:|--:|"]
     for job, wall in zip(OVERLAP_JOBS, (with_overlap, alone)):
         text = f"{wall:.2f}" if wall is not None else "failed"
