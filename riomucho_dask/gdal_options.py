@@ -1,31 +1,104 @@
-"""GDAL options that travel with a graph.
+"""GDAL options that travel with a graph, credentials kept out of sight.
 
 rasterio sets GDAL options per thread, so options set around a call do not
 reach dask's worker threads or processes by themselves: the graph pieces
 that touch GDAL capture the options when they are built and re-enter them
 where they run.
+
+Credentials (``AWS_SECRET_ACCESS_KEY``, tokens, passwords: any option whose
+name says key, secret, token, password or credential) are captured apart:
+they never show in a repr, and they are re-entered through a rasterio
+session, since ``rasterio.Env`` refuses AWS keys as plain options.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
+from dataclasses import dataclass, field
 
 import rasterio
+from rasterio.session import Session
 
-__all__ = ["captured_env", "env"]
+__all__ = ["GDALOptions", "captured_env", "env", "is_secret"]
+
+_SECRET = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|USERPWD|CREDENTIAL|CONNECTION_STRING",
+                     re.IGNORECASE)
 
 
-def captured_env() -> dict:
-    """The GDAL options of the ``rasterio.Env`` active here, or ``{}``."""
+def is_secret(name: str) -> bool:
+    """Whether a GDAL option holds a credential (and is never shown).
+
+    Examples
+    --------
+    >>> is_secret("AWS_SECRET_ACCESS_KEY"), is_secret("AWS_S3_ENDPOINT")
+    (True, False)
+    """
+    return bool(_SECRET.search(name))
+
+
+@dataclass(frozen=True)
+class GDALOptions:
+    """GDAL options captured from a ``rasterio.Env``, credentials apart.
+
+    Examples
+    --------
+    >>> GDALOptions({"AWS_HTTPS": "NO"}, {"AWS_SECRET_ACCESS_KEY": "abc"})
+    GDALOptions({'AWS_HTTPS': 'NO'}, credentials=['AWS_SECRET_ACCESS_KEY'] (values hidden))
+    """
+
+    options: dict = field(default_factory=dict)
+    credentials: dict = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        hidden = f", credentials={sorted(self.credentials)} (values hidden)" \
+            if self.credentials else ""
+        return f"GDALOptions({self.options!r}{hidden})"
+
+    def __bool__(self) -> bool:
+        return bool(self.options or self.credentials)
+
+
+class _Credentials(Session):
+    """A rasterio session that sets captured credentials as GDAL options."""
+
+    def __init__(self, credentials: dict):
+        self._credentials = dict(credentials)
+
+    @classmethod
+    def hascreds(cls, config) -> bool:
+        return True
+
+    @property
+    def credentials(self) -> dict:
+        return dict(self._credentials)
+
+    def get_credential_options(self) -> dict:
+        return dict(self._credentials)
+
+    def __repr__(self) -> str:
+        return f"<credentials {sorted(self._credentials)}, values hidden>"
+
+
+def captured_env() -> GDALOptions:
+    """The GDAL options of the ``rasterio.Env`` active here (empty without one)."""
     from rasterio.env import getenv, hasenv
 
     if not hasenv():
-        return {}
-    return {key: value for key, value in getenv().items() if key != "RASTERIO_ENV"}
+        return GDALOptions()
+    options, credentials = {}, {}
+    for key, value in getenv().items():
+        if key == "RASTERIO_ENV":
+            continue
+        (credentials if is_secret(key) else options)[key] = value
+    return GDALOptions(options, credentials)
 
 
-def env(options: dict):
-    """A context re-entering captured options (a no-op for ``{}``)."""
-    if not options:
+def env(captured: GDALOptions | dict):
+    """A context re-entering captured options (a no-op when there are none)."""
+    if isinstance(captured, dict):
+        captured = GDALOptions(captured)
+    if not captured:
         return contextlib.nullcontext()
-    return rasterio.Env(**options)
+    session = _Credentials(captured.credentials) if captured.credentials else None
+    return rasterio.Env(session=session, **captured.options)

@@ -129,3 +129,128 @@ def scheduler(request):
 def local_scheduler(request):
     """Schedulers that run in this process (where compute=False graphs run)."""
     return request.param
+
+
+# -- real servers on 127.0.0.1: an S3-compatible store (moto) and an HTTP server ------------
+
+#: The S3 test credentials; the secret must never show in a repr, an error or a log.
+S3_KEY_ID = "AKIDRIOMUCHOTEST"
+S3_SECRET = "riomucho-secret-never-shown-8c1f"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _serve(args: list[str], port: int, cwd=None):
+    """Start a server process (``python ARGS``) and wait until it accepts on ``port``.
+
+    A process of its own, not a thread: GDAL may hold this process's GIL while it
+    waits for an answer, which would starve a server thread of this process.
+    """
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen([sys.executable, *args], cwd=cwd, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"server {args} did not start on port {port}") from None
+            time.sleep(0.1)
+
+
+def _stop(process) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except Exception:
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A moto S3 server (its own process) on a free port of 127.0.0.1: ``host:port``."""
+    port = _free_port()
+    process = _serve(["-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], port)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        _stop(process)
+
+
+class S3:
+    """A fresh bucket, a boto3 client to check objects, and the rasterio.Env to reach it."""
+
+    def __init__(self, endpoint: str, bucket: str):
+        import boto3
+        from rasterio.session import AWSSession
+
+        self.bucket = bucket
+        self.client = boto3.client(
+            "s3", endpoint_url=f"http://{endpoint}", aws_access_key_id=S3_KEY_ID,
+            aws_secret_access_key=S3_SECRET, region_name="us-east-1")
+        self.client.create_bucket(Bucket=bucket)
+        self.session = AWSSession(aws_access_key_id=S3_KEY_ID, aws_secret_access_key=S3_SECRET,
+                                  endpoint_url=endpoint)
+
+    def env(self):
+        return rasterio.Env(self.session, AWS_HTTPS="NO", AWS_VIRTUAL_HOSTING="FALSE")
+
+    def put(self, local, key) -> str:
+        self.client.upload_file(str(local), self.bucket, key)
+        return f"s3://{self.bucket}/{key}"
+
+    def keys(self) -> list[str]:
+        listing = self.client.list_objects_v2(Bucket=self.bucket)
+        return sorted(item["Key"] for item in listing.get("Contents", []))
+
+    def get(self, key, local) -> str:
+        self.client.download_file(self.bucket, key, str(local))
+        return str(local)
+
+
+@pytest.fixture
+def s3(s3_endpoint, request):
+    import re
+
+    bucket = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-")
+    return S3(s3_endpoint, f"rmd-{bucket}")
+
+
+#: An HTTP server answering range requests, for the files of the working directory.
+HTTP_SERVER = """
+import functools, sys
+from http.server import ThreadingHTTPServer
+from RangeHTTPServer import RangeRequestHandler
+
+class Quiet(RangeRequestHandler):
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Quiet).serve_forever()
+"""
+
+
+@pytest.fixture(scope="session")
+def http_root(tmp_path_factory):
+    """An HTTP server (its own process) answering range requests for the files of a
+    folder: ``(folder, "http://127.0.0.1:port")``."""
+    folder = tmp_path_factory.mktemp("http")
+    port = _free_port()
+    process = _serve(["-c", HTTP_SERVER, str(port)], port, cwd=folder)
+    try:
+        yield folder, f"http://127.0.0.1:{port}"
+    finally:
+        _stop(process)

@@ -11,6 +11,7 @@ from rasterio.io import DatasetWriter
 
 from ..errors import OutputPathError, ProfileError
 from ..execute.engine import RasterWrite, array_write, compute, run
+from . import remote
 from .profile import align_chunks, build_profile
 from .store import RasterStore
 
@@ -40,7 +41,10 @@ def to_raster(
         Output path.  It is written to a temporary file beside it and moved
         into place only when every window is written; on any failure the
         temporary file is removed and an existing file at ``path`` is
-        untouched.  An open dataset is written into as it is.
+        untouched.  On object storage (``s3://``, ``/vsis3/``, any GDAL
+        virtual path), it is written in local scratch space and uploaded
+        once complete (see :mod:`riomucho_dask.write.remote`).  An open
+        dataset is written into as it is.
     profile : dict, optional
         Creation profile; updates ``like``'s.
     like : str or os.PathLike, optional
@@ -78,7 +82,9 @@ def to_raster(
     ProfileError
         No georeferencing, or a profile contradicting the array.
     OutputPathError
-        The output directory does not exist (before anything is computed).
+        The output directory, or the bucket of an object-storage output,
+        does not exist or cannot be reached (before anything is computed);
+        or the upload failed (nothing is left at ``path`` then).
 
     Examples
     --------
@@ -106,9 +112,12 @@ def to_raster(
             )
     else:
         path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise OutputPathError(f"output directory {directory!r} does not exist")
+        if remote.is_remote(path):
+            remote.check_writable(path)
+        else:
+            directory = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(directory):
+                raise OutputPathError(f"output directory {directory!r} does not exist")
         out_profile = build_profile(array, profile, like, creation_options)
     if np.dtype(out_profile["dtype"]) != array.dtype:
         array = array.astype(out_profile["dtype"])

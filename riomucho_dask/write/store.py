@@ -7,7 +7,8 @@ worker processes (:meth:`RasterStore.put`).  They wait in a queue bounded
 in bytes, drained by one writer thread that owns the output: workers never
 wait on compression, and wait on the queue only when the writer is behind.
 A new output is written to a hidden temporary file beside the target and
-moved into place only when every block is in.
+moved into place only when every block is in; an output on object storage
+is written in local scratch space and uploaded when complete.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .. import gdal_options
 from ..errors import SchedulerError, StoreClosedError
 from ..progress import BlockProgress
 from ..windows import slices_to_window
+from . import remote
 from .writer import GDALWriter
 
 __all__ = ["RasterStore", "QUEUE_BYTES"]
@@ -93,6 +95,7 @@ class RasterStore:
         self.path = path.name if dataset is not None else os.fspath(path)
         self.profile = profile
         self._owns = dataset is None
+        self._remote = self._owns and remote.is_remote(self.path)
         self._temporaries: list[str] = []
         self._cleanup = None
         self._writer = GDALWriter(profile, self._temporary, dataset=dataset)
@@ -195,7 +198,10 @@ class RasterStore:
 
     # -- ending ---------------------------------------------------------------
     def _temporary(self) -> str:
-        directory, name = os.path.split(os.path.abspath(self.path))
+        if self._remote:  # written in scratch space, uploaded when complete
+            directory, name = remote.scratch_dir(), self.path.rstrip("/").rsplit("/", 1)[-1]
+        else:
+            directory, name = os.path.split(os.path.abspath(self.path))
         fd, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
         os.close(fd)
         self._temporaries.append(path)
@@ -220,7 +226,9 @@ class RasterStore:
                 raise self._error
             with self._lock, gdal_options.env(self._gdal_env):
                 finished = self._writer.close()
-            if finished is not None:
+                if finished is not None and self._remote:
+                    remote.upload(finished, self.path)
+            if finished is not None and not self._remote:
                 os.chmod(finished, 0o666 & ~_umask())
                 os.replace(finished, self.path)
         except BaseException:

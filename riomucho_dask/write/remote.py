@@ -1,0 +1,110 @@
+"""Outputs on object storage: written in local scratch space, uploaded when complete.
+
+GDAL writes a GeoTIFF to ``/vsis3/`` only sequentially, and a COG only by
+CreateCopy, so an output on object storage is written as usual into a
+scratch directory (``dask.config.set({"riomucho_dask.scratch": DIR})``,
+default the system temporary directory), then copied up in one go by GDAL
+(a multipart upload that creates the object only when it completes: on any
+failure no object is left, and an object already at the key is untouched).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import glob
+import os
+import tempfile
+
+import dask
+import rasterio
+import rasterio.shutil
+
+from ..errors import OutputPathError
+
+__all__ = ["is_remote", "vsi_path", "scratch_dir", "check_writable", "upload"]
+
+#: URL schemes and the GDAL virtual file systems that serve them.
+_SCHEMES = {"s3": "vsis3", "gs": "vsigs", "az": "vsiaz", "azure": "vsiaz", "oss": "vsioss",
+            "swift": "vsiswift", "http": "vsicurl", "https": "vsicurl"}
+
+
+def is_remote(path: str) -> bool:
+    """Whether ``path`` is a URL or a GDAL virtual path rather than a local file.
+
+    Examples
+    --------
+    >>> is_remote("s3://bucket/a.tif"), is_remote("/vsis3/bucket/a.tif"), is_remote("a.tif")
+    (True, True, False)
+    """
+    return "://" in path or path.startswith("/vsi")
+
+
+def vsi_path(path: str) -> str:
+    """``path`` as a GDAL virtual path (``s3://b/k`` -> ``/vsis3/b/k``).
+
+    Examples
+    --------
+    >>> vsi_path("s3://bucket/dir/a.tif"), vsi_path("https://host/a.tif")
+    ('/vsis3/bucket/dir/a.tif', '/vsicurl/https://host/a.tif')
+    """
+    scheme, sep, rest = path.partition("://")
+    if not sep or path.startswith("/vsi"):
+        return path
+    system = _SCHEMES.get(scheme.lower(), f"vsi{scheme.lower()}")
+    return f"/{system}/{path}" if system == "vsicurl" else f"/{system}/{rest}"
+
+
+def scratch_dir() -> str:
+    """Where outputs on object storage are written before the upload."""
+    return dask.config.get("riomucho_dask.scratch", None) or tempfile.gettempdir()
+
+
+def _gdal():
+    """GDAL's C library as loaded by rasterio, or None where it cannot be found."""
+    here = os.path.dirname(rasterio.__file__)
+    candidates = glob.glob(os.path.join(here, "..", "rasterio.libs", "libgdal*"))
+    found = ctypes.util.find_library("gdal")
+    for candidate in [*candidates, *([found] if found else [])]:
+        try:
+            lib = ctypes.CDLL(candidate)
+            lib.VSIStatExL.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int]
+            return lib
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def check_writable(path: str) -> None:
+    """Raise OutputPathError, before anything is computed, when the bucket (or
+    container) of an object-storage ``path`` does not exist or cannot be listed.
+
+    Object stores have no folders: only the bucket is checked.
+
+    Runs in the caller's ``rasterio.Env`` (credentials, endpoint).  Where
+    GDAL's C library cannot be found, the check is left to the upload.
+    """
+    target = vsi_path(path)
+    parts = target.split("/")  # ['', 'vsis3', 'bucket', ..., 'name']
+    if len(parts) < 4 or not parts[-1]:
+        raise OutputPathError(f"output {path!r} names no object (expected .../bucket/key)")
+    lib = _gdal()
+    if lib is None:
+        return
+    bucket = "/".join(parts[:3])
+    stat = ctypes.create_string_buffer(512)  # room for a struct stat
+    with rasterio.Env():
+        found = lib.VSIStatExL(bucket.encode(), stat, 0) == 0
+    if not found:
+        raise OutputPathError(
+            f"output {path!r}: {bucket!r} does not exist or cannot be reached with the "
+            "credentials of the active rasterio.Env (no such bucket, or no permission)"
+        )
+
+
+def upload(local: str, path: str) -> None:
+    """Copy the finished file ``local`` to ``path`` on object storage."""
+    try:
+        rasterio.shutil.copyfiles(local, vsi_path(path))
+    except Exception as err:  # GDAL's errors say which request failed
+        raise OutputPathError(f"uploading the output to {path!r} failed: {err}") from err
