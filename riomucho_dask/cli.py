@@ -47,7 +47,7 @@ from .map import MODES, map_windows
 from .map.inputs import check_alignment, resolve_inputs
 from .map.overlap import BOUNDARIES
 from .windows import block_chunks
-from .write import to_raster
+from .write import remote, to_raster
 
 try:  # GDAL errors rasterio does not wrap; private module, so guarded
     from rasterio._err import CPLE_BaseError
@@ -403,7 +403,9 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
         inputs = list(files)
     if os.path.isdir(output):
         raise click.UsageError(f"OUTPUT {output!r} is a directory")
-    if os.path.exists(output) and not overwrite:
+    with _rasterio_env(ctx):
+        output_exists = remote.exists(output)
+    if output_exists and not overwrite:
         raise click.UsageError(
             f"OUTPUT {output!r} exists and won't be overwritten without --overwrite"
         )

@@ -24,6 +24,7 @@ __all__ = [
     "OutputShapeError",
     "OutputDtypeError",
     "OutputPathError",
+    "NoSpaceError",
     "ProfileError",
     "StoreClosedError",
     "SchedulerError",
@@ -122,6 +123,10 @@ class OutputDtypeError(WindowError, TypeError):
 
 class OutputPathError(RioMuchoDaskError, OSError):
     """The output path cannot be written (missing directory, existing file...)."""
+
+
+class NoSpaceError(OutputPathError):
+    """The disk holding the output (or its scratch copy) is full."""
 
 
 class ProfileError(RioMuchoDaskError, ValueError):

@@ -131,6 +131,48 @@ def local_scheduler(request):
     return request.param
 
 
+# -- a full disk, for real where mounting is allowed --------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path, monkeypatch):
+    """A 256 kB file system (a tmpfs, mounted as root, as on the development machines
+    and CI).  Where mounting is not allowed, the same folder on the normal disk with the
+    writes failing as on a full disk (GDAL's "Write failed", no room left)."""
+    import subprocess
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs",
+                                  str(folder)], capture_output=True).returncode == 0
+    except OSError:  # no mount command
+        mounted = False
+    if not mounted:
+        import shutil as shutil_module
+        from collections import namedtuple
+
+        from rasterio.errors import RasterioIOError
+
+        from riomucho_dask.write.writer import GDALWriter
+
+        usage = namedtuple("usage", "total used free")
+        real = shutil_module.disk_usage
+        monkeypatch.setattr(shutil_module, "disk_usage", lambda path: usage(1, 1, 0)
+                            if str(path).startswith(str(folder)) else real(path))
+
+        def full(self, block, window):
+            self._open()  # the temporary file is made, then the disk is full
+            raise RasterioIOError("Write failed. See previous exception for details.")
+
+        monkeypatch.setattr(GDALWriter, "write", full)
+    try:
+        yield folder
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(folder)], check=True)
+
+
 # -- real servers on 127.0.0.1: an S3-compatible store (moto) and an HTTP server ------------
 
 #: The S3 test credentials; the secret must never show in a repr, an error or a log.

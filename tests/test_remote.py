@@ -14,7 +14,7 @@ import riomucho_dask as rmd
 from riomucho_dask.errors import InputNotFoundError, OutputPathError, RunFunctionError
 
 from . import runfuncs
-from .conftest import S3_SECRET, assert_same_raster, serial_reference
+from .conftest import S3_SECRET, assert_same_raster, make_raster, serial_reference
 
 
 @pytest.fixture
@@ -150,3 +150,62 @@ def test_the_secret_never_shows(pair, s3, tmp_path, caplog):
                 raise AssertionError(f"{error.__name__} not raised")
     texts.append(caplog.text)
     assert len(texts) == 14 and not [text for text in texts if S3_SECRET in text]
+
+
+def test_cli_with_credentials_from_the_environment(pair, s3, tmp_path, monkeypatch):
+    """The CLI reads and writes object storage with GDAL's own environment variables."""
+    from click.testing import CliRunner
+
+    from riomucho_dask import cli
+
+    a, b = pair
+    urls = [s3.put(a, "a.tif"), s3.put(b, "b.tif")]
+    endpoint = s3.client.meta.endpoint_url.split("://", 1)[1]
+    for key, value in {"AWS_ACCESS_KEY_ID": "AKIDRIOMUCHOTEST", "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+                       "AWS_S3_ENDPOINT": endpoint, "AWS_HTTPS": "NO",
+                       "AWS_VIRTUAL_HOSTING": "FALSE"}.items():
+        monkeypatch.setenv(key, value)
+    target = f"s3://{s3.bucket}/ndvi.tif"
+    runner = CliRunner()
+    args = ["run", "tests.runfuncs:ndvi", *urls, target, "--count", "1", "--dtype", "float32",
+            "--scheduler", "threads"]
+    result = runner.invoke(cli.mucho, args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == target
+    reference = serial_reference(runfuncs.ndvi, [a, b], tmp_path / "ref.tif", count=1,
+                                 dtype="float32")
+    assert_same_raster(s3.get("ndvi.tif", tmp_path / "got.tif"), reference)
+    again = runner.invoke(cli.mucho, args)  # the object exists now
+    assert again.exit_code == 2 and "--overwrite" in again.stderr
+    assert runner.invoke(cli.mucho, [*args, "--overwrite"]).exit_code == 0
+    info = runner.invoke(cli.mucho, ["info", *urls, "--json"])
+    assert info.exit_code == 0 and '"aligned": true' in info.stdout
+    assert S3_SECRET not in result.output + again.output + info.output
+
+
+def test_shim_reads_and_writes_s3(pair, s3, tmp_path):
+    a, b = pair
+    urls = [s3.put(a, "a.tif"), s3.put(b, "b.tif")]
+    with s3.env():
+        with rasterio.open(urls[0]) as src:
+            options = dict(src.profile, count=1, dtype="float32")
+        with rmd.RioMucho(urls, f"s3://{s3.bucket}/out.tif", runfuncs.ndvi,
+                          options=options) as rm:
+            rm.run(2)
+    reference = serial_reference(runfuncs.ndvi, [a, b], tmp_path / "ref.tif", count=1,
+                                 dtype="float32")
+    assert_same_raster(s3.get("out.tif", tmp_path / "got.tif"), reference)
+
+
+def test_full_scratch_space_leaves_no_object(pair, s3, small_disk):
+    import dask
+
+    from riomucho_dask.errors import NoSpaceError
+
+    a, _ = pair
+    big, _ = make_raster(
+        small_disk.parent / "big.tif", count=1, height=300, width=300, dtype="float32")
+    with s3.env(), dask.config.set({"riomucho_dask.scratch": str(small_disk)}):
+        with pytest.raises(NoSpaceError, match="no space left"):
+            rmd.to_raster(rmd.open_raster(big), f"s3://{s3.bucket}/out.tif", like=big)
+    assert s3.keys() == [] and list(small_disk.iterdir()) == []

@@ -284,3 +284,19 @@ def test_store_writes_every_block_put_from_many_threads(tmp_path):
     assert store.written == len(windows) == 400
     with rasterio.open(tmp_path / "out.tif") as src:
         assert np.array_equal(src.read(), expected)
+
+
+def test_full_disk_is_a_clear_error(raster, tmp_path, small_disk, scheduler):
+    from riomucho_dask.errors import NoSpaceError
+
+    path, _ = raster(count=1, height=300, width=300, dtype="float32", block=64)
+    target = small_disk / "out.tif"
+    target.write_bytes(b"previous")
+    with pytest.raises(NoSpaceError) as info:
+        rmd.to_raster(rmd.open_raster(path), target, like=path, scheduler=scheduler)
+    message = str(info.value)
+    assert "no space left" in message and str(target) in message
+    assert "0.3 MB" in message  # what the output needs, uncompressed (300 x 300 float32)
+    assert isinstance(info.value, OSError)
+    assert target.read_bytes() == b"previous"
+    assert sorted(p.name for p in small_disk.iterdir()) == ["out.tif"]

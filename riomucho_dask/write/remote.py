@@ -22,7 +22,7 @@ import rasterio.shutil
 
 from ..errors import OutputPathError
 
-__all__ = ["is_remote", "vsi_path", "scratch_dir", "check_writable", "upload"]
+__all__ = ["is_remote", "vsi_path", "scratch_dir", "exists", "check_writable", "upload"]
 
 #: URL schemes and the GDAL virtual file systems that serve them.
 _SCHEMES = {"s3": "vsis3", "gs": "vsigs", "az": "vsiaz", "azure": "vsiaz", "oss": "vsioss",
@@ -75,6 +75,28 @@ def _gdal():
     return None
 
 
+def _stat(path: str) -> bool | None:
+    """Whether GDAL finds ``path`` (a /vsi path), None where GDAL's C library is not found.
+
+    Runs in the caller's ``rasterio.Env`` (credentials, endpoint), or with
+    the credentials of the process's environment variables.
+    """
+    lib = _gdal()
+    if lib is None:
+        return None
+    stat = ctypes.create_string_buffer(512)  # room for a struct stat
+    with rasterio.Env():
+        return lib.VSIStatExL(path.encode(), stat, 0) == 0
+
+
+def exists(path: str) -> bool:
+    """Whether a file or an object exists at ``path`` (local, URL or /vsi path)."""
+    if not is_remote(path):
+        return os.path.exists(path)
+    found = _stat(vsi_path(path))
+    return rasterio.shutil.exists(path) if found is None else found
+
+
 def check_writable(path: str) -> None:
     """Raise OutputPathError, before anything is computed, when the bucket (or
     container) of an object-storage ``path`` does not exist or cannot be listed.
@@ -88,14 +110,8 @@ def check_writable(path: str) -> None:
     parts = target.split("/")  # ['', 'vsis3', 'bucket', ..., 'name']
     if len(parts) < 4 or not parts[-1]:
         raise OutputPathError(f"output {path!r} names no object (expected .../bucket/key)")
-    lib = _gdal()
-    if lib is None:
-        return
     bucket = "/".join(parts[:3])
-    stat = ctypes.create_string_buffer(512)  # room for a struct stat
-    with rasterio.Env():
-        found = lib.VSIStatExL(bucket.encode(), stat, 0) == 0
-    if not found:
+    if _stat(bucket) is False:
         raise OutputPathError(
             f"output {path!r}: {bucket!r} does not exist or cannot be reached with the "
             "credentials of the active rasterio.Env (no such bucket, or no permission)"

@@ -13,7 +13,9 @@ is written in local scratch space and uploaded when complete.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 import threading
 import weakref
@@ -26,7 +28,7 @@ from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
 from .. import gdal_options
-from ..errors import SchedulerError, StoreClosedError
+from ..errors import NoSpaceError, SchedulerError, StoreClosedError
 from ..progress import BlockProgress
 from ..windows import slices_to_window
 from . import remote
@@ -37,6 +39,9 @@ __all__ = ["RasterStore", "QUEUE_BYTES"]
 #: Bytes of finished blocks that may wait for the writer (at least one block
 #: always fits).  Override with ``dask.config.set({"riomucho_dask.queue-bytes": N})``.
 QUEUE_BYTES = 8 * 2**20
+
+#: A write error with less room than this left on the device is a full disk.
+NO_SPACE_MARGIN = 2**20
 
 
 def _remove_all(paths: list[str]) -> None:
@@ -179,11 +184,46 @@ class RasterStore:
                         self._progress.update()
         except BaseException as err:  # handed to the producers and to commit
             with self._cond:
-                self._error = err
+                self._error = self._explain(err)
                 self._queue.clear()
                 self._queued = 0
                 self._thread = None
                 self._cond.notify_all()
+
+    def _explain(self, err: BaseException) -> BaseException:
+        """``err``, or a :class:`NoSpaceError` saying so when the disk is full.
+
+        GDAL reports a full disk as "Write failed", the cause only on stderr:
+        a write error with (almost) no room left on the device is taken as one.
+        """
+        if not isinstance(err, Exception) or not self._temporaries:
+            return err
+        directory = os.path.dirname(self._temporaries[0])
+        try:
+            free = shutil.disk_usage(directory).free
+        except OSError:
+            return err
+        chain, cause = [], err
+        while cause is not None and len(chain) < 10:
+            chain.append(cause)
+            cause = cause.__cause__ or cause.__context__
+        enospc = any(getattr(e, "errno", None) == errno.ENOSPC for e in chain)
+        if not enospc and free >= NO_SPACE_MARGIN:
+            return err
+        profile = self.profile
+        needed = (int(profile["count"]) * int(profile["height"]) * int(profile["width"])
+                  * np.dtype(profile["dtype"]).itemsize)
+        cog = str(profile.get("driver", "")).upper() == "COG"
+        if cog:
+            needed *= 2  # the tiled intermediate, then the COG
+        explained = NoSpaceError(
+            f"no space left on the device of {directory!r} while writing {self.path!r}: "
+            f"{free / 2**20:.1f} MB free, and the output needs up to about "
+            f"{needed / 2**20:.1f} MB (its uncompressed size{', twice for a COG' if cog else ''}"
+            "; compressed, less)"
+        )
+        explained.__cause__ = err
+        return explained
 
     def _stop(self, *, drop: bool) -> None:
         with self._cond:
@@ -225,7 +265,10 @@ class RasterStore:
             if self._error is not None:
                 raise self._error
             with self._lock, gdal_options.env(self._gdal_env):
-                finished = self._writer.close()
+                try:
+                    finished = self._writer.close()
+                except Exception as err:
+                    raise self._explain(err) from err
                 if finished is not None and self._remote:
                     remote.upload(finished, self.path)
             if finished is not None and not self._remote:
