@@ -5,8 +5,8 @@ reach dask's worker threads or processes by themselves: the graph pieces
 that touch GDAL capture the options when they are built and re-enter them
 where they run.
 
-Credentials (``AWS_SECRET_ACCESS_KEY``, tokens, passwords: any option whose
-name says key, secret, token, password or credential) are captured apart:
+Credentials (``AWS_SECRET_ACCESS_KEY``, tokens, passwords, SAS, bearer
+tokens and HTTP headers: any option whose name says so) are captured apart:
 they never show in a repr, and they are re-entered through a rasterio
 session, since ``rasterio.Env`` refuses AWS keys as plain options.
 """
@@ -22,8 +22,10 @@ from rasterio.session import Session
 
 __all__ = ["GDALOptions", "captured_env", "env", "is_secret"]
 
-_SECRET = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|USERPWD|CREDENTIAL|CONNECTION_STRING",
-                     re.IGNORECASE)
+_SECRET = re.compile(
+    r"KEY|SECRET|TOKEN|PASSWORD|USERPWD|CREDENTIAL|CONNECTION_STRING|SAS|BEARER|HEADERS",
+    re.IGNORECASE,
+)
 
 
 def is_secret(name: str) -> bool:
@@ -69,10 +71,6 @@ class _Credentials(Session):
     def hascreds(cls, config) -> bool:
         return True
 
-    @property
-    def credentials(self) -> dict:
-        return dict(self._credentials)
-
     def get_credential_options(self) -> dict:
         return dict(self._credentials)
 
@@ -94,10 +92,8 @@ def captured_env() -> GDALOptions:
     return GDALOptions(options, credentials)
 
 
-def env(captured: GDALOptions | dict):
+def env(captured: GDALOptions):
     """A context re-entering captured options (a no-op when there are none)."""
-    if isinstance(captured, dict):
-        captured = GDALOptions(captured)
     if not captured:
         return contextlib.nullcontext()
     session = _Credentials(captured.credentials) if captured.credentials else None

@@ -28,6 +28,7 @@ from .map import map_windows
 from .map.contract import RunSpec, check_mode
 from .map.inputs import check_alignment, resolve_inputs
 from .map.overlap import check as check_overlap_args
+from .map.overlap import check_inputs_fit
 from .windows import as_window, grid_from_windows
 from .write import RasterStore, to_raster
 
@@ -85,8 +86,11 @@ class _WindowTask:
 
 def _windows_write(store, task: _WindowTask, windows) -> engine.Write:
     """The write of ``task(window, ij)`` for each window, as given, one task each."""
-    name = "riomucho-window-" + tokenize(task.spec.run_function, task.spec.paths,
-                                         task.spec.global_args, windows)
+    spec = task.spec
+    name = "riomucho-window-" + tokenize(
+        spec.run_function, spec.mode, spec.paths, spec.global_args, spec.count, str(spec.dtype),
+        spec.overlap, spec.boundary, spec.gdal_env.options, windows,
+    )
     run = dask.delayed(task, pure=True)
     graph, keys = {}, []
     for n, (window, ij) in enumerate(windows):
@@ -228,6 +232,7 @@ class RioMucho:
         inputs = resolve_inputs(self.inpaths, self.mode)
         if self.mode != "manual_read":
             check_alignment(inputs)
+        check_inputs_fit(self.boundary if self.overlap != (0, 0) else "nodata", inputs)
         spec = RunSpec(self.run_function, self.mode, [i.item for i in inputs],
                        self.global_args, count, dtype, strict_dtype=False,
                        overlap=self.overlap, boundary=self.boundary)

@@ -15,7 +15,7 @@ import rasterio
 from dask.delayed import Delayed
 
 import riomucho_dask as rmd
-from riomucho_dask.errors import InputMismatchError
+from riomucho_dask.errors import InputMismatchError, RunFunctionError
 
 from . import runfuncs
 from .conftest import make_raster
@@ -172,3 +172,14 @@ def test_derived_array_keeps_its_georeferencing(raster, tmp_path):
         rmd.map_windows(runfuncs.passthrough, [a, derived])
     with pytest.raises(InputMismatchError, match="b.tif"):
         rmd.map_windows(runfuncs.passthrough, [rmd.open_raster(a), derived])
+
+
+def test_writes_computed_together_publish_all_or_none(raster, tmp_path, scheduler):
+    path, _ = raster(block=16)
+    good = rmd.map_windows(runfuncs.passthrough, [path])
+    bad = rmd.map_windows(runfuncs.fails_on_one, [path], global_args={"bad_ij": (6, 8)})
+    w1 = rmd.to_raster(good, tmp_path / "good.tif", like=path, compute=False)
+    w2 = rmd.to_raster(bad, tmp_path / "bad.tif", like=path, compute=False)
+    with pytest.raises(RunFunctionError):
+        rmd.compute(w1, w2, scheduler=scheduler)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]  # not even good.tif

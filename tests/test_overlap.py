@@ -191,3 +191,15 @@ def test_georeferencing_kept(raster, tmp_path):
     written = rmd.to_raster(out, tmp_path / "shade.tif", like=dem)
     with rasterio.open(written) as src:
         assert src.crs == rasterio.crs.CRS.from_string(CRS) and src.transform == TRANSFORM
+
+
+def test_constant_boundary_must_fit_the_inputs(raster):
+    path, _ = raster(dtype="uint16")
+    for value in (-1, 0.5, float("nan"), 70000):
+        with pytest.raises(OverlapError, match="does not fit input"):
+            rmd.map_windows(runfuncs.passthrough, [path], overlap=1, boundary=value)
+    rmd.map_windows(runfuncs.passthrough, [path], overlap=1, boundary=65535)  # fits
+    with pytest.raises(OverlapError, match="does not fit input"):
+        with rmd.RioMucho([path], "unused.tif", runfuncs.passthrough, overlap=1,
+                          boundary=-1, windows=[(Window(0, 0, 10, 10), (0, 0))]) as rm:
+            rm.run(1)

@@ -209,3 +209,22 @@ def test_full_scratch_space_leaves_no_object(pair, s3, small_disk):
         with pytest.raises(NoSpaceError, match="no space left"):
             rmd.to_raster(rmd.open_raster(big), f"s3://{s3.bucket}/out.tif", like=big)
     assert s3.keys() == [] and list(small_disk.iterdir()) == []
+
+
+def test_http_output_is_refused_before_compute(pair, http_root):
+    a, _ = pair
+    _, base = http_root
+    with pytest.raises(OutputPathError, match="cannot be written"):
+        rmd.to_raster(rmd.open_raster(a), f"{base}/out.tif", like=a)
+
+
+def test_credentials_in_http_headers_are_hidden(pair):
+    from riomucho_dask.gdal_options import captured_env
+
+    with rasterio.Env(GDAL_HTTP_HEADERS=f"Authorization: Bearer {S3_SECRET}",
+                      AZURE_STORAGE_SAS_TOKEN=S3_SECRET, GDAL_HTTP_TIMEOUT="5"):
+        captured = captured_env()
+        out = rmd.map_windows(runfuncs.passthrough, [pair[0]])
+    assert S3_SECRET not in repr(captured) and "GDAL_HTTP_TIMEOUT" in repr(captured)
+    assert S3_SECRET not in str(dict(out.__dask_graph__()))
+    assert captured.credentials["GDAL_HTTP_HEADERS"].endswith(S3_SECRET)  # kept, to re-enter

@@ -95,48 +95,68 @@ def optimize(dsk, keys, **kwargs):
         return optimize_array(dsk, keys, **kwargs)
 
 
-class RasterWrite(Delayed):
+class _Delayed(Delayed):
+    """A delayed value optimized as arrays are, together with them and with writes."""
+
+    __slots__ = ()
+    __dask_optimize__ = staticmethod(optimize)
+
+
+def _then(write: Write, func, prefix: str) -> _Delayed:
+    """``func(store, done)`` once every block of ``write`` is in its store.
+
+    The graph holds the blocks' own keys plus one task per block that hands
+    it to the store (``da.store``'s, fused with the block's task, for an
+    array; a put task otherwise).
+    """
+    if write.array is not None:
+        stored = da.store(write.array, write.store, lock=False, compute=False)
+        name, graph = stored.name, stored.__dask_graph__()
+        done = list(flatten(stored.__dask_keys__()))
+    else:  # blocks that are not an array's chunks
+        name = "to_raster-" + tokenize(write.store, write.keys)
+        puts = {
+            (name, n): (write.store.put, key, window)
+            for n, (key, window) in enumerate(zip(write.keys, write.windows))
+        }
+        graph = HighLevelGraph(
+            {**write.graph.layers, name: MaterializedLayer(puts)},
+            {**write.graph.dependencies, name: set(write.graph.layers)},
+        )
+        done = list(puts)
+    key = prefix + name
+    layers = {**graph.layers, key: MaterializedLayer({key: (func, write.store, done)})}
+    return _Delayed(key, HighLevelGraph(layers, {**graph.dependencies, key: {name}}))
+
+
+def _in_store(store, _done) -> None:
+    return None
+
+
+class RasterWrite(_Delayed):
     """A write not yet computed: ``to_raster(..., compute=False)``.
 
     A ``dask.delayed`` object whose value is the output path.  Its graph
-    holds the array's own keys plus ``da.store``'s store tasks (one per
-    block, handing it to the store target) and one commit task, so
-    ``dask.compute(w1, w2)`` computes work shared by several writes once (on
-    the threaded and synchronous schedulers, which run in this process).
-    ``w.compute(scheduler=...)`` and :func:`compute` run on every
-    scheduler, clusters included.
+    holds the array's own keys, one task per block that hands the block to
+    the store, and a commit task, so ``dask.compute(w1, w2)`` computes work
+    shared by several writes once (on the threaded and synchronous
+    schedulers, which run in this process).  ``w.compute(scheduler=...)``
+    and :func:`compute` run on every scheduler, clusters included, and
+    publish the outputs only once all of them are finished.
     """
 
     __slots__ = ("write",)
 
-    # Optimized as arrays are, and together with them and with other writes.
-    __dask_optimize__ = staticmethod(optimize)
-
     def __init__(self, write: Write):
-        if write.array is not None:
-            stored = da.store(write.array, write.store, lock=False, compute=False)
-            name, graph = stored.name, stored.__dask_graph__()
-            done = list(flatten(stored.__dask_keys__()))
-        else:  # blocks that are not an array's chunks: one put task each
-            name = "to_raster-" + tokenize(write.store, write.keys)
-            puts = {
-                (name, n): (write.store.put, key, window)
-                for n, (key, window) in enumerate(zip(write.keys, write.windows))
-            }
-            graph = HighLevelGraph(
-                {**write.graph.layers, name: MaterializedLayer(puts)},
-                {**write.graph.dependencies, name: set(write.graph.layers)},
-            )
-            done = list(puts)
-        commit = "commit-" + name
-        layers = {**graph.layers, commit: MaterializedLayer({commit: (_commit, write.store, done)})}
-        dependencies = {**graph.dependencies, commit: {name}}
-        super().__init__(commit, HighLevelGraph(layers, dependencies))
+        then = _then(write, _commit, "commit-")
+        super().__init__(then.key, then.dask)
         self.write = write
 
-    def compute(self, **kwargs) -> str:
-        """Write, on any scheduler (``scheduler=`` as in ``dask.compute``)."""
-        (path,) = compute(self, **kwargs)
+    def compute(self, scheduler: Any = None, **config) -> str:
+        """Write, on any scheduler (``scheduler=`` as in ``dask.compute``); other
+        keywords (``num_workers=``) are dask configuration for this write."""
+        with dask.config.set(config):
+            (path,) = compute(self, scheduler=scheduler)
         return path
 
 
@@ -144,7 +164,9 @@ def compute(*writes: RasterWrite, scheduler: Any = None) -> tuple[str, ...]:
     """Compute several ``to_raster(..., compute=False)`` writes as one graph.
 
     Work the writes share (the same ``map_windows`` array, a reduction)
-    is computed once, on any scheduler.  On failure no output is left.
+    is computed once, on any scheduler.  The outputs are moved into place
+    (or uploaded) only once every one of them is finished; on a failure
+    before that, none is left.
 
     Parameters
     ----------
@@ -177,7 +199,8 @@ def compute(*writes: RasterWrite, scheduler: Any = None) -> tuple[str, ...]:
 
 
 def run(writes: Sequence[Write], scheduler: Any = None) -> tuple[str, ...]:
-    """Compute ``writes`` on ``scheduler``; commit every store, or abort them all."""
+    """Compute ``writes`` on ``scheduler``, then finish every output and only then
+    publish them (move into place, upload); on any failure, abort them all."""
     which = schedulers.kind(scheduler)
     try:
         if which == "distributed":
@@ -185,8 +208,11 @@ def run(writes: Sequence[Write], scheduler: Any = None) -> tuple[str, ...]:
         elif which == "processes":
             _run_processes(writes)
         else:
-            return dask.compute(*[RasterWrite(w) for w in writes], scheduler=scheduler)
-        return tuple(w.store.commit() for w in writes)
+            dask.compute(*[_then(w, _in_store, "in-store-") for w in writes],
+                         scheduler=scheduler)
+        for write in writes:
+            write.store.finish()
+        return tuple(write.store.publish() for write in writes)
     except BaseException:
         for write in writes:
             write.store.abort()

@@ -16,7 +16,7 @@ from ..read import NAME, raster_array
 from ..windows import block_chunks, grid_from_windows
 from .contract import MODES, Mode, RunFunction, RunSpec, array_stack, check_mode
 from .inputs import Input, check_alignment, resolve_inputs
-from .overlap import Boundary
+from .overlap import Boundary, check_inputs_fit
 from .overlap import check as check_overlap_args
 
 __all__ = ["map_windows", "MODES", "Mode", "array_stack"]
@@ -42,6 +42,7 @@ class WindowRunner:
         return (
             tokenize(spec.run_function), spec.mode, spec.paths, tokenize(spec.global_args),
             spec.count, str(spec.dtype), spec.strict_dtype, spec.overlap, spec.boundary,
+            tokenize(spec.gdal_env.options),  # GDAL options may change what is read
             self.row_offsets, self.col_offsets, self.given_windows,
         )
 
@@ -216,6 +217,7 @@ def map_windows(
     arrays = []
     if overlap != (0, 0):  # each window reads its neighbourhood from the files itself
         paths = [file_path(current, position) for position, current in enumerate(inputs)]
+        check_inputs_fit(boundary, inputs)
     elif mode != "manual_read":
         for current in inputs:
             item = current.item

@@ -147,7 +147,7 @@ class RunSpec:
     strict_dtype: bool
     overlap: tuple[int, int] = (0, 0)
     boundary: Boundary = "nodata"
-    gdal_env: dict = field(default_factory=gdal_options.captured_env)
+    gdal_env: gdal_options.GDALOptions = field(default_factory=gdal_options.captured_env)
 
     def __post_init__(self):
         self.dtype = np.dtype(self.dtype)

@@ -16,7 +16,8 @@ from rasterio.windows import Window
 from ..errors import OverlapError
 
 __all__ = [
-    "Boundary", "BOUNDARIES", "check", "check_overlap", "check_boundary", "read_padded", "trim",
+    "Boundary", "BOUNDARIES", "check", "check_overlap", "check_boundary", "check_fits",
+    "check_inputs_fit", "read_padded", "trim",
 ]
 
 BOUNDARIES = ("nodata", "reflect", "edge")
@@ -72,6 +73,34 @@ def check(overlap: Any, boundary: Any, mode: str) -> tuple[tuple[int, int], Boun
     return overlap, boundary
 
 
+def check_fits(boundary: Boundary, dtype: Any, label: str) -> None:
+    """Raise OverlapError when a constant ``boundary`` cannot be held by ``dtype``.
+
+    Examples
+    --------
+    >>> check_fits(-1, "uint8", "input 'a.tif'")
+    Traceback (most recent call last):
+    ...
+    riomucho_dask.errors.OverlapError: boundary=-1 does not fit input 'a.tif' (uint8)
+    """
+    if isinstance(boundary, str):
+        return
+    dtype = np.dtype(dtype)
+    if dtype.kind in "fc":
+        return
+    value = float(boundary)
+    info = np.iinfo(dtype)
+    if np.isnan(value) or not value.is_integer() or not info.min <= value <= info.max:
+        raise OverlapError(f"boundary={boundary!r} does not fit {label} ({dtype})")
+
+
+def check_inputs_fit(boundary: Boundary, inputs) -> None:
+    """:func:`check_fits` for every raster the inputs (``map.inputs.Input``) read."""
+    for current in inputs:
+        for info in current.sources:
+            check_fits(boundary, info.dtype, f"input {current.label}")
+
+
 def read_padded(dataset, window: Window, overlap: tuple[int, int],
                 boundary: Boundary = "nodata") -> np.ndarray:
     """All bands of ``window`` grown by ``overlap`` pixels on each side.
@@ -93,8 +122,10 @@ def read_padded(dataset, window: Window, overlap: tuple[int, int],
     col1 = int(window.col_off) + int(window.width) + cols
     inner_row0, inner_row1 = max(row0, 0), min(row1, dataset.height)
     inner_col0, inner_col1 = max(col0, 0), min(col1, dataset.width)
+    dtypes = set(dataset.dtypes)  # several band dtypes: read as their common one
     data = dataset.read(window=Window(inner_col0, inner_row0, inner_col1 - inner_col0,
-                                      inner_row1 - inner_row0))
+                                      inner_row1 - inner_row0),
+                        out_dtype=np.result_type(*dtypes) if len(dtypes) > 1 else None)
     pad = ((0, 0), (inner_row0 - row0, row1 - inner_row1), (inner_col0 - col0, col1 - inner_col1))
     if not any(before or after for before, after in pad):
         return data

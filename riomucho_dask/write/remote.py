@@ -11,8 +11,7 @@ failure no object is left, and an object already at the key is untouched).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import glob
+import functools
 import os
 import tempfile
 
@@ -27,6 +26,12 @@ __all__ = ["is_remote", "vsi_path", "scratch_dir", "exists", "check_writable", "
 #: URL schemes and the GDAL virtual file systems that serve them.
 _SCHEMES = {"s3": "vsis3", "gs": "vsigs", "az": "vsiaz", "azure": "vsiaz", "oss": "vsioss",
             "swift": "vsiswift", "http": "vsicurl", "https": "vsicurl"}
+
+
+#: GDAL file systems of object stores (a bucket or container, then the key).
+OBJECT_STORES = {"vsis3", "vsigs", "vsiaz", "vsiadls", "vsioss", "vsiswift"}
+#: GDAL file systems that only read.
+READ_ONLY = {"vsicurl", "vsizip", "vsitar", "vsigzip", "vsi7z", "vsirar"}
 
 
 def is_remote(path: str) -> bool:
@@ -60,14 +65,21 @@ def scratch_dir() -> str:
     return dask.config.get("riomucho_dask.scratch", None) or tempfile.gettempdir()
 
 
+@functools.lru_cache(maxsize=1)
 def _gdal():
-    """GDAL's C library as loaded by rasterio, or None where it cannot be found."""
-    here = os.path.dirname(rasterio.__file__)
-    candidates = glob.glob(os.path.join(here, "..", "rasterio.libs", "libgdal*"))
-    found = ctypes.util.find_library("gdal")
-    for candidate in [*candidates, *([found] if found else [])]:
+    """The GDAL C library rasterio loaded into this process, or None.
+
+    Only a library already mapped here (found in ``/proc/self/maps``): another
+    copy would not see rasterio's per-thread options (credentials, endpoint).
+    """
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "libgdal" in line}
+    except OSError:
+        return None
+    for path in sorted(paths):
         try:
-            lib = ctypes.CDLL(candidate)
+            lib = ctypes.CDLL(path)
             lib.VSIStatExL.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int]
             return lib
         except (OSError, AttributeError):
@@ -108,6 +120,11 @@ def check_writable(path: str) -> None:
     """
     target = vsi_path(path)
     parts = target.split("/")  # ['', 'vsis3', 'bucket', ..., 'name']
+    system = parts[1]
+    if system in READ_ONLY:
+        raise OutputPathError(f"output {path!r}: {system} paths (HTTP) cannot be written")
+    if system not in OBJECT_STORES:
+        return  # /vsimem/ and other GDAL file systems: GDAL says so when writing
     if len(parts) < 4 or not parts[-1]:
         raise OutputPathError(f"output {path!r} names no object (expected .../bucket/key)")
     bucket = "/".join(parts[:3])

@@ -13,6 +13,8 @@ is written in local scratch space and uploaded when complete.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import errno
 import os
 import shutil
@@ -53,9 +55,30 @@ def _remove_all(paths: list[str]) -> None:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """This process's umask, read without changing it where Linux tells it."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0)  # elsewhere: set and restore, once, at import
     os.umask(mask)
     return mask
+
+
+#: Permissions of new outputs, as a plain ``open`` would give them.
+UMASK = _umask()
+
+
+def _again(err: BaseException) -> BaseException:
+    """A copy of ``err`` to raise in one more thread (its traceback its own)."""
+    try:
+        copied = copy.copy(err)
+    except Exception:
+        return err
+    return copied if type(copied) is type(err) else err
 
 
 class RasterStore:
@@ -77,8 +100,8 @@ class RasterStore:
     profile : dict
         Creation profile (driver, size, count, dtype, CRS, transform...).
     lock : lock, optional
-        Any object with ``acquire``/``release``, held around every write to
-        the dataset; default ``threading.Lock()``.
+        A lock (a context manager, such as ``threading.Lock``), held around
+        every write to the dataset; default ``threading.Lock()``.
     progress : bool, optional
         Draw a progress bar of blocks written, out of ``total``.
     total : int, optional
@@ -101,6 +124,8 @@ class RasterStore:
         self.profile = profile
         self._owns = dataset is None
         self._remote = self._owns and remote.is_remote(self.path)
+        self._target = self.path if self._remote else os.path.abspath(self.path)
+        self._finished: str | None = None
         self._temporaries: list[str] = []
         self._cleanup = None
         self._writer = GDALWriter(profile, self._temporary, dataset=dataset)
@@ -155,7 +180,7 @@ class RasterStore:
 
     def _check(self, window: Window) -> None:
         if self._error is not None:
-            raise self._error
+            raise _again(self._error) from self._error
         if self._closed or self._stopping:
             raise StoreClosedError(f"{self.path!r} is closed; window {window!r} not written")
 
@@ -181,7 +206,8 @@ class RasterStore:
                         self.written += 1
                         self._cond.notify_all()
                     if self._progress is not None:
-                        self._progress.update()
+                        with contextlib.suppress(Exception):  # a bar never fails a write
+                            self._progress.update()
         except BaseException as err:  # handed to the producers and to commit
             with self._cond:
                 self._error = self._explain(err)
@@ -241,7 +267,7 @@ class RasterStore:
         if self._remote:  # written in scratch space, uploaded when complete
             directory, name = remote.scratch_dir(), self.path.rstrip("/").rsplit("/", 1)[-1]
         else:
-            directory, name = os.path.split(os.path.abspath(self.path))
+            directory, name = os.path.split(self._target)
         fd, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
         os.close(fd)
         self._temporaries.append(path)
@@ -253,27 +279,42 @@ class RasterStore:
 
     def _finishing(self, message: str) -> None:
         if self._progress is not None:
-            self._progress.close(then=message)
+            with contextlib.suppress(Exception):
+                self._progress.close(then=message)
 
-    def commit(self) -> str:
-        """Wait for every queued block, finish the file and move it into place."""
+    def finish(self) -> None:
+        """Wait for every queued block and finish the file (a COG gets its
+        overviews), without moving it into place yet: see :meth:`publish`."""
         with self._cond:
             if self._closed or self._stopping:
                 raise StoreClosedError(f"{self.path!r} was already closed")
         self._stop(drop=False)
         try:
             if self._error is not None:
-                raise self._error
+                raise _again(self._error) from self._error
             with self._lock, gdal_options.env(self._gdal_env):
                 try:
-                    finished = self._writer.close()
+                    self._finished = self._writer.close()
                 except Exception as err:
                     raise self._explain(err) from err
-                if finished is not None and self._remote:
+        except BaseException:
+            self._closed = True
+            self._abort_files()
+            self._close_progress()
+            raise
+
+    def publish(self) -> str:
+        """Move the finished file into place (or upload it); return the path."""
+        if self._closed or not self._stopping:
+            raise StoreClosedError(f"{self.path!r} is closed or not finished")
+        try:
+            finished = self._finished
+            if finished is not None and self._remote:
+                with self._lock, gdal_options.env(self._gdal_env):
                     remote.upload(finished, self.path)
-            if finished is not None and not self._remote:
-                os.chmod(finished, 0o666 & ~_umask())
-                os.replace(finished, self.path)
+            elif finished is not None:
+                os.chmod(finished, 0o666 & ~UMASK)
+                os.replace(finished, self._target)
         except BaseException:
             self._abort_files()
             raise
@@ -284,6 +325,11 @@ class RasterStore:
         if self._cleanup is not None:
             self._cleanup.detach()
         return self.path
+
+    def commit(self) -> str:
+        """:meth:`finish`, then :meth:`publish`: the output is in place."""
+        self.finish()
+        return self.publish()
 
     def abort(self) -> None:
         """Drop queued blocks, close the dataset, remove the temporary file; idempotent."""
