@@ -15,6 +15,7 @@ rio-mucho code runs unchanged with ``import riomucho_dask as riomucho``.
 from __future__ import annotations
 
 from . import errors
+from .dataarrays import to_xarray
 from .map import map_windows
 from .read import open_raster
 from .shim import MuchoChildError, RioMucho, tb_capture
@@ -28,6 +29,7 @@ __all__ = [
     "open_raster",
     "map_windows",
     "to_raster",
+    "to_xarray",
     "compute",
     "RasterWrite",
     "RasterStore",

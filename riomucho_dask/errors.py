@@ -28,6 +28,7 @@ __all__ = [
     "ProfileError",
     "StoreClosedError",
     "SchedulerError",
+    "MissingExtraError",
 ]
 
 
@@ -139,3 +140,7 @@ class StoreClosedError(RioMuchoDaskError, RuntimeError):
 
 class SchedulerError(RioMuchoDaskError, ValueError):
     """The scheduler asked for is unknown or cannot do what was asked."""
+
+
+class MissingExtraError(RioMuchoDaskError, ImportError):
+    """An optional extra (``pip install "riomucho_dask[xarray]"``) is not installed."""

@@ -123,10 +123,12 @@ def map_windows(
         per input; ``array_read``, one array stacking every band of every
         input in order; ``manual_read``, a list of open rasterio datasets to
         read from yourself (do not close them).
-    inputs : sequence of path or dask.array.Array
-        Input rasters: paths, or (for the two reading modes) arrays from
-        :func:`open_raster`.  Except in ``manual_read``, they must line up:
-        same height and width, and, where known, same transform and CRS.
+    inputs : sequence of path, dask.array.Array or xarray.DataArray
+        Input rasters: paths, or (for the two reading modes) dask arrays (from
+        :func:`open_raster` or any other) and rioxarray DataArrays (``(band, y,
+        x)`` or ``(y, x)``).  Except in ``manual_read``, they must line up: same
+        height and width, and, where known (files, ``open_raster`` arrays and
+        what is derived from them, DataArrays' ``.rio``), same transform and CRS.
     mode : {"simple_read", "array_read", "manual_read"}, optional
     global_args : object, optional
         Passed to every call as the fourth argument (default ``{}``).

@@ -9,6 +9,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from ..dataarrays import as_input, is_dataarray
 from ..errors import InputError, InputMismatchError
 from ..read import RasterInfo, raster_info, raster_sources
 
@@ -33,6 +34,9 @@ class Input:
 def resolve_inputs(inputs: Any, mode: str) -> list[Input]:
     """Inputs as paths (str) and 3-D dask arrays, each with what is known of it.
 
+    xarray DataArrays (rioxarray's ``(band, y, x)`` or ``(y, x)``) become their
+    dask array, with their ``.rio`` georeferencing.
+
     Raises
     ------
     InputError
@@ -51,6 +55,13 @@ def resolve_inputs(inputs: Any, mode: str) -> list[Input]:
         if isinstance(item, (str, os.PathLike)):
             info = raster_info(item)
             resolved.append(Input(info.path, repr(info.path), info, (info,)))
+        elif is_dataarray(item):
+            if mode == "manual_read":
+                raise InputError(
+                    f"input {position} is a DataArray: manual_read needs paths to open"
+                )
+            data, label, info = as_input(item, position)
+            resolved.append(Input(data, label, info, (info,)))
         elif isinstance(item, da.Array):
             if mode == "manual_read":
                 raise InputError(
@@ -66,7 +77,8 @@ def resolve_inputs(inputs: Any, mode: str) -> list[Input]:
                                   sources[0] if sources else None, sources))
         else:
             raise InputError(
-                f"input {position} is a {type(item).__name__}: expected a path or a dask array"
+                f"input {position} is a {type(item).__name__}: expected a path, a dask array "
+                "or an xarray DataArray"
             )
     return resolved
 
@@ -93,7 +105,8 @@ def check_alignment(inputs: list[Input]) -> None:
                 reference = (current.label, info)
                 continue
             label, want = reference
-            what = current.label if isinstance(current.item, str) else (
+            reads_itself = isinstance(current.item, str) or info.path == current.label
+            what = current.label if reads_itself else (
                 f"{current.label}, which reads {info.path!r},")
             if info.crs != want.crs:
                 raise InputMismatchError(

@@ -9,6 +9,7 @@ import dask.array as da
 import numpy as np
 from rasterio.io import DatasetWriter
 
+from ..dataarrays import for_writing, is_dataarray
 from ..errors import OutputPathError, ProfileError
 from ..execute.engine import RasterWrite, array_write, compute, run
 from . import remote
@@ -34,9 +35,11 @@ def to_raster(
 
     Parameters
     ----------
-    array : dask.array.Array or numpy.ndarray
+    array : dask.array.Array, numpy.ndarray or xarray.DataArray
         ``(count, rows, cols)`` or ``(rows, cols)``; usually from
-        :func:`map_windows`.
+        :func:`map_windows`.  A DataArray (``(band, y, x)`` or ``(y, x)``) brings
+        its own CRS, transform and nodata (``.rio``), used unless ``like`` is
+        given; ``profile`` and creation options still apply.
     path : str, os.PathLike or rasterio.io.DatasetWriter
         Output path.  It is written to a temporary file beside it and moved
         into place only when every window is written; on any failure the
@@ -49,7 +52,8 @@ def to_raster(
         Creation profile; updates ``like``'s.
     like : str or os.PathLike, optional
         A raster whose CRS, transform, nodata, driver and layout the output
-        copies.  ``profile`` or ``like`` is required.
+        copies.  ``profile`` or ``like`` is required, unless ``array`` is a
+        georeferenced DataArray.
     scheduler : str or distributed.Client, optional
         As dask's ``compute(scheduler=...)``: ``"threads"``, ``"sync"``,
         ``"processes"`` or a client; default the active one.  The whole
@@ -95,6 +99,10 @@ def to_raster(
     >>> to_raster(out, "half.tif", like="scene_a.tif", compress="deflate")
     'half.tif'
     """
+    if is_dataarray(array):
+        array, georef = for_writing(array)
+        if like is None:  # georeferencing from the DataArray, unless given
+            profile = {**georef, **(profile or {})}
     if not isinstance(array, da.Array):
         array = da.asarray(array)
     if array.ndim == 2:

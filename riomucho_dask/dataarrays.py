@@ -1,0 +1,149 @@
+"""xarray in and out: rioxarray DataArrays as inputs, :func:`to_xarray`, and
+``to_raster`` of a DataArray.
+
+An optional extra: ``pip install "riomucho_dask[xarray]"`` (xarray and
+rioxarray).  Without them everything else imports and works; using this
+says which extra to install.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from .errors import InputError, MissingExtraError, ProfileError
+from .read import RasterInfo, raster_info
+
+__all__ = ["is_dataarray", "as_input", "georeferencing", "to_xarray"]
+
+#: Chunk size, in pixels, for DataArrays that hold numpy arrays.
+NUMPY_CHUNK = 512
+
+
+def is_dataarray(obj: Any) -> bool:
+    """Whether ``obj`` is an ``xarray.DataArray`` (without importing xarray)."""
+    xr = sys.modules.get("xarray")
+    return xr is not None and isinstance(obj, xr.DataArray)
+
+
+def _require():
+    try:
+        import rioxarray  # noqa: F401  (registers the .rio accessor)
+        import xarray
+    except ImportError as err:
+        raise MissingExtraError(
+            "DataArrays need xarray and rioxarray: pip install \"riomucho_dask[xarray]\""
+        ) from err
+    return xarray
+
+
+def _as_3d(array: Any, label: str) -> da.Array:
+    """The DataArray's data as a ``(band, y, x)`` dask array."""
+    if array.dims not in (("band", "y", "x"), ("y", "x")):
+        raise InputError(
+            f"{label} has dims {array.dims}: expected ('band', 'y', 'x') or ('y', 'x'), "
+            "rioxarray's layout"
+        )
+    data = array.data
+    if not isinstance(data, da.Array):
+        data = da.from_array(np.asarray(data), chunks=(-1,) * (data.ndim - 2)
+                             + (NUMPY_CHUNK, NUMPY_CHUNK))
+    return data if data.ndim == 3 else data[np.newaxis]
+
+
+def georeferencing(array: Any, label: str = "the DataArray") -> dict:
+    """``{"crs", "transform", "nodata"}`` from a DataArray's ``.rio`` metadata."""
+    _require()
+    crs = array.rio.crs
+    if crs is None:
+        raise ProfileError(
+            f"{label} has no CRS (.rio.crs is None): set it with .rio.write_crs(...), "
+            "or pass like= or profile="
+        )
+    nodata = array.rio.nodata
+    if nodata is None:
+        nodata = array.rio.encoded_nodata
+    return {"crs": crs, "transform": array.rio.transform(), "nodata": nodata}
+
+
+def as_input(array: Any, position: int) -> tuple[da.Array, str, RasterInfo]:
+    """A DataArray input of ``map_windows``: its ``(band, y, x)`` dask array, its
+    label, and its georeferencing as a :class:`RasterInfo` (no file behind it)."""
+    label = f"input {position} (DataArray{' ' + repr(array.name) if array.name else ''})"
+    data = _as_3d(array, label)
+    georef = georeferencing(array, label)
+    count, height, width = data.shape
+    info = RasterInfo(path=label, count=count, height=height, width=width,
+                      dtype=str(data.dtype), block_shape=tuple(data.chunksize[1:]),
+                      crs=georef["crs"], transform=georef["transform"],
+                      nodata=georef["nodata"], profile={}, signature=None)
+    return data, label, info
+
+
+def for_writing(array: Any) -> tuple[da.Array, dict]:
+    """``to_raster`` of a DataArray: its ``(band, y, x)`` data and georeferencing."""
+    return _as_3d(array, "the DataArray"), georeferencing(array)
+
+
+def to_xarray(array: da.Array, like: Any) -> Any:
+    """A lazy ``(band, y, x)`` DataArray with ``like``'s georeferencing.
+
+    Its ``x``/``y`` coordinates, CRS, transform and nodata are those
+    ``rioxarray.open_rasterio`` gives for the raster ``to_raster`` writes.
+
+    Parameters
+    ----------
+    array : dask.array.Array
+        ``(count, rows, cols)`` or ``(rows, cols)``, as from :func:`map_windows`.
+    like : str, os.PathLike or xarray.DataArray
+        A raster, or a georeferenced DataArray, of the same height and width.
+
+    Returns
+    -------
+    xarray.DataArray
+        Nothing computed: slice it, plot it, or write it with ``to_raster``.
+
+    Raises
+    ------
+    MissingExtraError
+        xarray or rioxarray is not installed.
+    ProfileError
+        ``like`` has another height or width, or no CRS.
+
+    Examples
+    --------
+    >>> import riomucho_dask as rmd
+    >>> out = rmd.map_windows(lambda d, w, ij, g: d[0][:1], ["scene_a.tif"])
+    >>> x = rmd.to_xarray(out, like="scene_a.tif")
+    >>> x.dims, x.sizes["x"], str(x.rio.crs)
+    (('band', 'y', 'x'), 131, 'EPSG:32631')
+    """
+    xr = _require()
+    from rioxarray.rioxarray import affine_to_coords
+
+    if not isinstance(array, da.Array):
+        array = da.asarray(array)
+    if array.ndim == 2:
+        array = array[np.newaxis]
+    if is_dataarray(like):
+        georef = georeferencing(like, "like")
+        height, width = like.sizes["y"], like.sizes["x"]
+    else:
+        info = raster_info(like)
+        georef = {"crs": info.crs, "transform": info.transform, "nodata": info.nodata}
+        height, width = info.height, info.width
+    if array.shape[1:] != (height, width):
+        raise ProfileError(
+            f"the array is {array.shape[1]} x {array.shape[2]} but like={like!r} is "
+            f"{height} x {width}: georeferencing would not match"
+        )
+    coords = {"band": np.arange(1, array.shape[0] + 1),
+              **affine_to_coords(georef["transform"], width, height)}
+    result = xr.DataArray(array, dims=("band", "y", "x"), coords=coords)
+    result = result.rio.write_crs(georef["crs"]).rio.write_transform(georef["transform"])
+    if georef["nodata"] is not None:
+        result = result.rio.write_nodata(georef["nodata"], encoded=False)
+    return result
