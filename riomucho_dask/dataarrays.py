@@ -47,10 +47,9 @@ def _as_3d(array: Any, label: str) -> da.Array:
             f"{label} has dims {array.dims}: expected ('band', 'y', 'x') or ('y', 'x'), "
             "rioxarray's layout"
         )
+    if array.chunks is None:  # not dask-backed: chunk it lazily (no read here)
+        array = array.chunk({"y": NUMPY_CHUNK, "x": NUMPY_CHUNK})
     data = array.data
-    if not isinstance(data, da.Array):
-        data = da.from_array(np.asarray(data), chunks=(-1,) * (data.ndim - 2)
-                             + (NUMPY_CHUNK, NUMPY_CHUNK))
     return data if data.ndim == 3 else data[np.newaxis]
 
 
@@ -63,10 +62,20 @@ def georeferencing(array: Any, label: str = "the DataArray") -> dict:
             f"{label} has no CRS (.rio.crs is None): set it with .rio.write_crs(...), "
             "or pass like= or profile="
         )
-    nodata = array.rio.nodata
-    if nodata is None:
-        nodata = array.rio.encoded_nodata
-    return {"crs": crs, "transform": array.rio.transform(), "nodata": nodata}
+    y = array["y"].values if "y" in array.coords else None
+    if y is not None and y.ndim == 1 and y.size > 1 and y[1] > y[0]:
+        raise ProfileError(
+            f"{label} has its y coordinate running upward (south up): "
+            ".sortby('y', ascending=False) puts north up, as rasters are written"
+        )
+    scale, offset = array.attrs.get("scale_factor", 1), array.attrs.get("add_offset", 0)
+    if scale != 1 or offset != 0:
+        raise ProfileError(
+            f"{label} has scale_factor={scale} and add_offset={offset}: its raw values "
+            "would be written without them; decode it first (open_rasterio(..., "
+            "mask_and_scale=True)) or drop the attributes"
+        )
+    return {"crs": crs, "transform": array.rio.transform(), "nodata": array.rio.nodata}
 
 
 def as_input(array: Any, position: int) -> tuple[da.Array, str, RasterInfo]:
@@ -124,6 +133,8 @@ def to_xarray(array: da.Array, like: Any) -> Any:
     xr = _require()
     from rioxarray.rioxarray import affine_to_coords
 
+    from .write.profile import nodata_fits  # (write imports this module)
+
     if not isinstance(array, da.Array):
         array = da.asarray(array)
     if array.ndim == 2:
@@ -140,10 +151,15 @@ def to_xarray(array: da.Array, like: Any) -> Any:
             f"the array is {array.shape[1]} x {array.shape[2]} but like={like!r} is "
             f"{height} x {width}: georeferencing would not match"
         )
-    coords = {"band": np.arange(1, array.shape[0] + 1),
-              **affine_to_coords(georef["transform"], width, height)}
+    coords = {"band": np.arange(1, array.shape[0] + 1)}
+    spatial = affine_to_coords(georef["transform"], width, height)
+    if spatial["x"].ndim == 2:  # a rotated transform: 2-D coordinates, as open_rasterio
+        coords.update(xc=(("y", "x"), spatial["x"]), yc=(("y", "x"), spatial["y"]))
+    else:
+        coords.update(spatial)
     result = xr.DataArray(array, dims=("band", "y", "x"), coords=coords)
     result = result.rio.write_crs(georef["crs"]).rio.write_transform(georef["transform"])
-    if georef["nodata"] is not None:
-        result = result.rio.write_nodata(georef["nodata"], encoded=False)
+    nodata = georef["nodata"]
+    if nodata is not None and nodata_fits(nodata, array.dtype):  # as to_raster drops it
+        result = result.rio.write_nodata(nodata, encoded=False)
     return result

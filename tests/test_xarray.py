@@ -137,3 +137,30 @@ except MissingExtraError as err:
     assert result.returncode == 0, result.stderr
     assert 'pip install "riomucho_dask[xarray]"' in result.stdout
     assert (tmp_path / "out.tif").exists()
+
+
+def test_dataarray_edge_cases(pair, tmp_path):
+    a, b = pair
+    scene = rioxarray.open_rasterio(a)  # numpy-backed until computed: chunked, not read
+    out = rmd.map_windows(runfuncs.passthrough, scene)  # a single DataArray, not a list
+    with rasterio.open(a) as src:
+        np.testing.assert_array_equal(out.compute(), src.read())
+    with pytest.raises(ProfileError, match="south up"):
+        rmd.to_raster(scene.sortby("y"), tmp_path / "flipped.tif")
+    scaled = scene.copy()
+    scaled.attrs["scale_factor"] = 0.0001
+    with pytest.raises(ProfileError, match="scale_factor"):
+        rmd.to_raster(scaled, tmp_path / "scaled.tif")
+    # like's nodata (0) kept for uint8; a float like with NaN nodata dropped for uint8
+    nan_like, _ = make_raster(tmp_path / "nan.tif", dtype="float32", nodata=float("nan"))
+    small = rmd.map_windows(runfuncs.passthrough, [a], dtype="uint8")
+    assert rmd.to_xarray(small, like=nan_like).rio.nodata is None
+    # a rotated transform gives 2-D xc / yc coordinates, as open_rasterio does
+    from affine import Affine
+
+    rotated, _ = make_raster(tmp_path / "rot.tif", count=1,
+                             transform=Affine.rotation(30) * Affine.scale(10, -10))
+    x = rmd.to_xarray(rmd.open_raster(rotated), like=rotated)
+    opened = rioxarray.open_rasterio(rotated)
+    np.testing.assert_array_equal(x.xc.values, opened.xc.values)
+    np.testing.assert_array_equal(x.yc.values, opened.yc.values)

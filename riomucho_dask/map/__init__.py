@@ -68,7 +68,7 @@ def file_path(current: Input, position: int) -> str:
     if item.name.startswith(NAME) and len(current.sources) == 1:
         return current.sources[0].path
     raise OverlapError(
-        f"input {position} is a dask array that is not read straight from a file: overlap "
+        f"input {position} is an array that is not read straight from a file: overlap "
         "reads each window's neighbourhood from the inputs' files, so give paths or "
         "open_raster arrays (for other arrays, use dask's map_overlap)"
     )

@@ -45,7 +45,7 @@ def resolve_inputs(inputs: Any, mode: str) -> list[Input]:
     InputNotFoundError
         A path that does not exist or cannot be opened.
     """
-    if isinstance(inputs, (str, os.PathLike, da.Array)):
+    if isinstance(inputs, (str, os.PathLike, da.Array)) or is_dataarray(inputs):
         inputs = [inputs]
     inputs = list(inputs)
     if not inputs:
@@ -54,7 +54,7 @@ def resolve_inputs(inputs: Any, mode: str) -> list[Input]:
     for position, item in enumerate(inputs):
         if isinstance(item, (str, os.PathLike)):
             info = raster_info(item)
-            resolved.append(Input(info.path, repr(info.path), info, (info,)))
+            resolved.append(Input(info.path, f"input {info.path!r}", info, (info,)))
         elif is_dataarray(item):
             if mode == "manual_read":
                 raise InputError(
@@ -97,7 +97,7 @@ def check_alignment(inputs: list[Input]) -> None:
         shape = current.shape[-2:]
         if tuple(shape) != tuple(first_shape):
             raise InputMismatchError(
-                f"input {current.label} is {shape[0]} x {shape[1]} (height x width) but "
+                f"{current.label} is {shape[0]} x {shape[1]} (height x width) but "
                 f"{first.label} is {first_shape[0]} x {first_shape[1]}"
             )
         for info in current.sources:
@@ -110,10 +110,10 @@ def check_alignment(inputs: list[Input]) -> None:
                 f"{current.label}, which reads {info.path!r},")
             if info.crs != want.crs:
                 raise InputMismatchError(
-                    f"input {what} has CRS {info.crs} but {label} has {want.crs}"
+                    f"{what} has CRS {info.crs} but {label} has {want.crs}"
                 )
             if not info.transform.almost_equals(want.transform):
                 raise InputMismatchError(
-                    f"input {what} has transform {tuple(info.transform)[:6]} but "
+                    f"{what} has transform {tuple(info.transform)[:6]} but "
                     f"{label} has {tuple(want.transform)[:6]}"
                 )

@@ -98,7 +98,7 @@ def check_inputs_fit(boundary: Boundary, inputs) -> None:
     """:func:`check_fits` for every raster the inputs (``map.inputs.Input``) read."""
     for current in inputs:
         for info in current.sources:
-            check_fits(boundary, info.dtype, f"input {current.label}")
+            check_fits(boundary, info.dtype, current.label)
 
 
 def read_padded(dataset, window: Window, overlap: tuple[int, int],

@@ -11,10 +11,10 @@ from ..errors import ProfileError
 from ..read import raster_info
 from . import cog
 
-__all__ = ["build_profile", "align_chunks"]
+__all__ = ["build_profile", "align_chunks", "nodata_fits"]
 
 
-def _nodata_fits(nodata: Any, dtype: np.dtype) -> bool:
+def nodata_fits(nodata: Any, dtype: np.dtype) -> bool:
     if nodata is None:
         return True
     if np.isnan(nodata):
@@ -61,7 +61,7 @@ def build_profile(array: da.Array, profile: dict | None, like: Any,
     out["dtype"] = dtype.name
     out.setdefault("driver", "GTiff")
     nodata = out.get("nodata")
-    if not _nodata_fits(nodata, dtype):
+    if not nodata_fits(nodata, dtype):
         if "nodata" in explicit:
             raise ProfileError(f"nodata {nodata!r} does not fit dtype {dtype}")
         out["nodata"] = None  # like's nodata cannot be stored in the new dtype
