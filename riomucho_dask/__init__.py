@@ -3,8 +3,16 @@
 The lazy API::
 
     import riomucho_dask as rmd
-    out = rmd.map_windows(run, ["a.tif", "b.tif"], count=1, dtype="float32")
+
+    def ndvi(data, window, ij, global_args):
+        red, nir = data[0][0].astype("float32"), data[1][0].astype("float32")
+        return ((nir - red) / (nir + red + 1e-9))[None]
+
+    out = rmd.map_windows(ndvi, ["a.tif", "b.tif"], count=1, dtype="float32")
     rmd.to_raster(out, "out.tif", like="a.tif", compress="deflate")
+
+``rmd.compute`` writes several outputs of one computation together;
+``rmd.to_xarray`` gives a result coordinates (the ``xarray`` extra).
 
 Reading (``read``), mapping (``map``), writing (``write``) and running
 (``execute``) live in one subpackage each.

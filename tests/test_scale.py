@@ -142,7 +142,7 @@ class PeakRSS:
 
 @pytest.mark.parametrize("which", ["processes", "distributed"])
 def test_caller_memory_stays_flat(tmp_path, cluster_client, which):
-    size = 4096  # a 64 MB float32 output; 4 blocks of 256 KB in flight
+    size = 4096  # a 64 MB float32 output, in blocks of 256 KB
     path = tmp_path / "big.tif"
     profile = dict(driver="GTiff", count=1, height=size, width=size, dtype="uint16",
                    crs="EPSG:32631", transform=rasterio.transform.from_origin(0, size, 1, 1),
