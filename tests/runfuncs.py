@@ -199,3 +199,17 @@ def neighbour_sum(data, window, ij, g):
 def stacked_hillshade(data, window, ij, g):
     """array_read, overlap=1: hillshade of the last stacked band."""
     return hillshade_core(data[-1])[None]
+
+
+def corners(data, window, ij, g):
+    """Sum of the four corners of each pixel's (2 rows + 1) x (2 cols + 1) neighbourhood
+    (overlap (rows, cols) in g["overlap"]), over every band, as float64."""
+    rows, cols = g["overlap"]
+    return corners_core(np.asarray(data[0], dtype="float64"), rows, cols)
+
+
+def corners_core(z, rows, cols):
+    """The same on a padded (bands, h + 2 rows, w + 2 cols) array."""
+    h, w = z.shape[1] - 2 * rows, z.shape[2] - 2 * cols
+    return (z[:, :h, :w] + z[:, 2 * rows:2 * rows + h, 2 * cols:2 * cols + w]
+            + z[:, :h, 2 * cols:2 * cols + w] + z[:, 2 * rows:2 * rows + h, :w])

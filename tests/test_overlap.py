@@ -9,13 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rasterio.windows import Window
 
 import riomucho_dask as rmd
 from riomucho_dask.errors import OutputShapeError, OverlapError
 
 from . import runfuncs
-from .conftest import CRS, TRANSFORM
+from .conftest import CRS, TRANSFORM, make_raster
 
 
 def band1(path) -> np.ndarray:
@@ -141,13 +143,13 @@ def test_shim_with_overlap(raster, tmp_path):
     want = runfuncs.hillshade_core(np.pad(band1(dem), 1, mode="edge"))[None]
     with rasterio.open(dem) as src:
         windows = [(w, ij) for ij, w in src.block_windows()]
-    for given in (None, windows[::2]):  # the block grid; a subset (not a grid)
+    for chosen in (None, windows[::2]):  # the block grid; a subset (not a grid)
         out = tmp_path / "shim.tif"
-        with rmd.RioMucho([dem], str(out), runfuncs.hillshade, windows=given,
+        with rmd.RioMucho([dem], str(out), runfuncs.hillshade, windows=chosen,
                           overlap=1, boundary="edge") as rm:
             rm.run(2)
         got = band1(out)
-        for window, _ in (given or windows):
+        for window, _ in (chosen or windows):
             rows, cols = window.toslices()
             assert np.array_equal(got[rows, cols], want[0][rows, cols])
 
@@ -203,3 +205,41 @@ def test_constant_boundary_must_fit_the_inputs(raster):
         with rmd.RioMucho([path], "unused.tif", runfuncs.passthrough, overlap=1,
                           boundary=-1, windows=[(Window(0, 0, 10, 10), (0, 0))]) as rm:
             rm.run(1)
+
+
+# -- property: any raster, blocks, overlap and boundary: equal to np.pad on the whole raster
+
+@st.composite
+def overlap_cases(draw):
+    height, width = draw(st.integers(1, 70)), draw(st.integers(1, 70))
+    block = draw(st.sampled_from([16, 32]))
+    dtype = draw(st.sampled_from(["uint8", "int16", "float32"]))
+    overlap = (draw(st.integers(0, 40)), draw(st.integers(0, 40)))
+    boundary = draw(st.sampled_from(["nodata", "reflect", "edge", 3]))
+    nodata = draw(st.sampled_from([None, 7]))
+    grid = draw(st.booleans())
+    rows, cols = draw(st.integers(1, height)), draw(st.integers(1, width))
+    return height, width, block, dtype, overlap, boundary, nodata, grid, rows, cols
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=overlap_cases())
+def test_property_overlap_equals_np_pad(tmp_path_factory, case):
+    height, width, block, dtype, overlap, boundary, nodata, grid, rows, cols = case
+    tmp = tmp_path_factory.mktemp("overlap")
+    path, data = make_raster(tmp / "in.tif", count=2, height=height, width=width,
+                             dtype=dtype, block=block, nodata=nodata)
+    windows = None
+    if grid:
+        windows = [Window(c, r, min(cols, width - c), min(rows, height - r))
+                   for r in range(0, height, rows) for c in range(0, width, cols)]
+    out = rmd.map_windows(runfuncs.corners, [path], overlap=overlap, boundary=boundary,
+                          global_args={"overlap": overlap}, windows=windows, dtype="float64")
+    pad = ((0, 0), (overlap[0],) * 2, (overlap[1],) * 2)
+    if boundary in ("reflect", "edge"):
+        padded = np.pad(data, pad, mode=boundary)
+    else:
+        fill = (0 if nodata is None else nodata) if boundary == "nodata" else boundary
+        padded = np.pad(data, pad, mode="constant", constant_values=fill)
+    want = runfuncs.corners_core(padded.astype("float64"), *overlap)
+    np.testing.assert_array_equal(out.compute(scheduler="sync"), want)
