@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 from typing import Any
 
 from rasterio.windows import Window
@@ -12,6 +13,8 @@ from .errors import WindowGridError, WindowSpecError
 __all__ = [
     "as_window",
     "block_chunks",
+    "chunk_window",
+    "offsets",
     "grid_from_windows",
     "slices_to_window",
     "window_to_slices",
@@ -102,12 +105,28 @@ def block_chunks(
     return _split(height, min(rows, height)), _split(width, min(cols, width))
 
 
-def _offsets(sizes: Iterable[int]) -> list[int]:
-    out, total = [0], 0
-    for size in sizes:
-        total += size
-        out.append(total)
-    return out
+def offsets(sizes: Iterable[int]) -> tuple[int, ...]:
+    """Start offsets of consecutive chunks, and the end of the last.
+
+    Examples
+    --------
+    >>> offsets((32, 32, 7))
+    (0, 32, 64, 71)
+    """
+    return (0, *accumulate(sizes))
+
+
+def chunk_window(row_offsets: Sequence[int], col_offsets: Sequence[int], i: int,
+                 j: int) -> Window:
+    """The window of chunk ``(i, j)`` of a grid given by its :func:`offsets`.
+
+    Examples
+    --------
+    >>> chunk_window((0, 32, 64), (0, 20, 30), 1, 1)
+    Window(col_off=20, row_off=32, width=10, height=32)
+    """
+    return Window(col_offsets[j], row_offsets[i], col_offsets[j + 1] - col_offsets[j],
+                  row_offsets[i + 1] - row_offsets[i])
 
 
 def grid_from_windows(

@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from itertools import accumulate
 from typing import Any
 
 import dask
@@ -35,9 +34,9 @@ from dask.callbacks import Callback
 from dask.core import flatten
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
-from rasterio.windows import Window
 
 from ..errors import SchedulerError, WindowError
+from ..windows import chunk_window, offsets
 from . import schedulers
 
 __all__ = ["Write", "RasterWrite", "array_write", "compute"]
@@ -64,13 +63,9 @@ def chunk_windows(array: da.Array) -> tuple[tuple, tuple]:
     """(block keys, windows) of a ``(count, rows, cols)`` array with one band chunk."""
     if len(array.chunks[0]) != 1:
         raise ValueError("the array must hold all bands in each chunk")
-    rows = (0, *accumulate(array.chunks[1]))
-    cols = (0, *accumulate(array.chunks[2]))
+    rows, cols = offsets(array.chunks[1]), offsets(array.chunks[2])
     keys = tuple(flatten(array.__dask_keys__()))
-    windows = tuple(
-        Window(cols[j], rows[i], cols[j + 1] - cols[j], rows[i + 1] - rows[i])
-        for _, _, i, j in keys
-    )
+    windows = tuple(chunk_window(rows, cols, i, j) for _, _, i, j in keys)
     return keys, windows
 
 

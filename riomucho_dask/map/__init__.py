@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import accumulate
 from typing import Any
 
 import dask.array as da
@@ -13,7 +12,7 @@ from rasterio.windows import Window
 
 from ..errors import InputError, OverlapError, WindowGridError
 from ..read import NAME, raster_array
-from ..windows import block_chunks, grid_from_windows
+from ..windows import block_chunks, chunk_window, grid_from_windows, offsets
 from .contract import MODES, Mode, RunFunction, RunSpec, array_stack, check_mode
 from .inputs import Input, check_alignment, resolve_inputs
 from .overlap import Boundary, check_inputs_fit
@@ -33,8 +32,8 @@ class WindowRunner:
 
     def __init__(self, spec: RunSpec, row_chunks, col_chunks, given_windows: bool):
         self.spec = spec
-        self.row_offsets = _offsets(row_chunks)
-        self.col_offsets = _offsets(col_chunks)
+        self.row_offsets = offsets(row_chunks)
+        self.col_offsets = offsets(col_chunks)
         self.given_windows = given_windows
 
     def __dask_tokenize__(self):
@@ -48,14 +47,13 @@ class WindowRunner:
 
     def __call__(self, *blocks, block_id=None):
         i, j = block_id[1:]
-        height = self.row_offsets[i + 1] - self.row_offsets[i]
-        width = self.col_offsets[j + 1] - self.col_offsets[j]
+        own = chunk_window(self.row_offsets, self.col_offsets, i, j)
+        height, width = int(own.height), int(own.width)
         if self.given_windows:
             window, ij = blocks[-1].item()
             blocks = blocks[:-1]
         else:
-            window = Window(self.col_offsets[j], self.row_offsets[i], width, height)
-            ij = (i, j)
+            window, ij = own, (i, j)
         return self.spec.run(window, ij, height, width,
                              blocks=None if self.spec.reads_files else blocks)
 
@@ -74,15 +72,11 @@ def file_path(current: Input, position: int) -> str:
     )
 
 
-def _offsets(sizes) -> tuple[int, ...]:
-    return (0, *accumulate(sizes))
-
-
 def _plain(lookup: dict, row_chunks, col_chunks) -> bool:
     """True when every given window is the chunk's own Window and ij its index."""
-    rows, cols = _offsets(row_chunks), _offsets(col_chunks)
+    rows, cols = offsets(row_chunks), offsets(col_chunks)
     for (i, j), (window, ij) in lookup.items():
-        own = Window(cols[j], rows[i], cols[j + 1] - cols[j], rows[i + 1] - rows[i])
+        own = chunk_window(rows, cols, i, j)
         if not isinstance(window, Window) or window != own or tuple(ij) != (i, j):
             return False
     return True

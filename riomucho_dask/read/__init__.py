@@ -14,6 +14,7 @@ from rasterio.windows import Window
 from .. import gdal_options
 from ..errors import InputNotFoundError
 from ..execute.worker import setup_once
+from ..paths import is_remote
 from ..windows import block_chunks
 from . import handles
 
@@ -53,7 +54,7 @@ def raster_info(path: str | os.PathLike) -> RasterInfo:
         When the file does not exist or GDAL cannot open it.
     """
     path = os.fspath(path)
-    if "://" not in path and not path.startswith("/vsi") and not os.path.exists(path):
+    if not is_remote(path) and not os.path.exists(path):
         raise InputNotFoundError(f"input {path!r} does not exist")
     with handles.open_dataset(path) as src:
         dtypes = set(src.dtypes)

@@ -20,44 +20,14 @@ import rasterio
 import rasterio.shutil
 
 from ..errors import OutputPathError
+from ..paths import is_remote, vsi_path
 
 __all__ = ["is_remote", "vsi_path", "scratch_dir", "exists", "check_writable", "upload"]
-
-#: URL schemes and the GDAL virtual file systems that serve them.
-_SCHEMES = {"s3": "vsis3", "gs": "vsigs", "az": "vsiaz", "azure": "vsiaz", "oss": "vsioss",
-            "swift": "vsiswift", "http": "vsicurl", "https": "vsicurl"}
-
 
 #: GDAL file systems of object stores (a bucket or container, then the key).
 OBJECT_STORES = {"vsis3", "vsigs", "vsiaz", "vsiadls", "vsioss", "vsiswift"}
 #: GDAL file systems that only read.
 READ_ONLY = {"vsicurl", "vsizip", "vsitar", "vsigzip", "vsi7z", "vsirar"}
-
-
-def is_remote(path: str) -> bool:
-    """Whether ``path`` is a URL or a GDAL virtual path rather than a local file.
-
-    Examples
-    --------
-    >>> is_remote("s3://bucket/a.tif"), is_remote("/vsis3/bucket/a.tif"), is_remote("a.tif")
-    (True, True, False)
-    """
-    return "://" in path or path.startswith("/vsi")
-
-
-def vsi_path(path: str) -> str:
-    """``path`` as a GDAL virtual path (``s3://b/k`` -> ``/vsis3/b/k``).
-
-    Examples
-    --------
-    >>> vsi_path("s3://bucket/dir/a.tif"), vsi_path("https://host/a.tif")
-    ('/vsis3/bucket/dir/a.tif', '/vsicurl/https://host/a.tif')
-    """
-    scheme, sep, rest = path.partition("://")
-    if not sep or path.startswith("/vsi"):
-        return path
-    system = _SCHEMES.get(scheme.lower(), f"vsi{scheme.lower()}")
-    return f"/{system}/{path}" if system == "vsicurl" else f"/{system}/{rest}"
 
 
 def scratch_dir() -> str:
