@@ -26,7 +26,15 @@ test: install lint
 demo: install
 	$(BIN)/python -m riomucho_dask.demo demo-output
 
-bench: install
+# The bench extra (odc-geo, tifffile, imagecodecs: the COG section's odc-geo route)
+# is installed for `make bench` only; `make test` does not need it.
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:

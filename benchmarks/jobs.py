@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["heavy", "light", "noop", "hillshade", "hillshade_alone", "JOBS", "JOB_OPTIONS"]
+__all__ = ["heavy", "light", "light_dataarrays", "noop", "hillshade", "hillshade_alone", "JOBS",
+           "JOB_OPTIONS"]
 
 
 def heavy(data, window, ij, global_args):
@@ -40,6 +41,13 @@ def light(data, window, ij, global_args):
     Returns ``(1, h, w)`` float32.
     """
     return (data[0][0].astype(np.float32) / data[1][1].astype(np.float32))[np.newaxis]
+
+
+def light_dataarrays(a, b):
+    """:func:`light` on two ``(band, y, x)`` DataArrays (rioxarray, dask-backed):
+    band 1 of ``a`` divided by band 2 of ``b``, float32, ``(y, x)``.  The COG
+    section's ``odc-geo`` route computes the light job with it."""
+    return a.isel(band=0).astype(np.float32) / b.isel(band=1).astype(np.float32)
 
 
 def noop(data, window, ij, global_args):

@@ -8,7 +8,8 @@ fresh child process, and prints a markdown table of median wall time, peak RSS
 speed-ups and whether the output is identical to the serial loop's.  The table,
 the machine and the versions go to ``benchmarks/RESULTS.md``.  A second, small
 benchmark measures the per-window overhead of the lazy pipeline with a no-op
-run function.
+run function; a third (the COG section) times ways of writing the light job's
+output as a Cloud Optimized GeoTIFF.
 
 The same script is the child: ``run.py --child SPEC`` runs one back end on one
 job and prints one ``BENCH-RESULT {json}`` line.  See ``benchmarks/README.md``.
@@ -61,6 +62,14 @@ RUNS_ON = {
     "shim": "this process, WORKERS threads",
 }
 MAIN_JOBS = ("heavy", "light")
+#: Routes of the COG section (on the light job), in the order they run and are shown;
+#: ``serial`` is the reference the others' pixels are compared with.
+COG_BACKENDS = ("serial", "threads-gtiff", "threads-cog", "gdal-two-pass", "odc-geo")
+#: The routes that write a COG (checked with rio-cogeo's ``cog_validate``).
+COG_ROUTES = ("threads-cog", "gdal-two-pass", "odc-geo")
+#: The COG section's baseline: the main table's ``threads`` (a tiled GeoTIFF).
+COG_BASELINE = "threads-gtiff"
+COG_JOB = "light"
 
 GDAL_CACHEMAX_MB = "64"
 BLOCK = 512
@@ -85,6 +94,15 @@ DESCRIPTIONS = {
     "shim": "riomucho_dask.RioMucho(...).run(WORKERS): WORKERS threads (its default)",
     "shim-sync": "riomucho_dask.RioMucho(...).run(1): dask's synchronous scheduler, in-process",
     "rio-mucho-sync": "riomucho.RioMucho(...).run(1): rio-mucho's in-process MockTub",
+    "threads-gtiff": 'rmd.to_raster(out, path, profile, scheduler="threads"): tiled GeoTIFF '
+    "(the main table's threads)",
+    "threads-cog": 'the same with driver="COG": tiled intermediate, then GDAL CreateCopy',
+    "gdal-two-pass": "the serial loop to a tiled GeoTIFF, then rasterio.shutil.copy(tmp, out, "
+    'driver="COG", compress="deflate", blocksize=512, overview_resampling="average")',
+    "odc-geo": 'rioxarray.open_rasterio(path, chunks={"band": -1, "y": 512, "x": 512}), the '
+    "light formula on the DataArrays, odc.geo.cog.save_cog_with_dask(..., "
+    'compression="deflate", blocksize=512, overview_resampling="average").compute('
+    'scheduler="threads")',
 }
 
 
@@ -286,6 +304,48 @@ def _run_lazy(func, inputs: list[str], output: str, profile: dict, scheduler: An
         rmd.to_raster(out, output, profile, scheduler=scheduler)
 
 
+def _run_cog_route(backend: str, inputs: list[str], output: str, profile: dict,
+                   workers: int) -> None:
+    """One route of the COG section, on the light job."""
+    import dask
+    import jobs
+
+    if backend in ("threads-gtiff", "threads-cog"):
+        import riomucho_dask as rmd
+
+        out = rmd.map_windows(jobs.light, inputs, count=profile["count"],
+                              dtype=profile["dtype"])
+        extra = {"driver": "COG"} if backend == "threads-cog" else {}
+        with dask.config.set(num_workers=workers):
+            rmd.to_raster(out, output, profile, scheduler="threads", **extra)
+    elif backend == "gdal-two-pass":
+        import rasterio.shutil
+
+        tmp = output + ".gtiff.tif"
+        try:
+            _run_serial(jobs.light, inputs, tmp, profile)
+            rasterio.shutil.copy(tmp, output, driver="COG", compress="deflate",
+                                 blocksize=BLOCK, overview_resampling="average")
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    elif backend == "odc-geo":
+        import odc.geo.xr  # noqa: F401  (the .odc accessor: geobox)
+        import rioxarray
+        from odc.geo.cog import save_cog_with_dask
+
+        chunks = {"band": -1, "y": BLOCK, "x": BLOCK}
+        a, b = (rioxarray.open_rasterio(path, chunks=chunks) for path in inputs)
+        written = save_cog_with_dask(jobs.light_dataarrays(a, b), output,
+                                     compression="deflate", blocksize=BLOCK,
+                                     overview_resampling="average")
+        with dask.config.set(num_workers=workers):
+            if hasattr(written, "compute"):  # a dask.delayed (odc-geo 0.4, 0.5)
+                written.compute(scheduler="threads")
+    else:
+        raise ValueError(f"unknown COG route {backend!r}")
+
+
 def _cpu_seconds() -> float:
     """User + system CPU time of this process and of its children that have exited."""
     import resource
@@ -302,7 +362,12 @@ def _warm_imports(backend: str) -> None:
 
     if backend.startswith("rio-mucho"):
         import riomucho  # noqa: F401
-    elif backend not in ("serial", "serial-nt2"):
+    elif backend == "odc-geo":
+        import dask.array  # noqa: F401
+        import odc.geo.cog  # noqa: F401
+        import odc.geo.xr  # noqa: F401
+        import rioxarray  # noqa: F401
+    elif backend not in ("serial", "serial-nt2", "gdal-two-pass"):
         import dask.array  # noqa: F401
         import distributed  # noqa: F401
 
@@ -362,6 +427,8 @@ def child_main(spec: dict) -> dict:
 
         processes = 1 if backend == "shim-sync" else workers
         riomucho_dask.RioMucho(inputs, output, func, options=dict(profile)).run(processes)
+    elif backend in COG_BACKENDS:
+        _run_cog_route(backend, inputs, output, profile, workers)
     else:
         raise ValueError(f"unknown back end {backend!r}")
     result["wall"] = time.perf_counter() - started
@@ -536,6 +603,19 @@ def compare(path: str, reference: str, strip_rows: int = BLOCK) -> str:
         return "yes" if different == 0 else f"NO: {different} pixels differ"
 
 
+def validate_cog(path: str) -> str:
+    """``"yes"`` when rio-cogeo's ``cog_validate`` passes on ``path``, else why not."""
+    try:
+        from rio_cogeo.cogeo import cog_validate
+    except ImportError:
+        return "n/a (rio-cogeo not installed)"
+    try:
+        valid, errors, _warnings = cog_validate(path, quiet=True)
+    except Exception as err:
+        return f"NO: {type(err).__name__}: {err}"
+    return "yes" if valid else "NO: " + "; ".join(errors)[:200]
+
+
 # --------------------------------------------------------------------------
 # Orchestration
 # --------------------------------------------------------------------------
@@ -555,6 +635,7 @@ class Cell:
         self.cpus: list[float] = []
         self.startups: list[float] = []
         self.identical: list[str] = []
+        self.cog_valid: list[str] = []
         self.errors: list[str] = []
 
     @property
@@ -573,6 +654,13 @@ class Cell:
     def peak_workers(self) -> int | None:
         """The largest workers' peak over the runs; ``None`` when no run had descendants."""
         return max((p for p in self.worker_peaks if p is not None), default=None)
+
+    def cog_text(self) -> str:
+        """``cog_validate``'s verdict over the runs: the first failure, else ``yes``."""
+        bad = [text for text in self.cog_valid if text != "yes"]
+        if bad:
+            return bad[0]
+        return "yes" if self.cog_valid else "n/a"
 
     def identical_text(self) -> str:
         bad = [text for text in self.identical if text != "yes"]
@@ -610,13 +698,18 @@ def run_cell(cell: Cell, spec: dict, reference: str | None, timeout: float,
             same = f"NO: {type(err).__name__}: {err}"
     if same is not None:
         cell.identical.append(same)
+    valid = None
+    if spec["backend"] in COG_ROUTES:
+        valid = validate_cog(output)
+        cell.cog_valid.append(valid)
     extra = f", cluster start-up {result['startup']:.1f} s" if "startup" in result else ""
     cpu = result.get("cpu", float("nan"))
     log(f"{label}: {result['wall']:.2f} s (CPU {cpu:.1f} s), "
         f"peak RSS {result['peak_rss'] / 2**20:.0f} MB "
         f"(client {_mb(result['peak_client'])}, workers {_mb(result['peak_workers'])}; "
         f"{result['processes']} processes, {result['samples']} samples){extra}"
-        f"{'' if same is None else ', identical: ' + same}")
+        f"{'' if same is None else ', identical: ' + same}"
+        f"{'' if valid is None else ', cog_validate: ' + valid}")
 
 
 def run_grid(backends: list[str], jobs_: list[str], inputs: list[str], profile: dict,
@@ -665,6 +758,46 @@ def overlap_table(cells: dict) -> str:
     for job, wall in zip(OVERLAP_JOBS, (with_overlap, alone)):
         text = f"{wall:.2f}" if wall is not None else "failed"
         rows.append(f"| {job} | {text} | {_ratio(wall, alone)} |")
+    return "\n".join(rows)
+
+
+def cog_backends() -> list[str]:
+    """``COG_BACKENDS`` less ``odc-geo`` when odc-geo or rioxarray is not installed."""
+    import importlib.util
+
+    def have(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is not None
+        except ImportError:
+            return False
+
+    if have("odc.geo") and have("rioxarray"):
+        return list(COG_BACKENDS)
+    log("COG section: odc-geo or rioxarray not installed (pip install -e '.[bench]'); "
+        "odc-geo left out")
+    return [b for b in COG_BACKENDS if b != "odc-geo"]
+
+
+def cog_table(cells: dict, backends: list[str]) -> str:
+    """Median wall time of each COG route, its ratio to ``threads-gtiff``, checks."""
+    base = cells.get((COG_BASELINE, COG_JOB))
+    base_t = base.median if base else None
+    rows = ["| route | writes | median wall (s) | vs threads-gtiff | peak RSS (MB) "
+            "| identical | cog_validate |", "|---|---|--:|--:|--:|---|---|"]
+    for backend in backends:
+        cell = cells[backend, COG_JOB]
+        writes = "COG" if backend in COG_ROUTES else "tiled GeoTIFF"
+        if not cell.ok:
+            error = (cell.errors[0] if cell.errors else "no run").replace("|", "/")
+            rows.append(f"| {backend} | {writes} | error: {error[:200]} | – | – | – | – |")
+            continue
+        identical = cell.identical_text()
+        if backend == "serial" and identical in ("yes", "n/a"):
+            identical = "yes (reference)"
+        valid = cell.cog_text() if backend in COG_ROUTES else "– (not a COG)"
+        rows.append(f"| {backend} | {writes} | {cell.median:.2f} | {_ratio(cell.median, base_t)} "
+                    f"| {_mb(max(cell.peaks))} | {identical.replace('|', '/')} "
+                    f"| {valid.replace('|', '/')} |")
     return "\n".join(rows)
 
 
@@ -817,6 +950,9 @@ def machine() -> dict:
             "rio-mucho": _version("rio-mucho"),
             "riomucho_dask": _version("riomucho_dask"),
             "psutil": psutil.__version__,
+            "odc-geo": _version("odc-geo"),
+            "rioxarray": _version("rioxarray"),
+            "rio-cogeo": _version("rio-cogeo"),
         },
     }
 
@@ -860,6 +996,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="skip the per-window overhead benchmark")
     parser.add_argument("--no-overlap", action="store_true",
                         help="skip the overlap-cost benchmark (hillshade with and without)")
+    parser.add_argument("--no-cog", action="store_true",
+                        help="skip the COG section (light job written as a COG four ways)")
     parser.add_argument("--results", default=RESULTS,
                         help="markdown file to write (default benchmarks/RESULTS.md)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -905,6 +1043,14 @@ def main(argv: list[str] | None = None) -> int:
                                  args.repeat, args.workers, args.timeout, f"overlap-{args.size}")
         overlap = overlap_table(overlap_cells)
         cells.update(overlap_cells)
+    cog = None
+    if not args.no_cog:
+        cog_routes = cog_backends()
+        cog_cells = run_grid(cog_routes, [COG_JOB], inputs, profile, args.repeat,
+                             args.workers, args.timeout, f"cog-{args.size}")
+        cog = (cog_table(cog_cells, cog_routes), cog_routes)
+        # Keyed apart from the main table's (serial, light) in "Every run".
+        cells.update({(f"cog:{b}", job): cell for (b, job), cell in cog_cells.items()})
     elapsed = time.time() - started
     load_after = os.getloadavg()
 
@@ -915,6 +1061,11 @@ def main(argv: list[str] | None = None) -> int:
         print("Overlap cost (threads):")
         print()
         print(overlap)
+    if cog:
+        print()
+        print(f"COG section ({COG_JOB}, threads, {args.workers} workers):")
+        print()
+        print(cog[0])
     if anchors:
         print()
         print(f"Best anchor ({', '.join(ANCHORS)}): {anchors}")
@@ -927,7 +1078,7 @@ def main(argv: list[str] | None = None) -> int:
 
     startups = [t for (b, _), c in cells.items() if b == "distributed" for t in c.startups]
     report = render_results(args, info, table, overhead, windows, startups, cells,
-                            load_before, load_after, elapsed, backends, anchors, overlap)
+                            load_before, load_after, elapsed, backends, anchors, overlap, cog)
     with open(args.results, "w") as f:
         f.write(report)
     log(f"\nwrote {os.path.relpath(args.results, ROOT)} ({elapsed / 60:.1f} min)")
@@ -935,7 +1086,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render_results(args, info, table, overhead, windows, startups, cells, load_before,
-                   load_after, elapsed, backends, anchors=None, overlap=None) -> str:
+                   load_after, elapsed, backends, anchors=None, overlap=None,
+                   cog=None) -> str:
     """The text of RESULTS.md."""
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     versions = ", ".join(f"{name} {version}" for name, version in info["versions"].items())
@@ -1054,6 +1206,31 @@ def render_results(args, info, table, overhead, windows, startups, cells, load_b
             "overlap.",
             "",
             overlap,
+            "",
+        ]
+    if cog:
+        cog_text, cog_routes = cog
+        routes = "\n".join(f"- `{name}`: {DESCRIPTIONS[name]}" for name in cog_routes
+                           if name != "serial")
+        parts += [
+            "## COG section",
+            "",
+            f"The light job on the same {size} x {size} inputs, 1-band float32, DEFLATE, "
+            f"{BLOCK}-px tiles, written by each route below ({args.workers} workers where "
+            "parallel). "
+            "`vs threads-gtiff` divides a route's median wall time by `threads-gtiff`'s "
+            "(the cost of a COG over a plain tiled GeoTIFF). `identical` compares the "
+            "full-resolution pixels with the serial loop's (`serial`, the reference, run "
+            "again here); `cog_validate` is rio-cogeo's check of the COG layout.",
+            "",
+            routes,
+            "",
+            cog_text,
+            "",
+            "`threads-cog` and `threads-gtiff` let GDAL compress on every core "
+            "(`NUM_THREADS=ALL_CPUS`, also in the COG CreateCopy); `gdal-two-pass` does not "
+            "(both of its passes compress on one thread); `odc-geo` compresses tiles in dask "
+            "tasks (tifffile/imagecodecs) and reads through rioxarray's default lock.",
             "",
         ]
     parts += [
