@@ -12,6 +12,7 @@ from rasterio.io import DatasetWriter
 from ..dataarrays import for_writing, is_dataarray
 from ..errors import OutputPathError, ProfileError
 from ..execute.engine import RasterWrite, array_write, compute, run
+from ..paths import is_remote
 from . import remote
 from .profile import align_chunks, build_profile
 from .store import RasterStore
@@ -120,7 +121,7 @@ def to_raster(
             )
     else:
         path = os.fspath(path)
-        if remote.is_remote(path):
+        if is_remote(path):
             remote.check_writable(path)
         else:
             directory = os.path.dirname(os.path.abspath(path))

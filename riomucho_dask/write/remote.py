@@ -22,7 +22,7 @@ import rasterio.shutil
 from ..errors import OutputPathError
 from ..paths import is_remote, vsi_path
 
-__all__ = ["is_remote", "vsi_path", "scratch_dir", "exists", "check_writable", "upload"]
+__all__ = ["scratch_dir", "exists", "check_writable", "upload"]
 
 #: GDAL file systems of object stores (a bucket or container, then the key).
 OBJECT_STORES = {"vsis3", "vsigs", "vsiaz", "vsiadls", "vsioss", "vsiswift"}

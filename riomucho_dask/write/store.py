@@ -31,6 +31,7 @@ from rasterio.windows import Window
 
 from .. import gdal_options
 from ..errors import NoSpaceError, SchedulerError, StoreClosedError
+from ..paths import is_remote
 from ..progress import BlockProgress
 from ..windows import slices_to_window
 from . import remote
@@ -123,17 +124,17 @@ class RasterStore:
         self.path = path.name if dataset is not None else os.fspath(path)
         self.profile = profile
         self._owns = dataset is None
-        self._remote = self._owns and remote.is_remote(self.path)
+        self._remote = self._owns and is_remote(self.path)
         self._target = self.path if self._remote else os.path.abspath(self.path)
         self._finished: str | None = None
         self._temporaries: list[str] = []
         self._cleanup = None
         self._writer = GDALWriter(profile, self._temporary, dataset=dataset)
-        self._writer.on_finish = self._finishing
+        self._writer.on_finish = self._close_progress
         self._lock = lock if lock is not None else threading.Lock()
         self._gdal_env = gdal_options.captured_env()
         self._cond = threading.Condition()
-        self._queue: deque[tuple[np.ndarray, Window]] = deque()
+        self._queue: deque[tuple[np.ndarray, Window, int]] = deque()
         self._queued = 0  # bytes in the queue
         self._limit = int(dask.config.get("riomucho_dask.queue-bytes", QUEUE_BYTES))
         self._thread: threading.Thread | None = None
@@ -170,7 +171,7 @@ class RasterStore:
             while self._queued and self._queued + nbytes > self._limit:
                 self._cond.wait()
                 self._check(window)
-            self._queue.append((block, window))
+            self._queue.append((block, window, nbytes))
             self._queued += nbytes
             if self._thread is None:  # (re)started here, after the block is in
                 self._thread = threading.Thread(target=self._drain, daemon=True,
@@ -196,13 +197,13 @@ class RasterStore:
                         if not self._queue:
                             self._thread = None
                             return
-                        block, window = self._queue[0]
+                        block, window, nbytes = self._queue[0]
                     with self._lock:
                         self._writer.write(block, window)
                     with self._cond:
-                        if self._queue:
+                        if self._queue:  # (an abort may have emptied it meanwhile)
                             self._queue.popleft()
-                            self._queued -= int(getattr(block, "nbytes", 0))
+                            self._queued -= nbytes
                         self.written += 1
                         self._cond.notify_all()
                     if self._progress is not None:
@@ -277,11 +278,6 @@ class RasterStore:
             self._cleanup = weakref.finalize(self, _remove_all, self._temporaries)
         return path
 
-    def _finishing(self, message: str) -> None:
-        if self._progress is not None:
-            with contextlib.suppress(Exception):
-                self._progress.close(then=message)
-
     def finish(self) -> None:
         """Wait for every queued block and finish the file (a COG gets its
         overviews), without moving it into place yet: see :meth:`publish`."""
@@ -321,9 +317,7 @@ class RasterStore:
         finally:
             self._closed = True
             self._close_progress()
-        _remove_all(self._temporaries)
-        if self._cleanup is not None:
-            self._cleanup.detach()
+        self._remove_temporaries()
         return self.path
 
     def commit(self) -> str:
@@ -347,10 +341,14 @@ class RasterStore:
                 self._writer.abort()
         finally:
             if self._owns:
-                _remove_all(self._temporaries)
-                if self._cleanup is not None:
-                    self._cleanup.detach()
+                self._remove_temporaries()
 
-    def _close_progress(self) -> None:
+    def _remove_temporaries(self) -> None:
+        _remove_all(self._temporaries)
+        if self._cleanup is not None:
+            self._cleanup.detach()
+
+    def _close_progress(self, then: str | None = None) -> None:
         if self._progress is not None:
-            self._progress.close()
+            with contextlib.suppress(Exception):  # a bar never fails a write
+                self._progress.close(then=then)
