@@ -26,6 +26,7 @@ __all__ = [
     "OutputPathError",
     "NoSpaceError",
     "ProfileError",
+    "StoreError",
     "StoreClosedError",
     "SchedulerError",
     "MissingExtraError",
@@ -134,7 +135,11 @@ class ProfileError(RioMuchoDaskError, ValueError):
     """The output profile is missing something or contradicts the array."""
 
 
-class StoreClosedError(RioMuchoDaskError, RuntimeError):
+class StoreError(RioMuchoDaskError, RuntimeError):
+    """The raster store received what it cannot write, or not all of it."""
+
+
+class StoreClosedError(StoreError):
     """A write reached a raster store that was already closed or aborted."""
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import rasterio
@@ -296,3 +298,16 @@ def http_root(tmp_path_factory):
         yield folder, f"http://127.0.0.1:{port}"
     finally:
         _stop(process)
+
+
+def unaccounted_bytes(path) -> int:
+    """Bytes of a TIFF that are neither header, IFD (with its values) nor a tile
+    it points to: a tile written twice would show here."""
+    from riomucho_dask.write import tiff
+
+    data = Path(path).read_bytes()
+    big = data[2] == 43
+    ifds = tiff.read_ifds(data)
+    used = tiff.HEADER_SIZE[big] + sum(tiff.ifd_size(ifd, big) for ifd in ifds)
+    used += sum(int(ifd[tiff.TILE_BYTE_COUNTS].values().sum()) for ifd in ifds)
+    return len(data) - used

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dask
 import numpy as np
 import pytest
 import rasterio
@@ -186,6 +187,7 @@ def test_property_output_equals_serial(tmp_path_factory, case):
 
 
 def test_cog_failure_leaves_nothing(raster, tmp_path, monkeypatch, capsys):
+    """GDAL's route (a tiled intermediate, then CreateCopy) failing at the end."""
     path, data = raster(count=1, height=300, width=300, block=64)
     target = tmp_path / "cog.tif"
     target.write_bytes(b"previous")
@@ -194,8 +196,28 @@ def test_cog_failure_leaves_nothing(raster, tmp_path, monkeypatch, capsys):
         raise RuntimeError("CreateCopy failed")
 
     monkeypatch.setattr(cog, "finish", broken)
-    with pytest.raises(RuntimeError, match="CreateCopy failed"):
-        rmd.to_raster(rmd.open_raster(path), target, like=path, driver="COG", progress=True)
+    with dask.config.set({"riomucho_dask.encode-tiles": False}):
+        with pytest.raises(RuntimeError, match="CreateCopy failed"):
+            rmd.to_raster(rmd.open_raster(path), target, like=path, driver="COG", progress=True)
     assert target.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cog.tif", "in.tif"]
     assert "making the Cloud Optimized GeoTIFF" in capsys.readouterr().err
+
+
+def test_encoded_cog_failure_in_layout_leaves_nothing(raster, tmp_path, monkeypatch, capsys):
+    """Tiles encoded on the workers, the COG layout failing at the end."""
+    from riomucho_dask.write import tiled
+
+    path, data = raster(count=1, height=300, width=300, block=64)
+    target = tmp_path / "cog.tif"
+    target.write_bytes(b"previous")
+
+    def broken(spool, out, order):
+        raise OSError("copy failed")
+
+    monkeypatch.setattr(tiled, "_copy_tiles", broken)
+    with pytest.raises(OSError, match="copy failed"):
+        rmd.to_raster(rmd.open_raster(path), target, like=path, driver="COG", progress=True)
+    assert target.read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cog.tif", "in.tif"]
+    assert "laying out the Cloud Optimized GeoTIFF" in capsys.readouterr().err

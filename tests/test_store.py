@@ -182,14 +182,17 @@ def test_gdal_options_reach_every_worker(raster, tmp_path, scheduler):
         assert src.read().min() == 1  # every window ran inside the captured options
 
 
+@pytest.mark.parametrize("encoded", [True, False], ids=["encoded-tiles", "gdal-dataset"])
 def test_writer_failure_stops_the_run_and_leaves_nothing(raster, tmp_path, monkeypatch,
-                                                         scheduler):
+                                                         scheduler, encoded):
+    from riomucho_dask.write.tiled import TiledWriter
     from riomucho_dask.write.writer import GDALWriter
 
     path, _ = raster(block=16)
     target = tmp_path / "out.tif"
     target.write_bytes(b"previous")
-    original = GDALWriter.write
+    writer = TiledWriter if encoded else GDALWriter
+    original = writer.write
     written = []
 
     def failing(self, block, window):
@@ -198,9 +201,10 @@ def test_writer_failure_stops_the_run_and_leaves_nothing(raster, tmp_path, monke
         written.append(window)
         original(self, block, window)
 
-    monkeypatch.setattr(GDALWriter, "write", failing)
-    with pytest.raises(OSError, match="disk on fire"):
-        rmd.to_raster(rmd.open_raster(path), target, like=path, scheduler=scheduler)
+    monkeypatch.setattr(writer, "write", failing)
+    with dask.config.set({"riomucho_dask.encode-tiles": encoded}):
+        with pytest.raises(OSError, match="disk on fire"):
+            rmd.to_raster(rmd.open_raster(path), target, like=path, scheduler=scheduler)
     assert target.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif", "out.tif"]
 

@@ -39,7 +39,7 @@ from ..errors import SchedulerError, WindowError
 from ..windows import chunk_window, offsets
 from . import schedulers
 
-__all__ = ["Write", "RasterWrite", "array_write", "compute"]
+__all__ = ["Write", "RasterWrite", "array_write", "tiles_write", "compute"]
 
 
 @dataclass(frozen=True)
@@ -47,16 +47,17 @@ class Write:
     """What one output consumes: for each block key of ``graph``, its window.
 
     ``store`` has ``put(block, window)``, ``commit()`` and ``abort()``
-    (:class:`~riomucho_dask.write.store.RasterStore`).  ``array`` is the
-    array the blocks are the chunks of, when there is one (it is then
-    optimized together with the other writes' arrays).
+    (:class:`~riomucho_dask.write.store.RasterStore`).  ``arrays`` are the
+    arrays the blocks are the chunks of, when there are (they are then
+    optimized together with the other writes' arrays).  A block of encoded
+    tiles knows its own place: its window is None.
     """
 
     store: Any
     graph: HighLevelGraph
     keys: tuple
     windows: tuple
-    array: da.Array | None = None
+    arrays: tuple = ()
 
 
 def chunk_windows(array: da.Array) -> tuple[tuple, tuple]:
@@ -72,7 +73,15 @@ def chunk_windows(array: da.Array) -> tuple[tuple, tuple]:
 def array_write(store: Any, array: da.Array) -> Write:
     """The write of every chunk of ``array`` (all bands in each chunk)."""
     keys, windows = chunk_windows(array)
-    return Write(store, array.__dask_graph__(), keys, windows, array)
+    return Write(store, array.__dask_graph__(), keys, windows, (array,))
+
+
+def tiles_write(store: Any, arrays: Sequence[da.Array]) -> Write:
+    """The write of arrays of encoded tiles (one object per chunk), each
+    chunk placed by the store wherever its tiles go."""
+    keys = tuple(key for array in arrays for key in flatten(array.__dask_keys__()))
+    graph = HighLevelGraph.merge(*[array.__dask_graph__() for array in arrays])
+    return Write(store, graph, keys, (None,) * len(keys), tuple(arrays))
 
 
 def _commit(store, _written) -> str:
@@ -104,10 +113,14 @@ def _then(write: Write, func, prefix: str) -> _Delayed:
     it to the store (``da.store``'s, fused with the block's task, for an
     array; a put task otherwise).
     """
-    if write.array is not None:
-        stored = da.store(write.array, write.store, lock=False, compute=False)
-        name, graph = stored.name, stored.__dask_graph__()
-        done = list(flatten(stored.__dask_keys__()))
+    if write.arrays:
+        stored = da.store(list(write.arrays), [write.store] * len(write.arrays),
+                          lock=False, compute=False)
+        stored = list(stored) if isinstance(stored, (tuple, list)) else [stored]
+        name = stored[0].name
+        graph = HighLevelGraph.merge(*[part.__dask_graph__() for part in stored])
+        done = [key for part in stored for key in flatten(part.__dask_keys__())]
+        names = {part.name for part in stored}
     else:  # blocks that are not an array's chunks
         name = "to_raster-" + tokenize(write.store, write.keys)
         puts = {
@@ -119,9 +132,10 @@ def _then(write: Write, func, prefix: str) -> _Delayed:
             {**write.graph.dependencies, name: set(write.graph.layers)},
         )
         done = list(puts)
+        names = {name}
     key = prefix + name
     layers = {**graph.layers, key: MaterializedLayer({key: (func, write.store, done)})}
-    return _Delayed(key, HighLevelGraph(layers, {**graph.dependencies, key: {name}}))
+    return _Delayed(key, HighLevelGraph(layers, {**graph.dependencies, key: names}))
 
 
 def _in_store(store, _done) -> None:

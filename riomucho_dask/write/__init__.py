@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 from rasterio.io import DatasetWriter
 
 from ..dataarrays import for_writing, is_dataarray
 from ..errors import OutputPathError, ProfileError
-from ..execute.engine import RasterWrite, array_write, compute, run
+from ..execute.engine import RasterWrite, array_write, compute, run, tiles_write
 from ..paths import is_remote
-from . import remote
+from . import encode, remote
 from .profile import align_chunks, build_profile
 from .store import RasterStore
 
@@ -132,9 +133,18 @@ def to_raster(
         array = array.astype(out_profile["dtype"])
     array = align_chunks(array, out_profile)
 
+    encoding = None
+    if not isinstance(path, DatasetWriter) and dask.config.get(
+            "riomucho_dask.encode-tiles", True):
+        encoding = encode.for_profile(out_profile)
+    if encoding is None:
+        arrays = [array]
+    else:
+        arrays = encode.encoded_arrays(array, encoding)
     store = RasterStore(path, out_profile, lock=lock if lock not in (None, True) else None,
-                        progress=progress, total=array.npartitions)
-    write = array_write(store, array)
+                        progress=progress, total=sum(a.npartitions for a in arrays),
+                        encoding=encoding)
+    write = array_write(store, array) if encoding is None else tiles_write(store, arrays)
     if not compute:
         return RasterWrite(write)
     (written,) = run([write], scheduler)

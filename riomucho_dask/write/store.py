@@ -35,6 +35,8 @@ from ..paths import is_remote
 from ..progress import BlockProgress
 from ..windows import slices_to_window
 from . import remote
+from .encode import Encoding
+from .tiled import TiledWriter
 from .writer import GDALWriter
 
 __all__ = ["RasterStore", "QUEUE_BYTES"]
@@ -107,6 +109,11 @@ class RasterStore:
         Draw a progress bar of blocks written, out of ``total``.
     total : int, optional
         Number of blocks expected, for the progress bar.
+    encoding : Encoding, optional
+        The output's tiles arrive encoded (:mod:`riomucho_dask.write.encode`,
+        one object array of one :class:`~riomucho_dask.write.encode.Tiles`
+        per block) and a :class:`~riomucho_dask.write.tiled.TiledWriter`
+        places them; default: blocks of pixels, written by GDAL.
 
     Examples
     --------
@@ -119,7 +126,7 @@ class RasterStore:
     """
 
     def __init__(self, path: str | DatasetWriter, profile: dict, *, lock: Any = None,
-                 progress: bool = False, total: int = 0):
+                 progress: bool = False, total: int = 0, encoding: Encoding | None = None):
         dataset = path if isinstance(path, DatasetWriter) else None
         self.path = path.name if dataset is not None else os.fspath(path)
         self.profile = profile
@@ -129,7 +136,11 @@ class RasterStore:
         self._finished: str | None = None
         self._temporaries: list[str] = []
         self._cleanup = None
-        self._writer = GDALWriter(profile, self._temporary, dataset=dataset)
+        self.encoding = encoding if dataset is None else None
+        if self.encoding is not None:
+            self._writer = TiledWriter(profile, self.encoding, self._temporary)
+        else:
+            self._writer = GDALWriter(profile, self._temporary, dataset=dataset)
         self._writer.on_finish = self._close_progress
         self._lock = lock if lock is not None else threading.Lock()
         self._gdal_env = gdal_options.captured_env()
@@ -160,11 +171,17 @@ class RasterStore:
 
     # -- receiving blocks (any thread) ----------------------------------------
     def __setitem__(self, key: tuple[slice, ...], block: np.ndarray) -> None:
+        if block.dtype == object:  # one chunk of encoded tiles: they know their place
+            self.put(block.item(), None)
+            return
         rows, cols = key[-2:]
         self.put(block, slices_to_window(rows, cols))
 
-    def put(self, block: np.ndarray, window: Window) -> None:
-        """Queue ``block`` (``(count, h, w)``) for ``window``; wait while the queue is full."""
+    def put(self, block: Any, window: Window | None) -> None:
+        """Queue ``block`` (``(count, h, w)``) for ``window``, or encoded tiles
+        (``window`` None); wait while the queue is full."""
+        if isinstance(block, np.ndarray) and block.dtype == object:
+            block = block.item()
         nbytes = int(getattr(block, "nbytes", 0))
         with self._cond:
             self._check(window)

@@ -1,0 +1,344 @@
+"""Tiles encoded in the task that computed them, by GDAL itself.
+
+A tiled GeoTIFF or a COG whose options this module knows (:func:`for_profile`)
+is not written through a GDAL dataset on the client.  Each chunk of the
+array (whole output tiles, all bands) is written by its own task into an
+in-memory GeoTIFF with the output's creation options, and the finished tile
+bytes (predictor and compression applied by GDAL, exactly as for the
+output) are taken from it: only compressed bytes travel to the writer
+(:class:`~riomucho_dask.write.tiled.TiledWriter`), which places them.
+
+For a COG, the overview levels are computed in the same graph from the
+full-resolution blocks (2 x 2 reductions, level after level) and encoded
+on the workers too.
+
+GDAL was chosen over tifffile + imagecodecs (what odc-geo uses) by
+measurement: 4 float32 512-px tiles, deflate with the floating-point
+predictor, take 80 ms through GDAL's in-memory GeoTIFF against 89 ms
+with imagecodecs' predictor and libdeflate (one run, this machine), and
+GDAL needs no new package and applies every option as GDAL does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.io import MemoryFile
+
+from ..errors import StoreError
+from . import tiff
+
+__all__ = ["Encoding", "Tiles", "for_profile", "encoded_arrays", "reduce2"]
+
+#: Codecs whose tiles are placed as they come (no table shared by the tiles).
+CODECS = frozenset({"none", "deflate", "lzw", "zstd", "packbits"})
+RESAMPLINGS = frozenset({"nearest", "average"})
+
+_DATASET_KEYS = {"driver", "count", "width", "height", "dtype", "crs", "transform", "nodata"}
+_GTIFF_KEYS = _DATASET_KEYS | {
+    "tiled", "blockxsize", "blockysize", "compress", "predictor", "zlevel", "zstd_level",
+    "interleave", "photometric", "bigtiff", "num_threads",
+}
+_COG_KEYS = _DATASET_KEYS | {
+    "blocksize", "compress", "predictor", "level", "bigtiff", "num_threads",
+    "overview_resampling", "resampling", "overview_count", "overviews",
+    # layout keys a GTiff ``like`` brings along; the COG driver decides them
+    "tiled", "blockxsize", "blockysize", "interleave", "photometric", "zlevel", "zstd_level",
+}
+#: An identity-free transform for the chunk files (tiles only; no warning).
+_CHUNK_TRANSFORM = Affine(2.0, 0.0, 0.0, 0.0, -2.0, 0.0)
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().upper() in ("YES", "TRUE", "ON", "1")
+    return bool(value)
+
+
+def _predictor(value: Any, dtype: np.dtype) -> int:
+    """GTiff PREDICTOR from a GTiff or COG value (YES, STANDARD, FLOATING_POINT, 1-3)."""
+    text = str(value).strip().upper()
+    if text in ("YES", "TRUE", "ON"):
+        return 3 if dtype.kind == "f" else 2
+    return {"NO": 1, "FALSE": 1, "OFF": 1, "STANDARD": 2, "FLOATING_POINT": 3}.get(
+        text, int(float(text)) if text.replace(".", "").isdigit() else 1)
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """The encoded tiles of one chunk of one level.
+
+    ``data`` holds one ``bytes`` per tile, plane by plane then row by row
+    (one plane unless bands are interleaved by band); ``mask`` the tiles of
+    the internal mask, when the chunk had masked pixels and no nodata.
+    """
+
+    level: int
+    row: int
+    col: int
+    rows: int
+    cols: int
+    data: list
+    mask: list | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return sum(map(len, self.data)) + sum(map(len, self.mask or ()))
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How the output's tiles are encoded, and (COG) its overview levels.
+
+    Travels with every encoding task, so it holds plain values only.
+    """
+
+    creation: tuple  # GTiff creation options of every chunk file, as items
+    block: tuple[int, int]  # tile rows, cols
+    count: int
+    dtype: str
+    nodata: float | None
+    planes: int  # count when bands are interleaved by band, else 1
+    cog: bool = False
+    overviews: int = 0
+    resampling: str = "nearest"
+    bigtiff: str = "if_needed"
+
+    # -- the chunk files ---------------------------------------------------
+    def _chunk_profile(self, height: int, width: int) -> dict:
+        return {**dict(self.creation), "driver": "GTiff", "count": self.count,
+                "dtype": self.dtype, "height": height, "width": width,
+                "transform": _CHUNK_TRANSFORM}
+
+    def _gtiff_bytes(self, profile: dict, data: np.ndarray, mask: np.ndarray | None) -> bytes:
+        with MemoryFile() as memfile:
+            with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+                with memfile.open(**profile) as dataset:
+                    dataset.write(data)
+                    if mask is not None:
+                        dataset.write_mask(mask)
+            return bytes(memfile.getbuffer())
+
+    def encode(self, block: np.ndarray, row: int, col: int, level: int = 0) -> Tiles:
+        """Encode ``block`` (``(count, h, w)``, maybe masked), whose first pixel
+        is at (``row``, ``col``) of ``level``, into its tiles."""
+        data, mask = block, None
+        if isinstance(block, np.ma.MaskedArray):
+            masked = np.ma.getmaskarray(block)
+            if self.nodata is not None:
+                data = block.filled(self.nodata)
+            elif masked.any():
+                data = block.filled(0)
+                mask = np.where(masked.any(axis=0), 0, 255).astype("uint8")
+            else:
+                data = block.data
+        _, height, width = data.shape
+        raw = self._gtiff_bytes(self._chunk_profile(height, width), data, mask)
+        ifds = tiff.read_ifds(raw)
+        by, bx = self.block
+        return Tiles(level, row // by, col // bx, -(-height // by), -(-width // bx),
+                     _tile_bytes(raw, ifds[0]),
+                     _tile_bytes(raw, ifds[1]) if mask is not None else None)
+
+    def template(self, crs: Any, transform: Any, mask: bool) -> tuple[list[dict], bytes]:
+        """GDAL's IFDs for the output (one tile, georeferenced; with an internal
+        mask when ``mask``), and its all-valid mask tile (``b""`` without)."""
+        by, bx = self.block
+        profile = {**self._chunk_profile(by, bx), "crs": crs,
+                   "transform": transform or _CHUNK_TRANSFORM}
+        if self.nodata is not None:
+            profile["nodata"] = self.nodata
+        data = np.zeros((self.count, by, bx), self.dtype)
+        raw = self._gtiff_bytes(profile, data, np.full((by, bx), 255, "uint8") if mask else None)
+        ifds = tiff.read_ifds(raw)
+        return ifds, (_tile_bytes(raw, ifds[1])[0] if mask else b"")
+
+    # -- the levels ----------------------------------------------------------
+    def shapes(self, height: int, width: int) -> list[tuple[int, int]]:
+        """(height, width) of the full resolution and of each overview level."""
+        shapes = [(height, width)]
+        for _ in range(self.overviews):
+            h, w = shapes[-1]
+            shapes.append((-(-h // 2), -(-w // 2)))
+        return shapes
+
+
+def _tile_bytes(raw: bytes, ifd: dict) -> list:
+    offsets = ifd[tiff.TILE_OFFSETS].values()
+    counts = ifd[tiff.TILE_BYTE_COUNTS].values()
+    return [raw[int(o):int(o) + int(n)] for o, n in zip(offsets, counts)]
+
+
+def _overview_count(profile: dict, block: int) -> int:
+    """COG overview levels: given, or halving until the image fits in one tile."""
+    overviews = str(profile.get("overviews", "auto")).lower()
+    if overviews == "none":
+        return 0
+    if "overview_count" in profile:
+        return int(profile["overview_count"])
+    height, width, count = int(profile["height"]), int(profile["width"]), 0
+    while height > block or width > block:
+        height, width, count = -(-height // 2), -(-width // 2), count + 1
+    return count
+
+
+def for_profile(profile: dict) -> Encoding | None:
+    """The :class:`Encoding` of an output profile, or None when GDAL itself
+    must write it (another driver, strips, another codec or option).
+
+    Examples
+    --------
+    >>> enc = for_profile({"driver": "COG", "count": 1, "dtype": "float32",
+    ...                    "width": 2000, "height": 1000, "compress": "deflate"})
+    >>> enc.block, enc.overviews, enc.resampling
+    ((512, 512), 2, 'average')
+    >>> for_profile({"driver": "GTiff", "count": 1, "dtype": "uint8",
+    ...              "width": 10, "height": 10}) is None  # strips: GDAL writes them
+    True
+    """
+    lower = {key.lower(): value for key, value in profile.items()}
+    driver = str(lower.get("driver", "GTiff")).upper()
+    dtype = np.dtype(lower["dtype"])
+    if driver == "COG":
+        if set(lower) - _COG_KEYS:
+            return None
+        by = bx = int(lower.get("blocksize", lower.get("blockxsize", 512)))  # as cog.py
+        compress = str(lower.get("compress", "lzw")).lower()
+        interleave = "pixel"
+        level = lower.get("level")
+        resampling = str(lower.get("overview_resampling", lower.get("resampling", "")))
+        resampling = resampling.lower() or ("average" if dtype.kind in "fc" else "nearest")
+        if resampling not in RESAMPLINGS or str(lower.get("overviews", "auto")).lower() not in (
+                "auto", "none", "ignore_existing"):
+            return None
+    elif driver == "GTIFF":
+        if set(lower) - _GTIFF_KEYS or not _truthy(lower.get("tiled", False)):
+            return None
+        by, bx = int(lower.get("blockysize", 256)), int(lower.get("blockxsize", 256))
+        compress = str(lower.get("compress", "none")).lower()
+        interleave = str(lower.get("interleave", "pixel")).lower()
+        level, resampling = None, "nearest"
+    else:
+        return None
+    if compress not in CODECS or interleave not in ("pixel", "band") or by % 16 or bx % 16:
+        return None
+    creation: dict[str, Any] = {"tiled": True, "blockxsize": bx, "blockysize": by,
+                                "compress": compress, "interleave": interleave}
+    if "predictor" in lower:
+        predictor = _predictor(lower["predictor"], dtype)
+        if predictor != 1:
+            creation["predictor"] = predictor
+    for key in ("zlevel", "zstd_level"):
+        if key in lower and driver == "GTIFF":
+            creation[key] = lower[key]
+    if level is not None and compress in ("deflate", "zstd"):
+        creation["zlevel" if compress == "deflate" else "zstd_level"] = level
+    if driver == "GTIFF" and "photometric" in lower:
+        creation["photometric"] = lower["photometric"]
+    nodata = lower.get("nodata")
+    return Encoding(
+        creation=tuple(sorted(creation.items())), block=(by, bx), count=int(lower["count"]),
+        dtype=dtype.name, nodata=None if nodata is None else float(nodata),
+        planes=int(lower["count"]) if interleave == "band" else 1,
+        cog=driver == "COG", overviews=_overview_count(lower, max(by, bx)) if driver == "COG"
+        else 0, resampling=resampling, bigtiff=str(lower.get("bigtiff", "if_needed")).lower(),
+    )
+
+
+# -- the graph ------------------------------------------------------------------
+def _encode_block(block: np.ndarray, encoding: Encoding, level: int, block_info=None):
+    location = block_info[0]["array-location"]
+    row, col = location[1][0], location[2][0]
+    if row % encoding.block[0] or col % encoding.block[1]:
+        raise StoreError(f"a chunk at row {row}, column {col} does not start on a "
+                         f"{encoding.block[0]} x {encoding.block[1]} tile")
+    tiles = encoding.encode(block, row, col, level)
+    out = np.empty((1, 1, 1), dtype=object)
+    out[0, 0, 0] = tiles
+    return out
+
+
+def _encoded(array: da.Array, encoding: Encoding, level: int) -> da.Array:
+    chunks = ((1,), (1,) * len(array.chunks[1]), (1,) * len(array.chunks[2]))
+    return array.map_blocks(_encode_block, encoding, level, chunks=chunks, dtype=object,
+                            meta=np.empty((0, 0, 0), dtype=object),
+                            name=f"encode-{level}-" + da.core.tokenize(array, encoding, level))
+
+
+def reduce2(block: np.ndarray, resampling: str, nodata: float | None) -> np.ndarray:
+    """``block`` (``(count, h, w)``) at half resolution, as GDAL's overviews:
+    each pixel from the 2 x 2 pixels it covers (fewer at an odd edge).
+
+    ``"nearest"`` takes the pixel under the centre; ``"average"`` the mean of
+    the valid pixels (not nodata, NaN or masked; nodata or masked if none),
+    rounded half up for integers.
+
+    Examples
+    --------
+    >>> a = np.arange(9, dtype="float32").reshape(1, 3, 3)
+    >>> reduce2(a, "average", None)[0]
+    array([[2. , 3.5],
+           [6.5, 8. ]], dtype=float32)
+    >>> reduce2(a, "nearest", None)[0]
+    array([[4., 5.],
+           [7., 8.]], dtype=float32)
+    """
+    _, height, width = block.shape
+    half_h, half_w = -(-height // 2), -(-width // 2)
+    if resampling == "nearest":
+        rows = np.minimum(np.arange(half_h) * 2 + 1, height - 1)
+        cols = np.minimum(np.arange(half_w) * 2 + 1, width - 1)
+        return block[:, rows][:, :, cols]
+    data = np.ma.getdata(block).astype("float64")
+    valid = ~np.ma.getmaskarray(block)
+    if nodata is not None:
+        valid &= ~(np.isnan(data) if math.isnan(nodata) else data == nodata)
+    if block.dtype.kind in "fc":
+        valid &= ~np.isnan(data)
+    padded = np.zeros((block.shape[0], 2 * half_h, 2 * half_w))
+    weight = np.zeros(padded.shape)
+    padded[:, :height, :width] = np.where(valid, data, 0)
+    weight[:, :height, :width] = valid
+    shape = (block.shape[0], half_h, 2, half_w, 2)
+    total = padded.reshape(shape).sum(axis=(2, 4))
+    count = weight.reshape(shape).sum(axis=(2, 4))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+    empty = count == 0
+    if block.dtype.kind not in "fc":
+        mean = np.floor(mean + 0.5)
+    fill = nodata if nodata is not None else (np.nan if block.dtype.kind in "fc" else 0)
+    out = np.where(empty, fill, mean).astype(block.dtype)
+    if isinstance(block, np.ma.MaskedArray) and nodata is None:
+        return np.ma.MaskedArray(out, mask=empty)
+    return out
+
+
+def _overview(array: da.Array, encoding: Encoding) -> da.Array:
+    """The next overview level of ``array``, chunked to whole tiles."""
+    chunks = (array.chunks[0],) + tuple(tuple(-(-c // 2) for c in dim) for dim in array.chunks[1:])
+    reduced = array.map_blocks(reduce2, encoding.resampling, encoding.nodata, chunks=chunks,
+                               dtype=array.dtype, meta=array._meta,
+                               name="overview-" + da.core.tokenize(array, encoding))
+    new = {}
+    for axis, block in ((1, encoding.block[0]), (2, encoding.block[1])):
+        sizes = reduced.chunks[axis]
+        if any(size % block for size in sizes[:-1]):
+            new[axis] = max(1, round(max(sizes) / block)) * block
+    return reduced.rechunk(new) if new else reduced
+
+
+def encoded_arrays(array: da.Array, encoding: Encoding) -> list[da.Array]:
+    """The encoded tiles of ``array`` (chunked to whole tiles, all bands in
+    each chunk) and, for a COG, of each overview level: object arrays with
+    one :class:`Tiles` per chunk."""
+    levels = [array]
+    for _ in range(encoding.overviews):
+        levels.append(_overview(levels[-1], encoding))
+    return [_encoded(level_array, encoding, n) for n, level_array in enumerate(levels)]

@@ -1,0 +1,286 @@
+"""The writer of tiles encoded on the workers: it only places bytes.
+
+:class:`TiledWriter` receives :class:`~riomucho_dask.write.encode.Tiles`
+in any order and appends their bytes to a file as they come, so blocks
+waiting for their turn wait compressed, on disk, not in memory.
+
+- A tiled GeoTIFF is written in one pass: the tiles in arrival order after
+  the header, then the IFDs (full resolution, then the internal mask if
+  any) and their tags, which are GDAL's own (georeferencing, nodata,
+  codec, predictor), taken from a one-tile file GDAL writes for the
+  output's profile.
+- A Cloud Optimized GeoTIFF is laid out as GDAL's COG driver lays it out:
+  header, GDAL's structural metadata, every IFD (full resolution, its
+  mask, the overviews, their masks), then the tiles, smallest overview
+  first, each with its 4-byte size before and its last 4 bytes after,
+  mask tiles right after their image tiles.  The tiles spooled in arrival
+  order are copied once into that order: no decoding, no compression.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..errors import ProfileError, StoreError
+from . import tiff
+from .encode import Encoding, Tiles
+
+__all__ = ["TiledWriter"]
+
+#: Files up to this size stay classic TIFF (unless BIGTIFF=YES).
+CLASSIC_LIMIT = 2**32 - 2**16
+
+_COPY = 8 * 2**20
+
+
+def structural_metadata(mask: bool) -> bytes:
+    """GDAL's COG "ghost" header: the layout promises readers may rely on."""
+    body = ("LAYOUT=IFDS_BEFORE_DATA\nBLOCK_ORDER=ROW_MAJOR\nBLOCK_LEADER=SIZE_AS_UINT4\n"
+            "BLOCK_TRAILER=LAST_4_BYTES_REPEATED\nKNOWN_INCOMPATIBLE_EDITION=NO\n ")
+    if mask:
+        body += "MASK_INTERLEAVED_WITH_IMAGERY=YES\n"
+    return f"GDAL_STRUCTURAL_METADATA_SIZE={len(body):06d} bytes\n{body}".encode()
+
+
+class _Level:
+    """Where each tile of one level (and of its mask) sits in the spool."""
+
+    def __init__(self, height: int, width: int, block: tuple[int, int], planes: int):
+        self.height, self.width = height, width
+        grid = (planes, -(-height // block[0]), -(-width // block[1]))
+        self.offsets = np.zeros(grid, "int64")
+        self.sizes = np.full(grid, -1, "int64")
+        self.mask_offsets: np.ndarray | None = None
+        self.mask_sizes: np.ndarray | None = None
+
+    def place(self, tiles: Tiles, start: int) -> int:
+        """Record ``tiles`` spooled from ``start``; return the end."""
+        rows = slice(tiles.row, tiles.row + tiles.rows)
+        cols = slice(tiles.col, tiles.col + tiles.cols)
+        shape = (-1, tiles.rows, tiles.cols)
+        sizes = np.array([len(t) for t in tiles.data], "int64")
+        self.sizes[:, rows, cols] = sizes.reshape(shape)
+        self.offsets[:, rows, cols] = (start + np.cumsum(sizes) - sizes).reshape(shape)
+        end = start + int(sizes.sum())
+        if tiles.mask is not None:
+            if self.mask_sizes is None:
+                self.mask_offsets = np.zeros(self.sizes.shape[1:], "int64")
+                self.mask_sizes = np.full(self.sizes.shape[1:], -1, "int64")
+            sizes = np.array([len(t) for t in tiles.mask], "int64")
+            self.mask_sizes[rows, cols] = sizes.reshape(shape[1:])
+            self.mask_offsets[rows, cols] = (end + np.cumsum(sizes) - sizes).reshape(shape[1:])
+            end += int(sizes.sum())
+        return end
+
+
+class TiledWriter:
+    """Places encoded tiles into a tiled GeoTIFF or a COG (see the module).
+
+    Parameters
+    ----------
+    profile : dict
+        The output's profile (size, CRS, transform...).
+    encoding : Encoding
+        How the tiles were encoded (:func:`~riomucho_dask.write.encode.for_profile`).
+    temporary : callable
+        Returns a new temporary path for each file this writer makes.
+    """
+
+    def __init__(self, profile: dict, encoding: Encoding, temporary: Callable[[], str]):
+        self._profile = profile
+        self._encoding = encoding
+        self._temporary = temporary
+        shapes = encoding.shapes(int(profile["height"]), int(profile["width"]))
+        self._levels = [_Level(h, w, encoding.block, encoding.planes) for h, w in shapes]
+        self._path: str | None = None
+        self._end = 0
+        self._masked = False
+        #: Called with a message before a long finishing step (the COG layout).
+        self.on_finish: Callable[[str], None] | None = None
+
+    def _start(self) -> str:
+        # The file is opened for each append only: a writer dropped at any
+        # point holds no open file.
+        if self._path is None:
+            self._path = self._temporary()
+            with open(self._path, "wb") as spool:
+                if not self._encoding.cog:  # room for either header, written last
+                    spool.write(b"\0" * tiff.HEADER_SIZE[True])
+                self._end = spool.tell()
+        return self._path
+
+    def write(self, tiles: Tiles, window: Any = None) -> None:
+        if not isinstance(tiles, Tiles):
+            raise StoreError(
+                f"this output takes tiles encoded by its graph, not a {type(tiles).__name__} "
+                f"(window {window!r})"
+            )
+        with open(self._start(), "ab") as spool:
+            spool.writelines(tiles.data)
+            spool.writelines(tiles.mask or ())
+        self._end = self._levels[tiles.level].place(tiles, self._end)
+        self._masked |= tiles.mask is not None
+
+    # -- finishing ---------------------------------------------------------
+    def _ifds(self) -> tuple[list[dict], bytes]:
+        """(tags of each IFD in file order, tile offsets left to fill; the
+        all-valid mask tile)."""
+        profile = self._profile
+        templates, valid = self._encoding.template(profile.get("crs"), profile.get("transform"),
+                                                   self._masked)
+        main = dict(templates[0])
+        reduced = {tag: e for tag, e in main.items() if tag not in tiff.GEO_TAGS}
+        reduced[tiff.NEW_SUBFILE_TYPE] = tiff.Entry.of(1, tiff.LONG)
+        images = [main] + [dict(reduced) for _ in self._levels[1:]]
+        masks = []
+        if self._masked:
+            mask = dict(templates[1])
+            masks = [dict(mask)]
+            masks += [{**mask, tiff.NEW_SUBFILE_TYPE: tiff.Entry.of(5, tiff.LONG)}
+                      for _ in self._levels[1:]]
+        for tags, level in zip(images + masks, self._levels + self._levels):
+            tags[tiff.IMAGE_WIDTH] = tiff.Entry.of(level.width, tiff.LONG)
+            tags[tiff.IMAGE_LENGTH] = tiff.Entry.of(level.height, tiff.LONG)
+        return images + masks, valid
+
+    def _check_complete(self) -> None:
+        for n, level in enumerate(self._levels):
+            missing = int((level.sizes < 0).sum())
+            if missing:
+                raise StoreError(f"{missing} tiles of level {n} were never written")
+
+    def close(self) -> str | None:
+        self._start()
+        self._check_complete()
+        if self._masked:  # levels without masked pixels: the all-valid tile
+            for level in self._levels:
+                if level.mask_sizes is None:
+                    level.mask_offsets = np.zeros(level.sizes.shape[1:], "int64")
+                    level.mask_sizes = np.full(level.sizes.shape[1:], -1, "int64")
+        ifds, valid = self._ifds()
+        if self._masked:
+            with open(self._path, "ab") as spool:
+                spool.write(valid)
+            for level in self._levels:
+                missing = level.mask_sizes < 0
+                level.mask_offsets[missing] = self._end
+                level.mask_sizes[missing] = len(valid)
+            self._end += len(valid)
+        if self._encoding.cog:
+            if self.on_finish is not None:
+                self.on_finish("laying out the Cloud Optimized GeoTIFF")
+            return self._close_cog(ifds)
+        return self._close_gtiff(ifds)
+
+    def _big(self, size: int) -> bool:
+        choice = self._encoding.bigtiff
+        if choice in ("yes", "true", "on"):
+            return True
+        if size < CLASSIC_LIMIT:
+            return False
+        if choice in ("no", "false", "off"):
+            raise ProfileError(f"the output needs {size} bytes but bigtiff={choice!r}: a classic "
+                               "TIFF cannot pass 4 GB")
+        return True
+
+    def _tile_entries(self, tags: dict, offsets: np.ndarray, sizes: np.ndarray, big: bool):
+        kind = tiff.LONG8 if big else tiff.LONG
+        tags[tiff.TILE_OFFSETS] = tiff.Entry.of(offsets.ravel(), kind)
+        tags[tiff.TILE_BYTE_COUNTS] = tiff.Entry.of(sizes.ravel(), kind)
+
+    def _close_gtiff(self, ifds: list[dict]) -> str:
+        images, masks = ifds[:1], ifds[1:]
+        at = self._end + (self._end & 1)
+        level = self._levels[0]
+        big = self._big(at + 4096 + 8 * 2 * level.sizes.size * (2 if masks else 1))
+        self._tile_entries(images[0], level.offsets, level.sizes, big)
+        if masks:
+            self._tile_entries(masks[0], level.mask_offsets, level.mask_sizes, big)
+        with open(self._path, "r+b") as out:
+            out.seek(at)
+            position = at
+            for n, tags in enumerate(images + masks):
+                size = tiff.ifd_size(tags, big)
+                last = n == len(images + masks) - 1
+                out.write(tiff.ifd_bytes(tags, position, big, 0 if last else position + size))
+                position += size
+            out.seek(0)
+            out.write(tiff.header(big, at))
+        return self._path
+
+    def _close_cog(self, ifds: list[dict]) -> str:
+        ghost = structural_metadata(self._masked)
+        levels = self._levels
+        tiles = sum(level.sizes.size * (2 if self._masked else 1) for level in levels)
+        data = self._end + 8 * tiles  # with leaders and trailers
+        big = self._big(data + 4096 + sum(tiff.ifd_size(t, False) for t in ifds) + 16 * tiles)
+        head = tiff.HEADER_SIZE[big] + len(ghost)
+        head += head & 1
+        # The IFDs' sizes do not depend on the offsets they hold: set the
+        # entries' types and counts first, then lay the data out after them.
+        pairs = [(lvl.offsets, lvl.sizes) for lvl in levels]
+        if self._masked:
+            pairs += [(lvl.mask_offsets, lvl.mask_sizes) for lvl in levels]
+        for tags, (offsets, sizes) in zip(ifds, pairs):
+            self._tile_entries(tags, offsets, sizes, big)
+        sizes_of = [tiff.ifd_size(tags, big) for tags in ifds]
+        position = head + sum(sizes_of)
+        # Final places: smallest overview first, row by row, mask after image.
+        order = []
+        final = [(np.zeros_like(lvl.offsets), None) for lvl in levels]
+        if self._masked:
+            final = [(f, np.zeros_like(lvl.mask_offsets)) for (f, _), lvl in zip(final, levels)]
+        for n in range(len(levels) - 1, -1, -1):
+            level, (image_at, mask_at) = levels[n], final[n]
+            for index in np.ndindex(level.sizes.shape):
+                size = int(level.sizes[index])
+                image_at[index] = position + 4
+                order.append((int(level.offsets[index]), size))
+                position += size + 8
+                if mask_at is not None:
+                    r, c = index[1:]
+                    size = int(level.mask_sizes[r, c])
+                    mask_at[r, c] = position + 4
+                    order.append((int(level.mask_offsets[r, c]), size))
+                    position += size + 8
+        final_pairs = [(f, lvl.sizes) for (f, _), lvl in zip(final, levels)]
+        if self._masked:
+            final_pairs += [(m, lvl.mask_sizes) for (_, m), lvl in zip(final, levels)]
+        for tags, (offsets, sizes) in zip(ifds, final_pairs):
+            self._tile_entries(tags, offsets, sizes, big)
+        path = self._temporary()
+        with open(self._path, "rb") as spool, open(path, "wb") as out:
+            out.write(tiff.header(big, head))
+            out.write(ghost.ljust(head - tiff.HEADER_SIZE[big], b"\0"))
+            at = head
+            for n, tags in enumerate(ifds):
+                out.write(tiff.ifd_bytes(tags, at, big, 0 if n == len(ifds) - 1
+                                         else at + sizes_of[n]))
+                at += sizes_of[n]
+            _copy_tiles(spool, out, order)
+        os.remove(self._path)
+        return path
+
+    def abort(self) -> None:
+        """Nothing is held open; the store removes the temporary files."""
+
+
+def _copy_tiles(spool, out, order: list[tuple[int, int]]) -> None:
+    """Copy each (offset, size) tile of ``spool`` to ``out`` with GDAL's
+    leader (its size) and trailer (its last 4 bytes again)."""
+    fd = spool.fileno()
+    pending: list[bytes] = []
+    held = 0
+    for offset, size in order:
+        data = os.pread(fd, size, offset)
+        pending += [struct.pack("<I", size), data, data[-4:].rjust(4, b"\0")]
+        held += size + 8
+        if held >= _COPY:
+            out.write(b"".join(pending))
+            pending, held = [], 0
+    out.write(b"".join(pending))
