@@ -64,9 +64,10 @@ RUNS_ON = {
 MAIN_JOBS = ("heavy", "light")
 #: Routes of the COG section (on the light job), in the order they run and are shown;
 #: ``serial`` is the reference the others' pixels are compared with.
-COG_BACKENDS = ("serial", "threads-gtiff", "threads-cog", "gdal-two-pass", "odc-geo")
+COG_BACKENDS = ("serial", "threads-gtiff", "threads-cog", "threads-cog-gdal", "gdal-two-pass",
+                "odc-geo")
 #: The routes that write a COG (checked with rio-cogeo's ``cog_validate``).
-COG_ROUTES = ("threads-cog", "gdal-two-pass", "odc-geo")
+COG_ROUTES = ("threads-cog", "threads-cog-gdal", "gdal-two-pass", "odc-geo")
 #: The COG section's baseline: the main table's ``threads`` (a tiled GeoTIFF).
 COG_BASELINE = "threads-gtiff"
 COG_JOB = "light"
@@ -96,7 +97,11 @@ DESCRIPTIONS = {
     "rio-mucho-sync": "riomucho.RioMucho(...).run(1): rio-mucho's in-process MockTub",
     "threads-gtiff": 'rmd.to_raster(out, path, profile, scheduler="threads"): tiled GeoTIFF '
     "(the main table's threads)",
-    "threads-cog": 'the same with driver="COG": tiled intermediate, then GDAL CreateCopy',
+    "threads-cog": 'the same with driver="COG": tiles and overviews encoded in the tasks, '
+    "laid out by the writer",
+    "threads-cog-gdal": 'the same with riomucho_dask.encode-tiles=False: a GDAL dataset '
+    "writes a tiled intermediate, then GDAL CreateCopy (the route before tiles were encoded "
+    "in the tasks)",
     "gdal-two-pass": "the serial loop to a tiled GeoTIFF, then rasterio.shutil.copy(tmp, out, "
     'driver="COG", compress="deflate", blocksize=512, overview_resampling="average")',
     "odc-geo": 'rioxarray.open_rasterio(path, chunks={"band": -1, "y": 512, "x": 512}), the '
@@ -310,13 +315,14 @@ def _run_cog_route(backend: str, inputs: list[str], output: str, profile: dict,
     import dask
     import jobs
 
-    if backend in ("threads-gtiff", "threads-cog"):
+    if backend in ("threads-gtiff", "threads-cog", "threads-cog-gdal"):
         import riomucho_dask as rmd
 
         out = rmd.map_windows(jobs.light, inputs, count=profile["count"],
                               dtype=profile["dtype"])
-        extra = {"driver": "COG"} if backend == "threads-cog" else {}
-        with dask.config.set(num_workers=workers):
+        extra = {"driver": "COG"} if backend != "threads-gtiff" else {}
+        encode = backend != "threads-cog-gdal"
+        with dask.config.set({"num_workers": workers, "riomucho_dask.encode-tiles": encode}):
             rmd.to_raster(out, output, profile, scheduler="threads", **extra)
     elif backend == "gdal-two-pass":
         import rasterio.shutil
@@ -1163,8 +1169,9 @@ def render_results(args, info, table, overhead, windows, startups, cells, load_b
     )
     notes.append(
         "`serial` and `rio-mucho` compress the output on their one writing thread "
-        f"(`serial-nt2` on {SERIAL_NT2_THREADS}); riomucho_dask's `to_raster` adds "
-        "`NUM_THREADS=ALL_CPUS` to compressed GeoTIFFs, so GDAL compresses on every core."
+        f"(`serial-nt2` on {SERIAL_NT2_THREADS}); riomucho_dask's back ends encode each "
+        "output tile in the task that computed it (in the worker processes for `processes` "
+        "and `distributed`), and the writer only places the compressed bytes."
     )
     notes.append(
         "Peak RSS sums the RSS of every process in the tree: pages shared between a parent "
@@ -1227,10 +1234,12 @@ def render_results(args, info, table, overhead, windows, startups, cells, load_b
             "",
             cog_text,
             "",
-            "`threads-cog` and `threads-gtiff` let GDAL compress on every core "
-            "(`NUM_THREADS=ALL_CPUS`, also in the COG CreateCopy); `gdal-two-pass` does not "
-            "(both of its passes compress on one thread); `odc-geo` compresses tiles in dask "
-            "tasks (tifffile/imagecodecs) and reads through rioxarray's default lock.",
+            "`threads-gtiff` and `threads-cog` encode each tile in the dask task that "
+            "computed it (GDAL in memory, one thread per task); `threads-cog-gdal` lets GDAL "
+            "compress on every core (`NUM_THREADS=ALL_CPUS`, also in the COG CreateCopy); "
+            "`gdal-two-pass` does not (both of its passes compress on one thread); `odc-geo` "
+            "compresses tiles in dask tasks (tifffile/imagecodecs) and reads through "
+            "rioxarray's default lock.",
             "",
         ]
     parts += [

@@ -165,7 +165,7 @@ class Encoding:
         shapes = [(height, width)]
         for _ in range(self.overviews):
             h, w = shapes[-1]
-            shapes.append((-(-h // 2), -(-w // 2)))
+            shapes.append((_half(h), _half(w)))
         return shapes
 
 
@@ -184,7 +184,7 @@ def _overview_count(profile: dict, block: int) -> int:
         return int(profile["overview_count"])
     height, width, count = int(profile["height"]), int(profile["width"]), 0
     while height > block or width > block:
-        height, width, count = -(-height // 2), -(-width // 2), count + 1
+        height, width, count = _half(height), _half(width), count + 1
     return count
 
 
@@ -271,43 +271,51 @@ def _encoded(array: da.Array, encoding: Encoding, level: int) -> da.Array:
                             name=f"encode-{level}-" + da.core.tokenize(array, encoding, level))
 
 
+def _half(size: int) -> int:
+    """An overview level's size from the level above's, as GDAL's COG driver
+    makes it: halved, rounded down (never below 1 pixel)."""
+    return max(1, size // 2)
+
+
 def reduce2(block: np.ndarray, resampling: str, nodata: float | None) -> np.ndarray:
     """``block`` (``(count, h, w)``) at half resolution, as GDAL's overviews:
-    each pixel from the 2 x 2 pixels it covers (fewer at an odd edge).
+    each pixel from the 2 x 2 pixels it covers; an odd last row or column is
+    dropped, as GDAL's COG driver rounds overview sizes down (a side of 1
+    pixel stays 1).
 
-    ``"nearest"`` takes the pixel under the centre; ``"average"`` the mean of
-    the valid pixels (not nodata, NaN or masked; nodata or masked if none),
-    rounded half up for integers.
+    ``"nearest"`` takes the top-left pixel (as GDAL does for a factor of 2);
+    ``"average"`` the mean of the valid pixels (not nodata, NaN or masked;
+    nodata or masked if none), rounded half up for integers.
 
     Examples
     --------
-    >>> a = np.arange(9, dtype="float32").reshape(1, 3, 3)
+    >>> a = np.arange(12, dtype="float32").reshape(1, 3, 4)
     >>> reduce2(a, "average", None)[0]
-    array([[2. , 3.5],
-           [6.5, 8. ]], dtype=float32)
+    array([[2.5, 4.5]], dtype=float32)
     >>> reduce2(a, "nearest", None)[0]
-    array([[4., 5.],
-           [7., 8.]], dtype=float32)
+    array([[0., 2.]], dtype=float32)
     """
     _, height, width = block.shape
-    half_h, half_w = -(-height // 2), -(-width // 2)
+    step_h, step_w = (2 if height > 1 else 1), (2 if width > 1 else 1)
+    half_h, half_w = height // step_h, width // step_w
+    block = block[:, :half_h * step_h, :half_w * step_w]
     if resampling == "nearest":
-        rows = np.minimum(np.arange(half_h) * 2 + 1, height - 1)
-        cols = np.minimum(np.arange(half_w) * 2 + 1, width - 1)
-        return block[:, rows][:, :, cols]
+        return block[:, ::step_h, ::step_w]
+    if step_h == step_w == 2 and _all_valid(block, nodata):  # the common case, quick
+        parts = [block[:, r::2, c::2].astype("float64") for r in (0, 1) for c in (0, 1)]
+        mean = (parts[0] + parts[1] + parts[2] + parts[3]) * 0.25
+        if block.dtype.kind not in "fc":
+            mean = np.floor(mean + 0.5)
+        return mean.astype(block.dtype)
     data = np.ma.getdata(block).astype("float64")
     valid = ~np.ma.getmaskarray(block)
     if nodata is not None:
         valid &= ~(np.isnan(data) if math.isnan(nodata) else data == nodata)
     if block.dtype.kind in "fc":
         valid &= ~np.isnan(data)
-    padded = np.zeros((block.shape[0], 2 * half_h, 2 * half_w))
-    weight = np.zeros(padded.shape)
-    padded[:, :height, :width] = np.where(valid, data, 0)
-    weight[:, :height, :width] = valid
-    shape = (block.shape[0], half_h, 2, half_w, 2)
-    total = padded.reshape(shape).sum(axis=(2, 4))
-    count = weight.reshape(shape).sum(axis=(2, 4))
+    shape = (block.shape[0], half_h, step_h, half_w, step_w)
+    total = np.where(valid, data, 0).reshape(shape).sum(axis=(2, 4))
+    count = valid.reshape(shape).sum(axis=(2, 4))
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / count
     empty = count == 0
@@ -320,17 +328,37 @@ def reduce2(block: np.ndarray, resampling: str, nodata: float | None) -> np.ndar
     return out
 
 
+def _all_valid(block: np.ndarray, nodata: float | None) -> bool:
+    """No masked, NaN or nodata pixel in ``block``."""
+    if isinstance(block, np.ma.MaskedArray) and np.ma.getmask(block) is not np.ma.nomask \
+            and np.ma.getmask(block).any():
+        return False
+    data = np.ma.getdata(block)
+    if data.dtype.kind in "fc" and np.isnan(data).any():
+        return False
+    if nodata is None:
+        return True
+    return not (np.isnan(data).any() if math.isnan(nodata) else (data == nodata).any())
+
+
 def _overview(array: da.Array, encoding: Encoding) -> da.Array:
-    """The next overview level of ``array``, chunked to whole tiles."""
-    chunks = (array.chunks[0],) + tuple(tuple(-(-c // 2) for c in dim) for dim in array.chunks[1:])
-    reduced = array.map_blocks(reduce2, encoding.resampling, encoding.nodata, chunks=chunks,
-                               dtype=array.dtype, meta=array._meta,
+    """The next overview level of ``array``, chunked to whole tiles.
+
+    Every chunk but the last has an even size (whole tiles), so halving each
+    chunk halves the level as GDAL does.
+    """
+    chunks = [array.chunks[0]]
+    for sizes in array.chunks[1:]:
+        chunks.append((1,) if sum(sizes) == 1 else tuple(size // 2 for size in sizes))
+    reduced = array.map_blocks(reduce2, encoding.resampling, encoding.nodata,
+                               chunks=tuple(chunks), dtype=array.dtype, meta=array._meta,
                                name="overview-" + da.core.tokenize(array, encoding))
     new = {}
     for axis, block in ((1, encoding.block[0]), (2, encoding.block[1])):
-        sizes = reduced.chunks[axis]
-        if any(size % block for size in sizes[:-1]):
-            new[axis] = max(1, round(max(sizes) / block)) * block
+        sizes = [size for size in reduced.chunks[axis] if size]  # (an odd last pixel gone)
+        if len(sizes) != len(reduced.chunks[axis]) or any(size % block for size in sizes[:-1]):
+            whole = max(1, round(max(sizes) / block)) * block
+            new[axis] = whole if any(size % block for size in sizes[:-1]) else tuple(sizes)
     return reduced.rechunk(new) if new else reduced
 
 

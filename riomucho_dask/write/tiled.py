@@ -108,7 +108,7 @@ class TiledWriter:
         # point holds no open file.
         if self._path is None:
             self._path = self._temporary()
-            with open(self._path, "wb") as spool:
+            with open(self._path, "r+b") as spool:  # (mkstemp made it: no O_TRUNC)
                 if not self._encoding.cog:  # room for either header, written last
                     spool.write(b"\0" * tiff.HEADER_SIZE[True])
                 self._end = spool.tell()
@@ -254,7 +254,7 @@ class TiledWriter:
         for tags, (offsets, sizes) in zip(ifds, final_pairs):
             self._tile_entries(tags, offsets, sizes, big)
         path = self._temporary()
-        with open(self._path, "rb") as spool, open(path, "wb") as out:
+        with open(self._path, "rb") as spool, open(path, "r+b") as out:
             out.write(tiff.header(big, head))
             out.write(ghost.ljust(head - tiff.HEADER_SIZE[big], b"\0"))
             at = head
@@ -272,15 +272,36 @@ class TiledWriter:
 
 def _copy_tiles(spool, out, order: list[tuple[int, int]]) -> None:
     """Copy each (offset, size) tile of ``spool`` to ``out`` with GDAL's
-    leader (its size) and trailer (its last 4 bytes again)."""
-    fd = spool.fileno()
+    leader (its size) and trailer (its last 4 bytes again).
+
+    The tiles go from file to file in the kernel (``copy_file_range``) where
+    the platform has it, through a buffer otherwise.
+    """
+    out.flush()
+    source, target = spool.fileno(), out.fileno()
+    kernel = hasattr(os, "copy_file_range")
     pending: list[bytes] = []
-    held = 0
     for offset, size in order:
-        data = os.pread(fd, size, offset)
-        pending += [struct.pack("<I", size), data, data[-4:].rjust(4, b"\0")]
-        held += size + 8
-        if held >= _COPY:
-            out.write(b"".join(pending))
-            pending, held = [], 0
-    out.write(b"".join(pending))
+        tail = os.pread(source, min(4, size), offset + max(0, size - 4)).rjust(4, b"\0")
+        if not kernel:
+            pending += [struct.pack("<I", size), os.pread(source, size, offset), tail]
+            if sum(map(len, pending)) >= _COPY:
+                os.write(target, b"".join(pending))
+                pending = []
+            continue
+        _write_all(target, struct.pack("<I", size))
+        done = 0
+        while done < size:
+            copied = os.copy_file_range(source, target, size - done, offset + done)
+            if copied == 0:
+                raise OSError(f"the spool ended {size - done} bytes early")
+            done += copied
+        _write_all(target, tail)
+    if pending:
+        _write_all(target, b"".join(pending))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
