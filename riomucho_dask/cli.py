@@ -373,13 +373,17 @@ def mucho(ctx: click.Context, verbose: int) -> None:
 @click.option("--boundary", default="nodata", show_default=True, callback=_cb_boundary,
               metavar="nodata|reflect|edge|NUMBER",
               help="With --overlap, what the function sees outside the raster.")
+@click.option("--resume", is_flag=True, default=False,
+              help="Make the write resumable: when interrupted, the tiles written so far stay "
+                   "beside OUTPUT (hidden .NAME.resume-* files), and the same command with "
+                   "--resume computes only the rest.  A tiled GeoTIFF or a COG.")
 @output_opt
 @overwrite_opt
 @click.pass_context
 def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, global_args: Any,
         args: dict, count: int | None, dtype: str | None, workers: int | None, scheduler: str,
         creation_options: dict, driver: str | None, progress: bool | None, overlap: int,
-        boundary: Any, output: str | None, overwrite: bool) -> None:
+        boundary: Any, resume: bool, output: str | None, overwrite: bool) -> None:
     """Run MODULE:FUNCTION over the windows of INPUT... and write OUTPUT.
 
     FUNCTION has rio-mucho's signature, f(data, window, ij, global_args),
@@ -430,7 +434,7 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
             with config:
                 written = to_raster(out, output, like=inputs[0],
                                     scheduler=client if client is not None else scheduler,
-                                    progress=progress, **options)
+                                    progress=progress, resume=resume, **options)
     except CLEAN_ERRORS as err:
         raise _clean_error(ctx, err) from err
     finally:

@@ -22,7 +22,13 @@ from rasterio.io import DatasetWriter
 from rasterio.transform import guard_transform
 
 from . import utils
-from .errors import RioMuchoDaskError, RunFunctionError, WindowError, WindowGridError
+from .errors import (
+    ProfileError,
+    RioMuchoDaskError,
+    RunFunctionError,
+    WindowError,
+    WindowGridError,
+)
 from .execute import engine, schedulers
 from .map import map_windows
 from .map.contract import RunSpec, check_mode
@@ -165,7 +171,7 @@ class RioMucho:
     def __exit__(self, ext_t, ext_v, trace):
         pass
 
-    def run(self, processes: int = 4, *, progress: bool = False) -> None:
+    def run(self, processes: int = 4, *, progress: bool = False, resume: bool = False) -> None:
         """Run the function over every window and write the output.
 
         ``processes=1`` runs in this process, synchronously; ``processes=N``
@@ -175,8 +181,13 @@ class RioMucho:
         active it is used whatever ``processes`` says.  Errors from the run
         function are raised as :class:`MuchoChildError`.  ``progress=True``
         (not in rio-mucho) draws blocks done / total, rate and ETA.
+        ``resume=True`` (not in rio-mucho) makes the write resumable, as
+        ``to_raster(..., resume=True)``: run again after an interruption, it
+        computes only the windows not yet written (windows forming a grid, an
+        output path, a tiled GeoTIFF or COG).
         """
         self._progress = progress
+        self._resume = resume
         scheduler, num_workers = self._scheduler(processes)
         options = dict(self.options)
         options["transform"] = guard_transform(options["transform"])
@@ -222,13 +233,18 @@ class RioMucho:
         target = self.outpath_or_dataset
         if isinstance(target, DatasetWriter):
             try:
-                to_raster(out, target, scheduler=scheduler, progress=self._progress)
+                to_raster(out, target, scheduler=scheduler, progress=self._progress,
+                          resume=self._resume)
             finally:
                 target.close()
         else:
-            to_raster(out, target, options, scheduler=scheduler, progress=self._progress)
+            to_raster(out, target, options, scheduler=scheduler, progress=self._progress,
+                      resume=self._resume)
 
     def _run_windows(self, scheduler, options, count, dtype) -> None:
+        if self._resume:
+            raise ProfileError("resume=True needs windows that form a grid (these do not): "
+                               "the tiles of a window must be written whole")
         inputs = resolve_inputs(self.inpaths, self.mode)
         if self.mode != "manual_read":
             check_alignment(inputs)

@@ -213,3 +213,20 @@ def corners_core(z, rows, cols):
     h, w = z.shape[1] - 2 * rows, z.shape[2] - 2 * cols
     return (z[:, :h, :w] + z[:, 2 * rows:2 * rows + h, 2 * cols:2 * cols + w]
             + z[:, :h, 2 * cols:2 * cols + w] + z[:, 2 * rows:2 * rows + h, :w])
+
+
+def stops_when_told(data, window, ij, g):
+    """Band 1 as float32, one file per call in g["calls"] (calls in any process
+    count).  While the file g["stop"] exists: SIGKILL this process at the
+    g["kill_at"]-th call, or raise at window g["fail_ij"]."""
+    import os
+    import signal
+    import uuid
+
+    open(os.path.join(g["calls"], f"{ij[0]}-{ij[1]}-{uuid.uuid4().hex}"), "w").close()
+    if os.path.exists(g["stop"]):
+        if g.get("kill_at") and len(os.listdir(g["calls"])) >= g["kill_at"]:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if g.get("fail_ij") and tuple(ij) == tuple(g["fail_ij"]):
+            raise RuntimeError(f"told to fail at {ij}")
+    return data[0][:1].astype("float32")

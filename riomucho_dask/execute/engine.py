@@ -76,12 +76,20 @@ def array_write(store: Any, array: da.Array) -> Write:
     return Write(store, array.__dask_graph__(), keys, windows, (array,))
 
 
-def tiles_write(store: Any, arrays: Sequence[da.Array]) -> Write:
+def tiles_write(store: Any, arrays: Sequence[da.Array], skip: Any = None) -> Write:
     """The write of arrays of encoded tiles (one object per chunk), each
-    chunk placed by the store wherever its tiles go."""
-    keys = tuple(key for array in arrays for key in flatten(array.__dask_keys__()))
+    chunk placed by the store wherever its tiles go.
+
+    ``skip``: for each array, one flag per chunk (in key order), true for a
+    chunk already written (a resumed write): the graph is culled to the others.
+    """
     graph = HighLevelGraph.merge(*[array.__dask_graph__() for array in arrays])
-    return Write(store, graph, keys, (None,) * len(keys), tuple(arrays))
+    if skip is None:
+        keys = tuple(key for array in arrays for key in flatten(array.__dask_keys__()))
+        return Write(store, graph, keys, (None,) * len(keys), tuple(arrays))
+    keys = tuple(key for array, flags in zip(arrays, skip)
+                 for key, done in zip(flatten(array.__dask_keys__()), flags) if not done)
+    return Write(store, graph, keys, (None,) * len(keys))
 
 
 def _commit(store, _written) -> str:

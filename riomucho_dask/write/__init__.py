@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import dask
 import dask.array as da
 import numpy as np
+from dask.base import tokenize
 from rasterio.io import DatasetWriter
 
 from ..dataarrays import for_writing, is_dataarray
-from ..errors import OutputPathError, ProfileError
+from ..errors import OutputPathError, ProfileError, RioMuchoDaskWarning
 from ..execute.engine import RasterWrite, array_write, compute, run, tiles_write
 from ..paths import is_remote
 from . import encode, remote
+from .journal import Journal
 from .profile import align_chunks, build_profile
 from .store import RasterStore
 
@@ -31,6 +34,7 @@ def to_raster(
     lock: Any = None,
     compute: bool = True,
     progress: bool = False,
+    resume: bool = False,
     **creation_options: Any,
 ):
     """Write a ``(count, rows, cols)`` dask array to a raster, window by window.
@@ -73,6 +77,15 @@ def to_raster(
         scheduler; work shared by writes computed together runs once.
     progress : bool, optional
         Draw blocks done / total, rate and ETA on stderr.
+    resume : bool, optional
+        Make the write resumable: the tiles written so far and a journal of
+        them stay beside ``path`` (hidden ``.NAME.resume-tiles`` and
+        ``.NAME.resume-journal``; in scratch space for object storage) when
+        the run stops for any reason, and the same job run again with
+        ``resume=True`` computes only the chunks not yet written (their run
+        functions are not called again).  Another job's leftovers at the
+        same path are discarded with a warning.  Needs an output written
+        from encoded tiles (a tiled GeoTIFF or a COG, see the README).
     **creation_options
         GDAL creation options (``compress="deflate"``, ``tiled=True``...).
         Compressed GeoTIFFs get ``NUM_THREADS=ALL_CPUS`` and
@@ -86,7 +99,8 @@ def to_raster(
     Raises
     ------
     ProfileError
-        No georeferencing, or a profile contradicting the array.
+        No georeferencing, or a profile contradicting the array; or
+        ``resume=True`` for an output GDAL must write itself.
     OutputPathError
         The output directory, or the bucket of an object-storage output,
         does not exist or cannot be reached (before anything is computed);
@@ -137,15 +151,41 @@ def to_raster(
     if not isinstance(path, DatasetWriter) and dask.config.get(
             "riomucho_dask.encode-tiles", True):
         encoding = encode.for_profile(out_profile)
+    journal = _journal(path, array, out_profile, encoding) if resume else None
     if encoding is None:
-        arrays = [array]
+        total = array.npartitions
     else:
-        arrays = encode.encoded_arrays(array, encoding)
+        pairs = encode.encoded_arrays(array, encoding, journal)
+        arrays = [encoded for encoded, _ in pairs]
+        skip = None
+        if journal is not None and journal.entries:
+            skip = [[place in journal.entries for place in places] for _, places in pairs]
+        total = sum(len(places) for _, places in pairs) - len(journal.entries if skip else ())
     store = RasterStore(path, out_profile, lock=lock if lock not in (None, True) else None,
-                        progress=progress, total=sum(a.npartitions for a in arrays),
-                        encoding=encoding)
-    write = array_write(store, array) if encoding is None else tiles_write(store, arrays)
+                        progress=progress, total=total, encoding=encoding, journal=journal)
+    write = array_write(store, array) if encoding is None else tiles_write(store, arrays, skip)
     if not compute:
         return RasterWrite(write)
     (written,) = run([write], scheduler)
     return written
+
+
+def _journal(path: Any, array: da.Array, profile: dict,
+             encoding: encode.Encoding | None) -> Journal:
+    """The journal of a resumable write, with what an earlier run of the same
+    job left (another job's leftovers are discarded, with a warning)."""
+    if encoding is None or isinstance(path, DatasetWriter):
+        raise ProfileError(
+            "resume=True needs an output written from encoded tiles: a tiled GeoTIFF "
+            f"or a COG with compress one of {sorted(encode.CODECS)} (and, for a COG, "
+            "overview_resampling 'nearest' or 'average'), written to a path; "
+            f"not {profile.get('driver')!r} with these options"
+        )
+    job = tokenize(array.name, encoding, sorted((k, str(v)) for k, v in profile.items()))
+    journal = Journal(path, job)
+    journal.load()
+    if journal.reason is not None:
+        warnings.warn(RioMuchoDaskWarning(
+            f"{path!r} was not resumed and starts over: {journal.reason}"), stacklevel=3)
+    return journal
+

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,10 +31,14 @@ import dask.array as da
 import numpy as np
 import rasterio
 from affine import Affine
+from dask.highlevelgraph import HighLevelGraph
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 
 from ..errors import StoreError
+from ..windows import offsets
 from . import tiff
+from .journal import Journal
 
 __all__ = ["Encoding", "Tiles", "for_profile", "encoded_arrays", "reduce2"]
 
@@ -153,14 +158,49 @@ class Encoding:
         """GDAL's IFDs for the output (one tile, georeferenced; with an internal
         mask when ``mask``), and its all-valid mask tile (``b""`` without)."""
         by, bx = self.block
-        profile = {**self._chunk_profile(by, bx), "crs": crs,
-                   "transform": transform or _CHUNK_TRANSFORM}
+        profile = {**self._chunk_profile(by, bx), "crs": crs, "transform": transform}
+        if transform is None:  # no georeferencing: GDAL writes none either
+            del profile["transform"]
         if self.nodata is not None:
             profile["nodata"] = self.nodata
         data = np.zeros((self.count, by, bx), self.dtype)
-        raw = self._gtiff_bytes(profile, data, np.full((by, bx), 255, "uint8") if mask else None)
+        with warnings.catch_warnings():  # (not georeferenced: said by the profile)
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            raw = self._gtiff_bytes(profile, data,
+                                    np.full((by, bx), 255, "uint8") if mask else None)
         ifds = tiff.read_ifds(raw)
         return ifds, (_tile_bytes(raw, ifds[1])[0] if mask else b"")
+
+    def decode(self, tiles: tuple[list, list | None], height: int, width: int) -> np.ndarray:
+        """The pixels of a ``height`` x ``width`` chunk from its encoded tiles
+        (and mask tiles): a masked array when there is a mask."""
+        data, mask = tiles
+        ifds, _ = self.template(None, _CHUNK_TRANSFORM, mask is not None)
+        parts = [data] + ([mask] if mask is not None else [])
+        tags = [dict(ifd) for ifd in ifds[:len(parts)]]
+        for ifd, tile_list in zip(tags, parts):
+            ifd[tiff.IMAGE_WIDTH] = tiff.Entry.of(width, tiff.LONG)
+            ifd[tiff.IMAGE_LENGTH] = tiff.Entry.of(height, tiff.LONG)
+            ifd[tiff.TILE_OFFSETS] = tiff.Entry.of([0] * len(tile_list), tiff.LONG)
+            ifd[tiff.TILE_BYTE_COUNTS] = tiff.Entry.of(list(map(len, tile_list)), tiff.LONG)
+        sizes = [tiff.ifd_size(ifd, False) for ifd in tags]
+        position = tiff.HEADER_SIZE[False] + sum(sizes)
+        for ifd, tile_list in zip(tags, parts):
+            lengths = np.array(list(map(len, tile_list)), "int64")
+            ifd[tiff.TILE_OFFSETS] = tiff.Entry.of(position + np.cumsum(lengths) - lengths,
+                                                   tiff.LONG)
+            position += int(lengths.sum())
+        out, at = [tiff.header(False, tiff.HEADER_SIZE[False])], tiff.HEADER_SIZE[False]
+        for n, ifd in enumerate(tags):
+            out.append(tiff.ifd_bytes(ifd, at, False, at + sizes[n] if n + 1 < len(tags) else 0))
+            at += sizes[n]
+        out += [chunk for tile_list in parts for chunk in tile_list]
+        with MemoryFile(b"".join(out)) as memfile, memfile.open() as dataset:
+            pixels = dataset.read()
+            if mask is None:
+                return pixels
+            valid = dataset.read_masks(1) > 0
+        return np.ma.MaskedArray(pixels, mask=np.broadcast_to(~valid, pixels.shape).copy())
 
     # -- the levels ----------------------------------------------------------
     def shapes(self, height: int, width: int) -> list[tuple[int, int]]:
@@ -179,16 +219,29 @@ def _tile_bytes(raw: bytes, ifd: dict) -> list:
 
 
 def _overview_count(profile: dict, block: int) -> int:
-    """COG overview levels: given, or halving until the image fits in one tile."""
+    """COG overview levels: given (at most down to 1 x 1, as GDAL), or halving
+    until the image fits in one tile."""
     overviews = str(profile.get("overviews", "auto")).lower()
     if overviews == "none":
         return 0
+    height, width = int(profile["height"]), int(profile["width"])
     if "overview_count" in profile:
-        return int(profile["overview_count"])
-    height, width, count = int(profile["height"]), int(profile["width"]), 0
+        most = 0
+        while height > 1 or width > 1:
+            height, width, most = _half(height), _half(width), most + 1
+        return min(int(profile["overview_count"]), most)
+    count = 0
     while height > block or width > block:
         height, width, count = _half(height), _half(width), count + 1
     return count
+
+
+def _exact(nodata: Any, dtype: np.dtype) -> Any:
+    """``nodata`` as an int for integer outputs (int64 values beyond 2**53
+    stay exact), as a float otherwise."""
+    if dtype.kind in "iu" and float(nodata).is_integer():
+        return int(nodata)
+    return float(nodata)
 
 
 def for_profile(profile: dict) -> Encoding | None:
@@ -208,6 +261,8 @@ def for_profile(profile: dict) -> Encoding | None:
     lower = {key.lower(): value for key, value in profile.items()}
     driver = str(lower.get("driver", "GTiff")).upper()
     dtype = np.dtype(lower["dtype"])
+    if dtype.kind == "c":  # (complex overviews: GDAL's own route)
+        return None
     if driver == "COG":
         if set(lower) - _COG_KEYS:
             return None
@@ -234,6 +289,8 @@ def for_profile(profile: dict) -> Encoding | None:
     creation: dict[str, Any] = {"tiled": True, "blockxsize": bx, "blockysize": by,
                                 "compress": compress, "interleave": interleave}
     if "predictor" in lower:
+        if driver == "GTIFF" and not str(lower["predictor"]).strip().isdigit():
+            return None  # GDAL's GTiff driver says what it thinks of it
         predictor = _predictor(lower["predictor"], dtype)
         if predictor != 1:
             creation["predictor"] = predictor
@@ -247,7 +304,7 @@ def for_profile(profile: dict) -> Encoding | None:
     nodata = lower.get("nodata")
     return Encoding(
         creation=tuple(sorted(creation.items())), block=(by, bx), count=int(lower["count"]),
-        dtype=dtype.name, nodata=None if nodata is None else float(nodata),
+        dtype=dtype.name, nodata=None if nodata is None else _exact(nodata, dtype),
         planes=int(lower["count"]) if interleave == "band" else 1,
         cog=driver == "COG", overviews=_overview_count(lower, max(by, bx)) if driver == "COG"
         else 0, resampling=resampling, bigtiff=str(lower.get("bigtiff", "if_needed")).lower(),
@@ -287,8 +344,8 @@ def reduce2(block: np.ndarray, resampling: str, nodata: float | None) -> np.ndar
     pixel stays 1).
 
     ``"nearest"`` takes the top-left pixel (as GDAL does for a factor of 2);
-    ``"average"`` the mean of the valid pixels (not nodata, NaN or masked;
-    nodata or masked if none), rounded half up for integers.
+    ``"average"`` the mean of the valid pixels (not nodata or masked; nodata
+    or masked if none), rounded half away from zero for integers.
 
     Examples
     --------
@@ -307,23 +364,18 @@ def reduce2(block: np.ndarray, resampling: str, nodata: float | None) -> np.ndar
     if step_h == step_w == 2 and _all_valid(block, nodata):  # the common case, quick
         parts = [block[:, r::2, c::2].astype("float64") for r in (0, 1) for c in (0, 1)]
         mean = (parts[0] + parts[1] + parts[2] + parts[3]) * 0.25
-        if block.dtype.kind not in "fc":
-            mean = np.floor(mean + 0.5)
-        return mean.astype(block.dtype)
+        return _rounded(mean, block.dtype).astype(block.dtype)
     data = np.ma.getdata(block).astype("float64")
     valid = ~np.ma.getmaskarray(block)
-    if nodata is not None:
+    if nodata is not None:  # (NaN without a NaN nodata is averaged in, as GDAL does)
         valid &= ~(np.isnan(data) if math.isnan(nodata) else data == nodata)
-    if block.dtype.kind in "fc":
-        valid &= ~np.isnan(data)
     shape = (block.shape[0], half_h, step_h, half_w, step_w)
     total = np.where(valid, data, 0).reshape(shape).sum(axis=(2, 4))
     count = valid.reshape(shape).sum(axis=(2, 4))
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / count
     empty = count == 0
-    if block.dtype.kind not in "fc":
-        mean = np.floor(mean + 0.5)
+    mean = _rounded(mean, block.dtype)
     fill = nodata if nodata is not None else (np.nan if block.dtype.kind in "fc" else 0)
     out = np.where(empty, fill, mean).astype(block.dtype)
     if isinstance(block, np.ma.MaskedArray) and nodata is None:
@@ -331,21 +383,27 @@ def reduce2(block: np.ndarray, resampling: str, nodata: float | None) -> np.ndar
     return out
 
 
+def _rounded(mean: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Means for an integer dtype rounded half away from zero, as GDAL does."""
+    if np.dtype(dtype).kind in "fc":
+        return mean
+    return np.copysign(np.floor(np.abs(mean) + 0.5), mean)
+
+
 def _all_valid(block: np.ndarray, nodata: float | None) -> bool:
-    """No masked, NaN or nodata pixel in ``block``."""
+    """No masked or nodata pixel in ``block``."""
     if isinstance(block, np.ma.MaskedArray) and np.ma.getmask(block) is not np.ma.nomask \
             and np.ma.getmask(block).any():
         return False
     data = np.ma.getdata(block)
-    if data.dtype.kind in "fc" and np.isnan(data).any():
-        return False
     if nodata is None:
         return True
     return not (np.isnan(data).any() if math.isnan(nodata) else (data == nodata).any())
 
 
-def _overview(array: da.Array, encoding: Encoding) -> da.Array:
-    """The next overview level of ``array``, chunked to whole tiles.
+def _overview(array: da.Array, encoding: Encoding) -> tuple[da.Array, dict]:
+    """The next overview level of ``array``, and the rechunking that makes its
+    chunks whole tiles.
 
     Every chunk but the last has an even size (whole tiles), so halving each
     chunk halves the level as GDAL does.
@@ -362,14 +420,70 @@ def _overview(array: da.Array, encoding: Encoding) -> da.Array:
         if len(sizes) != len(reduced.chunks[axis]) or any(size % block for size in sizes[:-1]):
             whole = max(1, round(max(sizes) / block)) * block
             new[axis] = whole if any(size % block for size in sizes[:-1]) else tuple(sizes)
-    return reduced.rechunk(new) if new else reduced
+    return reduced, new
 
 
-def encoded_arrays(array: da.Array, encoding: Encoding) -> list[da.Array]:
+def encoded_arrays(array: da.Array, encoding: Encoding,
+                   journal: Journal | None = None) -> list[tuple[da.Array, list]]:
     """The encoded tiles of ``array`` (chunked to whole tiles, all bands in
     each chunk) and, for a COG, of each overview level: object arrays with
-    one :class:`Tiles` per chunk."""
+    one :class:`Tiles` per chunk, each with the place ``(level, tile row,
+    tile column)`` of each of its chunks, in key order.
+
+    With a ``journal`` of chunks already written, an overview chunk still to
+    compute takes the chunks below it that are written from the spool (decoded,
+    not computed again), so the graph needs no work a written chunk did.
+    """
     levels = [array]
-    for _ in range(encoding.overviews):
-        levels.append(_overview(levels[-1], encoding))
-    return [_encoded(level_array, encoding, n) for n, level_array in enumerate(levels)]
+    for n in range(encoding.overviews):
+        reduced, rechunk = _overview(levels[-1], encoding)
+        if journal is not None and journal.entries:
+            reduced = _restored(reduced, levels[-1], rechunk, n, encoding, journal)
+        levels.append(reduced.rechunk(rechunk) if rechunk else reduced)
+    return [(_encoded(level_array, encoding, n), places(level_array, encoding, n))
+            for n, level_array in enumerate(levels)]
+
+
+def places(array: da.Array, encoding: Encoding, level: int) -> list:
+    """``(level, tile row, tile column)`` of each chunk of ``array``, row by row."""
+    rows, cols = offsets(array.chunks[1]), offsets(array.chunks[2])
+    by, bx = encoding.block
+    return [(level, rows[i] // by, cols[j] // bx)
+            for i in range(len(array.chunks[1])) for j in range(len(array.chunks[2]))]
+
+
+def _restored(reduced: da.Array, above: da.Array, rechunk: dict, level: int,
+              encoding: Encoding, journal: Journal) -> da.Array:
+    """``reduced`` (``above`` halved, chunk by chunk) with each chunk whose
+    ``above`` chunk is already written, and is still needed by an overview
+    chunk to compute, read back from the spool and halved here."""
+    parent = reduced.rechunk(rechunk) if rechunk else reduced
+    parent_rows, parent_cols = offsets(parent.chunks[1]), offsets(parent.chunks[2])
+    rows, cols = offsets(reduced.chunks[1]), offsets(reduced.chunks[2])
+    by, bx = encoding.block
+    done = journal.entries
+    literal = {}
+    for (i, j), place in zip(np.ndindex(len(rows) - 1, len(cols) - 1),
+                             places(above, encoding, level)):
+        if place not in done:
+            continue
+        needed = [
+            (level + 1, parent_rows[pi] // by, parent_cols[pj] // bx)
+            for pi in range(len(parent_rows) - 1) for pj in range(len(parent_cols) - 1)
+            if parent_rows[pi] < rows[i + 1] and rows[i] < parent_rows[pi + 1]
+            and parent_cols[pj] < cols[j + 1] and cols[j] < parent_cols[pj + 1]
+        ]
+        if all(p in done for p in needed):
+            continue
+        height, width = above.chunks[1][i], above.chunks[2][j]
+        data = encoding.decode(journal.read(done[place]), height, width)
+        literal[i, j] = reduce2(data, encoding.resampling, encoding.nodata)
+    if not literal:
+        return reduced
+    name = "restored-" + da.core.tokenize(reduced.name, sorted(literal))
+    layer = {
+        (name, 0, i, j): literal[i, j] if (i, j) in literal else (reduced.name, 0, i, j)
+        for i, j in np.ndindex(len(rows) - 1, len(cols) - 1)
+    }
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[reduced])
+    return da.Array(graph, name, reduced.chunks, meta=reduced._meta)

@@ -36,6 +36,7 @@ from ..progress import BlockProgress
 from ..windows import slices_to_window
 from . import remote
 from .encode import Encoding
+from .journal import Journal
 from .tiled import TiledWriter
 from .writer import GDALWriter
 
@@ -114,6 +115,10 @@ class RasterStore:
         one object array of one :class:`~riomucho_dask.write.encode.Tiles`
         per block) and a :class:`~riomucho_dask.write.tiled.TiledWriter`
         places them; default: blocks of pixels, written by GDAL.
+    journal : Journal, optional
+        With ``encoding``: a resumable write (:mod:`riomucho_dask.write.journal`):
+        the tiles and their journal stay when the write stops, and go once
+        the output is in place.
 
     Examples
     --------
@@ -126,7 +131,8 @@ class RasterStore:
     """
 
     def __init__(self, path: str | DatasetWriter, profile: dict, *, lock: Any = None,
-                 progress: bool = False, total: int = 0, encoding: Encoding | None = None):
+                 progress: bool = False, total: int = 0, encoding: Encoding | None = None,
+                 journal: Journal | None = None):
         dataset = path if isinstance(path, DatasetWriter) else None
         self.path = path.name if dataset is not None else os.fspath(path)
         self.profile = profile
@@ -138,7 +144,7 @@ class RasterStore:
         self._cleanup = None
         self.encoding = encoding if dataset is None else None
         if self.encoding is not None:
-            self._writer = TiledWriter(profile, self.encoding, self._temporary)
+            self._writer = TiledWriter(profile, self.encoding, self._temporary, journal)
         else:
             self._writer = GDALWriter(profile, self._temporary, dataset=dataset)
         self._writer.on_finish = self._close_progress
@@ -335,6 +341,9 @@ class RasterStore:
             self._closed = True
             self._close_progress()
         self._remove_temporaries()
+        discard = getattr(self._writer, "discard", None)
+        if discard is not None:
+            discard()
         return self.path
 
     def commit(self) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import struct
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ import numpy as np
 from ..errors import ProfileError, StoreError
 from . import tiff
 from .encode import Encoding, Tiles
+from .journal import Entry, Journal
 
 __all__ = ["TiledWriter"]
 
@@ -58,24 +60,22 @@ class _Level:
         self.mask_offsets: np.ndarray | None = None
         self.mask_sizes: np.ndarray | None = None
 
-    def place(self, tiles: Tiles, start: int) -> int:
-        """Record ``tiles`` spooled from ``start``; return the end."""
-        rows = slice(tiles.row, tiles.row + tiles.rows)
-        cols = slice(tiles.col, tiles.col + tiles.cols)
-        shape = (-1, tiles.rows, tiles.cols)
-        sizes = np.array([len(t) for t in tiles.data], "int64")
+    def place(self, entry: Entry) -> None:
+        """Record the chunk of tiles ``entry`` says are in the spool."""
+        rows = slice(entry.row, entry.row + entry.rows)
+        cols = slice(entry.col, entry.col + entry.cols)
+        shape = (-1, entry.rows, entry.cols)
+        sizes = np.array(entry.sizes, "int64")
         self.sizes[:, rows, cols] = sizes.reshape(shape)
-        self.offsets[:, rows, cols] = (start + np.cumsum(sizes) - sizes).reshape(shape)
-        end = start + int(sizes.sum())
-        if tiles.mask is not None:
+        self.offsets[:, rows, cols] = (entry.start + np.cumsum(sizes) - sizes).reshape(shape)
+        if entry.mask_sizes is not None:
+            end = entry.start + int(sizes.sum())
             if self.mask_sizes is None:
                 self.mask_offsets = np.zeros(self.sizes.shape[1:], "int64")
                 self.mask_sizes = np.full(self.sizes.shape[1:], -1, "int64")
-            sizes = np.array([len(t) for t in tiles.mask], "int64")
+            sizes = np.array(entry.mask_sizes, "int64")
             self.mask_sizes[rows, cols] = sizes.reshape(shape[1:])
             self.mask_offsets[rows, cols] = (end + np.cumsum(sizes) - sizes).reshape(shape[1:])
-            end += int(sizes.sum())
-        return end
 
 
 class TiledWriter:
@@ -89,17 +89,26 @@ class TiledWriter:
         How the tiles were encoded (:func:`~riomucho_dask.write.encode.for_profile`).
     temporary : callable
         Returns a new temporary path for each file this writer makes.
+    journal : Journal, optional
+        Spool the tiles in the journal's file and journal each chunk once
+        its bytes are written; start from the chunks it already holds
+        (``to_raster(..., resume=True)``).
     """
 
-    def __init__(self, profile: dict, encoding: Encoding, temporary: Callable[[], str]):
+    def __init__(self, profile: dict, encoding: Encoding, temporary: Callable[[], str],
+                 journal: Journal | None = None):
         self._profile = profile
         self._encoding = encoding
         self._temporary = temporary
+        self._journal = journal
         shapes = encoding.shapes(int(profile["height"]), int(profile["width"]))
         self._levels = [_Level(h, w, encoding.block, encoding.planes) for h, w in shapes]
         self._path: str | None = None
         self._end = 0
         self._masked = False
+        for entry in journal.entries.values() if journal is not None else ():
+            self._levels[entry.level].place(entry)
+            self._masked |= entry.mask_sizes is not None
         #: Called with a message before a long finishing step (the COG layout).
         self.on_finish: Callable[[str], None] | None = None
 
@@ -107,10 +116,17 @@ class TiledWriter:
         # The file is opened for each append only: a writer dropped at any
         # point holds no open file.
         if self._path is None:
-            self._path = self._temporary()
+            header = 0 if self._encoding.cog else tiff.HEADER_SIZE[True]
+            if self._journal is not None:
+                self._path = self._journal.spool
+                self._journal.open(header)
+                self._end = self._journal.end
+                if self._end > header:  # resumed: the header room is there
+                    return self._path
+            else:
+                self._path = self._temporary()
             with _open_new(self._path) as spool:
-                if not self._encoding.cog:  # room for either header, written last
-                    spool.write(b"\0" * tiff.HEADER_SIZE[True])
+                spool.write(b"\0" * header)  # room for either header, written last
                 self._end = spool.tell()
         return self._path
 
@@ -123,8 +139,18 @@ class TiledWriter:
         with open(self._start(), "ab") as spool:
             spool.writelines(tiles.data)
             spool.writelines(tiles.mask or ())
-        self._end = self._levels[tiles.level].place(tiles, self._end)
+        crc = 0
+        if self._journal is not None:
+            for chunk in [*tiles.data, *(tiles.mask or ())]:
+                crc = zlib.crc32(chunk, crc)
+        entry = Entry(tiles.level, tiles.row, tiles.col, tiles.rows, tiles.cols, self._end,
+                      tuple(map(len, tiles.data)),
+                      None if tiles.mask is None else tuple(map(len, tiles.mask)), crc)
+        self._levels[tiles.level].place(entry)
+        self._end = entry.end
         self._masked |= tiles.mask is not None
+        if self._journal is not None:
+            self._journal.record(entry)
 
     # -- finishing ---------------------------------------------------------
     def _ifds(self) -> tuple[list[dict], bytes]:
@@ -179,11 +205,11 @@ class TiledWriter:
 
     def _big(self, size: int) -> bool:
         choice = self._encoding.bigtiff
-        if choice in ("yes", "true", "on"):
+        if choice in ("yes", "true", "on", "1"):
             return True
         if size < CLASSIC_LIMIT:
             return False
-        if choice in ("no", "false", "off"):
+        if choice in ("no", "false", "off", "0"):
             raise ProfileError(f"the output needs {size} bytes but bigtiff={choice!r}: a classic "
                                "TIFF cannot pass 4 GB")
         return True
@@ -253,6 +279,10 @@ class TiledWriter:
             final_pairs += [(m, lvl.mask_sizes) for (_, m), lvl in zip(final, levels)]
         for tags, (offsets, sizes) in zip(ifds, final_pairs):
             self._tile_entries(tags, offsets, sizes, big)
+        if self._masked:  # GDAL's order: full resolution, its mask, overviews, their masks
+            n = len(levels)
+            ifds = [ifds[k] for k in [0, n, *range(1, n), *range(n + 1, 2 * n)]]
+            sizes_of = [tiff.ifd_size(tags, big) for tags in ifds]
         path = self._temporary()
         with open(self._path, "rb") as spool, _open_new(path) as out:
             out.write(tiff.header(big, head))
@@ -263,11 +293,20 @@ class TiledWriter:
                                          else at + sizes_of[n]))
                 at += sizes_of[n]
             _copy_tiles(spool, out, order)
-        os.remove(self._path)
+        if self._journal is None:  # (a resumable spool goes once the COG is in place)
+            os.remove(self._path)
         return path
 
     def abort(self) -> None:
-        """Nothing is held open; the store removes the temporary files."""
+        """Nothing is held open but the journal; the store removes the temporary files
+        (a resumable write's spool and journal stay)."""
+        if self._journal is not None:
+            self._journal.close()
+
+    def discard(self) -> None:
+        """The output is in place: a resumable write's spool and journal go."""
+        if self._journal is not None:
+            self._journal.discard()
 
 
 def _open_new(path: str):

@@ -1,0 +1,211 @@
+"""Resumable writes: the spooled tiles and a journal of those that are durable.
+
+With ``to_raster(..., resume=True)`` the writer of encoded tiles
+(:class:`~riomucho_dask.write.tiled.TiledWriter`) appends tiles to a spool
+file with a fixed hidden name beside the target, and after each chunk's
+bytes are written appends one line to a journal beside it: the chunk's
+place, where its tiles sit in the spool, and a CRC32 of their bytes.  When
+the run stops for any reason (an exception, Ctrl-C, SIGKILL, a machine that
+dies), both stay; the same job run again with ``resume=True`` reads the
+journal, keeps the chunks whose bytes check out, and computes only the
+others.  On success both are removed.
+
+Journal lines are written after the spool's bytes (so a killed process
+never journals bytes it did not write), and both files are fsync'ed at
+most every :data:`SYNC_SECONDS` (a machine that dies loses at most that);
+the CRC drops any line whose bytes did not reach the disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import zlib
+from dataclasses import dataclass
+
+from ..paths import is_remote
+from . import remote
+
+__all__ = ["Journal", "Entry", "resume_paths"]
+
+VERSION = 1
+#: Seconds between two fsyncs of the spool and the journal.
+SYNC_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One chunk of tiles in the spool: its place and where its bytes are."""
+
+    level: int
+    row: int
+    col: int
+    rows: int
+    cols: int
+    start: int
+    sizes: tuple  # image tiles, plane by plane then row by row
+    mask_sizes: tuple | None
+    crc: int
+
+    @property
+    def end(self) -> int:
+        return self.start + sum(self.sizes) + sum(self.mask_sizes or ())
+
+    @property
+    def place(self) -> tuple[int, int, int]:
+        return (self.level, self.row, self.col)
+
+
+def resume_paths(path: str) -> tuple[str, str]:
+    """(spool, journal) of a resumable write to ``path``: hidden files beside
+    a local target; in scratch space for one on object storage.
+
+    Examples
+    --------
+    >>> [os.path.basename(p) for p in resume_paths("/data/mosaic.tif")]
+    ['.mosaic.tif.resume-tiles', '.mosaic.tif.resume-journal']
+    """
+    if is_remote(path):
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        digest = hashlib.sha1(path.encode()).hexdigest()[:12]
+        base = os.path.join(remote.scratch_dir(), f".{name}.{digest}")
+    else:
+        directory, name = os.path.split(os.path.abspath(path))
+        base = os.path.join(directory, f".{name}")
+    return base + ".resume-tiles", base + ".resume-journal"
+
+
+class Journal:
+    """The journal of one resumable write (see the module).
+
+    Parameters
+    ----------
+    path : str
+        The output's path or URL.
+    job : str
+        The job's token: the same array (dask's deterministic token of its
+        graph) and the same output profile give the same token.
+    """
+
+    def __init__(self, path: str, job: str):
+        self.path = path
+        self.job = job
+        self.spool, self.log = resume_paths(path)
+        self.entries: dict[tuple[int, int, int], Entry] = {}
+        self.end = 0  # end of the durable bytes in the spool
+        self.reason: str | None = None  # why an earlier journal was not resumed
+        self._fd: int | None = None
+        self._synced = time.monotonic()
+
+    def __repr__(self) -> str:
+        return f"Journal({self.path!r}, {len(self.entries)} chunks durable)"
+
+    # -- reading ------------------------------------------------------------
+    def load(self) -> None:
+        """Read an earlier journal of this job; keep the chunks whose bytes check out.
+
+        Another job's journal (or a damaged one) is set aside: :attr:`reason`
+        says why, and the write starts over.
+        """
+        if not os.path.exists(self.log):
+            if os.path.exists(self.spool):
+                os.remove(self.spool)
+            return
+        with open(self.log, "rb") as f:
+            lines = f.read().split(b"\n")
+        try:
+            header = json.loads(lines[0])
+        except ValueError:
+            header = {}
+        if header.get("version") != VERSION or header.get("job") != self.job:
+            self.reason = (
+                "its partial output was written by another job (another array, run "
+                "function, inputs or output profile)" if header.get("job") else
+                "its journal is unreadable"
+            )
+            self.discard()
+            return
+        entries = {}
+        try:
+            spool = open(self.spool, "rb")
+        except FileNotFoundError:
+            self.reason = "its partial output is missing"
+            self.discard()
+            return
+        with spool:
+            for line in lines[1:]:
+                try:
+                    raw = json.loads(line)
+                    entry = Entry(raw["level"], raw["row"], raw["col"], raw["rows"], raw["cols"],
+                                  raw["start"], tuple(raw["sizes"]),
+                                  None if raw["mask"] is None else tuple(raw["mask"]), raw["crc"])
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by the kill
+                spool.seek(entry.start)
+                if zlib.crc32(spool.read(entry.end - entry.start)) != entry.crc:
+                    continue  # bytes that never reached the disk
+                entries[entry.place] = entry
+        self.entries = entries
+        self.end = max((e.end for e in entries.values()), default=int(header.get("start", 0)))
+
+    def read(self, entry: Entry) -> tuple[list, list | None]:
+        """The tiles (and mask tiles) of a journaled chunk, from the spool."""
+        with open(self.spool, "rb") as spool:
+            spool.seek(entry.start)
+            data = [spool.read(size) for size in entry.sizes]
+            mask = None if entry.mask_sizes is None else [spool.read(n) for n in entry.mask_sizes]
+        return data, mask
+
+    # -- writing ------------------------------------------------------------
+    def open(self, start: int) -> None:
+        """Start appending: a new journal (header; data from ``start``) unless
+        chunks were loaded; the spool cut back to the durable bytes."""
+        if self.entries:
+            with open(self.spool, "r+b") as spool:
+                spool.truncate(self.end)
+            self._fd = os.open(self.log, os.O_WRONLY | os.O_APPEND)
+            return
+        self.end = start
+        with open(self.spool, "wb"):
+            pass
+        header = json.dumps({"version": VERSION, "job": self.job, "start": start})
+        self._fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(self._fd, header.encode() + b"\n")
+
+    def record(self, entry: Entry) -> None:
+        """Journal ``entry``, whose bytes were just appended to the spool."""
+        line = json.dumps({
+            "level": entry.level, "row": entry.row, "col": entry.col, "rows": entry.rows,
+            "cols": entry.cols, "start": entry.start, "sizes": list(entry.sizes),
+            "mask": None if entry.mask_sizes is None else list(entry.mask_sizes),
+            "crc": entry.crc,
+        })
+        os.write(self._fd, line.encode() + b"\n")
+        self.entries[entry.place] = entry
+        self.end = max(self.end, entry.end)
+        if time.monotonic() - self._synced >= SYNC_SECONDS:
+            self.sync()
+
+    def sync(self) -> None:
+        """Make the spool, then the journal, durable on disk."""
+        with open(self.spool, "rb") as spool:
+            os.fsync(spool.fileno())
+        if self._fd is not None:
+            os.fsync(self._fd)
+        self._synced = time.monotonic()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def discard(self) -> None:
+        """Remove the spool and the journal (a finished or abandoned write)."""
+        self.close()
+        for path in (self.spool, self.log):
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass

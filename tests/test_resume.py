@@ -1,0 +1,218 @@
+"""Resumable writes (write/journal.py): to_raster(..., resume=True)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import rasterio
+from rio_cogeo.cogeo import cog_validate
+
+import riomucho_dask as rmd
+from riomucho_dask.errors import ProfileError, RioMuchoDaskWarning, RunFunctionError
+from riomucho_dask.shim import MuchoChildError
+from riomucho_dask.write.journal import resume_paths
+
+from . import runfuncs
+from .conftest import assert_same_raster, make_raster
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: 320 x 352 pixels in 32-px blocks: 10 x 11 = 110 windows.
+SHAPE = dict(count=1, height=320, width=352, block=32)
+
+
+@pytest.fixture
+def job(tmp_path):
+    """An input of 110 blocks, a calls directory, the stop flag, and the job's
+    arguments (the same in every run: the same job)."""
+    path, data = make_raster(tmp_path / "in.tif", **SHAPE)
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    g = {"calls": str(calls), "stop": str(tmp_path / "stop"), "kill_at": 60, "fail_ij": (6, 3)}
+    return path, data, calls, g
+
+
+def _options(driver):
+    return {"driver": driver, "compress": "deflate", "predictor": 3}
+
+
+def _reference(tmp_path, path, driver):
+    """The same job written without interruption (and without resume)."""
+    out = rmd.map_windows(runfuncs.passthrough, [path])
+    return rmd.to_raster(out.astype("float32"), tmp_path / f"ref-{driver}.tif", like=path,
+                         dtype="float32", **_options(driver))
+
+
+def _assert_same_levels(got, want, driver):
+    assert_same_raster(got, want)
+    if driver == "COG":
+        valid, errors, notes = cog_validate(got)
+        assert valid and not notes, (errors, notes)
+        with rasterio.open(want) as src:
+            levels = len(src.overviews(1))
+        assert levels == 4
+        for level in range(levels):
+            with rasterio.open(got, OVERVIEW_LEVEL=level) as a, \
+                    rasterio.open(want, OVERVIEW_LEVEL=level) as b:
+                assert np.array_equal(a.read(), b.read()), level
+
+
+def _calls(directory) -> int:
+    return len(os.listdir(directory))
+
+
+def _journaled(target) -> int:
+    with open(resume_paths(str(target))[1]) as f:
+        return len(f.read().splitlines()) - 1  # one line per chunk, after the header
+
+
+@pytest.mark.parametrize("driver", ["GTiff", "COG"])
+@pytest.mark.parametrize("where", ["sync", "threads"])
+def test_killed_process_resumes_and_recomputes_only_what_was_lost(job, tmp_path, driver,
+                                                                   where):
+    path, data, calls, g = job
+    target = tmp_path / "out.tif"
+    open(g["stop"], "w").close()
+    g = dict(g, fail_ij=None)
+    code = textwrap.dedent(f"""
+        import riomucho_dask as rmd
+        from tests import runfuncs
+        out = rmd.map_windows(runfuncs.stops_when_told, [{path!r}], global_args={g!r},
+                              count=1, dtype="float32")
+        rmd.to_raster(out, {str(target)!r}, like={path!r}, resume=True, scheduler={where!r},
+                      **{_options(driver)!r})
+    """)
+    child = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                           timeout=120)
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
+    first = _calls(calls)
+    assert 60 <= first <= 62
+    assert not target.exists()  # nothing at the output path until it is complete
+    spool, log = resume_paths(str(target))
+    assert os.path.exists(spool) and os.path.exists(log)
+
+    os.remove(g["stop"])  # the same job again, the cause gone
+    shutil.rmtree(calls)
+    calls.mkdir()
+    out = rmd.map_windows(runfuncs.stops_when_told, [path], global_args=g, count=1,
+                          dtype="float32")
+    written = rmd.to_raster(out, target, like=path, resume=True, scheduler=where,
+                            **_options(driver))
+    again = runfuncs.calls_per_window(calls)
+    assert set(again.values()) == {1}  # each window at most once
+    assert len(again) <= 70, f"{len(again)} of 110 windows recomputed after {first} calls"
+    assert len(again) >= 110 - first  # (the windows the killed run never reached)
+    _assert_same_levels(written, _reference(tmp_path, path, driver), driver)
+    assert not os.path.exists(spool) and not os.path.exists(log)  # removed on success
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calls", "in.tif", "out.tif",
+                                                          f"ref-{driver}.tif"]
+
+
+@pytest.mark.parametrize("driver", ["GTiff", "COG"])
+def test_failing_window_then_resumed_once_fixed(job, tmp_path, driver):
+    path, data, calls, g = job
+    target = tmp_path / "out.tif"
+    open(g["stop"], "w").close()
+    g = dict(g, kill_at=None)
+    out = rmd.map_windows(runfuncs.stops_when_told, [path], global_args=g, count=1,
+                          dtype="float32")
+    with pytest.raises(RunFunctionError, match="told to fail"):
+        rmd.to_raster(out, target, like=path, resume=True, scheduler="threads",
+                      **_options(driver))
+    assert not target.exists()
+    first = runfuncs.calls_per_window(calls)
+    journaled = _journaled(target)
+    assert journaled > 0
+
+    os.remove(g["stop"])
+    shutil.rmtree(calls)
+    calls.mkdir()
+    written = rmd.to_raster(out, target, like=path, resume=True, scheduler="threads",
+                            **_options(driver))
+    again = runfuncs.calls_per_window(calls)
+    assert set(again.values()) == {1}
+    # every window not computed before, the failed one included, and only those lost
+    assert set(again) >= {(i, j) for i in range(10) for j in range(11)} - set(first)
+    assert (6, 3) in again
+    if driver == "GTiff":  # one journal line per window written: the rest are computed
+        assert len(again) == 110 - journaled
+    _assert_same_levels(written, _reference(tmp_path, path, driver), driver)
+    assert not any(name.startswith(".") for name in os.listdir(tmp_path))
+
+
+def test_another_job_on_the_same_path_starts_over(job, tmp_path):
+    path, data, calls, g = job
+    target = tmp_path / "out.tif"
+    open(g["stop"], "w").close()
+    g = dict(g, kill_at=None)
+    out = rmd.map_windows(runfuncs.stops_when_told, [path], global_args=g, count=1,
+                          dtype="float32")
+    with pytest.raises(RunFunctionError):
+        rmd.to_raster(out, target, like=path, resume=True, scheduler="sync",
+                      **_options("COG"))
+    assert _journaled(target) > 0
+    other = rmd.open_raster(path).astype("float32") * 2  # another array: another job
+    with pytest.warns(RioMuchoDaskWarning, match="starts over: .*another job"):
+        written = rmd.to_raster(other, target, like=path, dtype="float32", resume=True,
+                                **_options("COG"))
+    with rasterio.open(written) as src:
+        assert np.array_equal(src.read(), data.astype("float32") * 2)  # no old tile mixed in
+    assert cog_validate(written)[0]
+    assert not any(name.startswith(".") for name in os.listdir(tmp_path))
+
+
+def test_without_resume_nothing_is_left(job, tmp_path):
+    path, data, calls, g = job
+    open(g["stop"], "w").close()
+    out = rmd.map_windows(runfuncs.stops_when_told, [path], global_args=dict(g, kill_at=None),
+                          count=1, dtype="float32")
+    with pytest.raises(RunFunctionError):
+        rmd.to_raster(out, tmp_path / "out.tif", like=path, scheduler="threads",
+                      **_options("COG"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calls", "in.tif", "stop"]
+
+
+def test_resume_needs_an_output_of_encoded_tiles(job, tmp_path):
+    path, *_ = job
+    with pytest.raises(ProfileError, match="resume=True needs"):
+        rmd.to_raster(rmd.open_raster(path), tmp_path / "out.tif", like=path, tiled=False,
+                      resume=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calls", "in.tif"]
+
+
+def test_shim_and_cli_resume(job, tmp_path):
+    path, data, calls, g = job
+    open(g["stop"], "w").close()
+    g = dict(g, kill_at=None)
+    with rasterio.open(path) as src:
+        options = dict(src.profile, dtype="float32", compress="deflate")
+        windows = [w for _, w in src.block_windows()]
+    target = tmp_path / "shim.tif"
+    with rmd.RioMucho([path], str(target), runfuncs.stops_when_told, windows=windows,
+                      global_args=g, options=options) as rm:
+        with pytest.raises(MuchoChildError):
+            rm.run(2, resume=True)
+    assert _journaled(target) > 0
+    os.remove(g["stop"])
+    with rmd.RioMucho([path], str(target), runfuncs.stops_when_told, windows=windows,
+                      global_args=g, options=options) as rm:
+        rm.run(2, resume=True)
+    with rasterio.open(target) as src:
+        assert np.array_equal(src.read(), data.astype("float32"))
+
+    from click.testing import CliRunner
+
+    from riomucho_dask.cli import mucho
+
+    result = CliRunner().invoke(mucho, [
+        "run", "tests.runfuncs:passthrough", path, str(tmp_path / "cli.tif"), "--resume",
+        "--co", "compress=deflate"])
+    assert result.exit_code == 0, result.output
+    assert_same_raster(tmp_path / "cli.tif", path)
+    assert not any(name.startswith(".") for name in os.listdir(tmp_path))
