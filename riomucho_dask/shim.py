@@ -35,6 +35,7 @@ from .map.contract import RunSpec, check_mode
 from .map.inputs import check_alignment, resolve_inputs
 from .map.overlap import check as check_overlap_args
 from .map.overlap import check_inputs_fit
+from .read import path_signatures
 from .windows import as_window, grid_from_windows
 from .write import RasterStore, to_raster
 
@@ -94,7 +95,8 @@ def _windows_write(store, task: _WindowTask, windows) -> engine.Write:
     """The write of ``task(window, ij)`` for each window, as given, one task each."""
     spec = task.spec
     name = "riomucho-window-" + tokenize(
-        spec.run_function, spec.mode, spec.paths, spec.global_args, spec.count, str(spec.dtype),
+        spec.run_function, spec.mode, spec.paths, path_signatures(spec.paths), spec.global_args,
+        spec.count, str(spec.dtype),
         spec.overlap, spec.boundary, spec.gdal_env.options, windows,
     )
     run = dask.delayed(task, pure=True)

@@ -230,3 +230,25 @@ def stops_when_told(data, window, ij, g):
         if g.get("fail_ij") and tuple(ij) == tuple(g["fail_ij"]):
             raise RuntimeError(f"told to fail at {ij}")
     return data[0][:1].astype("float32")
+
+
+def masks_per_band(data, window, ij, g):
+    """Two float32 bands, each masked where its own values are low; fails at
+    g["fail_ij"] while the file g["stop"] exists."""
+    import os
+
+    if os.path.exists(g["stop"]) and tuple(ij) == tuple(g["fail_ij"]):
+        raise RuntimeError(f"told to fail at {ij}")
+    bands = np.stack([data[0][0], data[0][0][::-1]]).astype("float32")
+    low = np.percentile(bands, 25)
+    return np.ma.MaskedArray(bands, mask=bands < low)
+
+
+def manual_stops_when_told(srcs, window, ij, g):
+    """manual_read: band 1 of each input summed, float32; fails at g["fail_ij"]
+    while the file g["stop"] exists."""
+    import os
+
+    if os.path.exists(g["stop"]) and tuple(ij) == tuple(g["fail_ij"]):
+        raise RuntimeError(f"told to fail at {ij}")
+    return manual_window_sum(srcs, window, ij, g)

@@ -253,3 +253,85 @@ def test_resume_on_object_storage(job, tmp_path, s3):
     got = s3.get("out.tif", tmp_path / "got.tif")
     _assert_same_levels(got, _reference(tmp_path, path, "COG"), "COG")
     assert os.listdir(scratch) == []
+
+
+def test_masks_differing_per_band_resume_exactly(tmp_path):
+    """Overviews made from chunks read back equal those made from computed ones:
+    both are made from the pixels as written (one mask for all bands)."""
+    path, _ = make_raster(tmp_path / "in.tif", **SHAPE)
+    g = {"stop": str(tmp_path / "stop"), "fail_ij": (6, 3)}
+    out = rmd.map_windows(runfuncs.masks_per_band, [path], global_args=g, count=2,
+                          dtype="float32")
+    options = {"driver": "COG", "compress": "deflate"}
+    reference = rmd.to_raster(out, tmp_path / "ref.tif", like=path, **options)
+    open(g["stop"], "w").close()
+    with pytest.raises(RunFunctionError):
+        rmd.to_raster(out, tmp_path / "out.tif", like=path, resume=True, **options)
+    os.remove(g["stop"])
+    written = rmd.to_raster(out, tmp_path / "out.tif", like=path, resume=True, **options)
+    for level in range(4):
+        with rasterio.open(written, OVERVIEW_LEVEL=level) as a, \
+                rasterio.open(reference, OVERVIEW_LEVEL=level) as b:
+            assert np.array_equal(a.read(), b.read()), level
+            assert np.array_equal(a.dataset_mask(), b.dataset_mask()), level
+
+
+def test_two_resumable_writes_of_one_path_are_refused(job, tmp_path):
+    from riomucho_dask.errors import OutputPathError
+
+    path, data, calls, g = job
+    array = rmd.open_raster(path).astype("float32")
+    first = rmd.to_raster(array, tmp_path / "out.tif", like=path, resume=True,
+                          compute=False, **_options("COG"))
+    with pytest.raises(OutputPathError, match="another resumable write"):
+        rmd.to_raster(array * 2, tmp_path / "out.tif", like=path, resume=True,
+                      compute=False, **_options("COG"))
+    first.compute()
+    with rasterio.open(tmp_path / "out.tif") as src:
+        assert np.array_equal(src.read(), data.astype("float32"))
+    # once finished, the path is free again
+    rmd.to_raster(array * 2, tmp_path / "out.tif", like=path, resume=True, **_options("COG"))
+
+
+def test_journal_line_cut_by_a_kill_is_dropped(job, tmp_path):
+    path, data, calls, g = job
+    target = tmp_path / "out.tif"
+    open(g["stop"], "w").close()
+    g = dict(g, kill_at=None)
+    out = rmd.map_windows(runfuncs.stops_when_told, [path], global_args=g, count=1,
+                          dtype="float32")
+    with pytest.raises(RunFunctionError):
+        rmd.to_raster(out, target, like=path, resume=True, scheduler="sync",
+                      **_options("GTiff"))
+    journaled = _journaled(target, level=0)
+    with open(resume_paths(str(target))[1], "ab") as log:
+        log.write(b'{"level": 0, "row": 9, "co')  # the kill came mid-line
+    os.remove(g["stop"])
+    shutil.rmtree(calls)
+    calls.mkdir()
+    written = rmd.to_raster(out, target, like=path, resume=True, scheduler="sync",
+                            **_options("GTiff"))
+    assert _calls(calls) == 110 - journaled
+    assert_same_raster(written, _reference(tmp_path, path, "GTiff"))
+
+
+def test_manual_read_input_rewritten_is_another_job(tmp_path):
+    path, data = make_raster(tmp_path / "in.tif", **SHAPE)
+    target = tmp_path / "out.tif"
+    stop = tmp_path / "stop"
+
+    def write():
+        out = rmd.map_windows(runfuncs.manual_stops_when_told, [path], mode="manual_read",
+                              count=1, dtype="float32",
+                              global_args={"stop": str(stop), "fail_ij": (6, 3)})
+        return rmd.to_raster(out, target, like=path, resume=True, **_options("GTiff"))
+
+    open(stop, "w").close()
+    with pytest.raises(RunFunctionError):
+        write()
+    _, new = make_raster(tmp_path / "in.tif", seed=7, **SHAPE)  # the input rewritten
+    os.remove(stop)
+    with pytest.warns(RioMuchoDaskWarning, match="another job"):
+        written = write()
+    with rasterio.open(written) as src:
+        assert np.array_equal(src.read(), new.sum(axis=0, keepdims=True).astype("float32"))

@@ -11,7 +11,7 @@ from dask.base import tokenize
 from rasterio.windows import Window
 
 from ..errors import InputError, OverlapError, WindowGridError
-from ..read import NAME, raster_array
+from ..read import NAME, path_signatures, raster_array
 from ..windows import block_chunks, chunk_window, grid_from_windows, offsets
 from .contract import MODES, Mode, RunFunction, RunSpec, array_stack, check_mode
 from .inputs import Input, check_alignment, resolve_inputs
@@ -39,7 +39,8 @@ class WindowRunner:
     def __dask_tokenize__(self):
         spec = self.spec
         return (
-            tokenize(spec.run_function), spec.mode, spec.paths, tokenize(spec.global_args),
+            tokenize(spec.run_function), spec.mode, spec.paths, path_signatures(spec.paths),
+            tokenize(spec.global_args),
             spec.count, str(spec.dtype), spec.strict_dtype, spec.overlap, spec.boundary,
             tokenize(spec.gdal_env.options),  # GDAL options may change what is read
             self.row_offsets, self.col_offsets, self.given_windows,

@@ -74,6 +74,13 @@ def raster_info(path: str | os.PathLike) -> RasterInfo:
         )
 
 
+def path_signatures(items) -> list:
+    """What identifies the version of each local file among ``items`` (None for
+    anything else): in a token, a rewritten input makes another job."""
+    return [handles.signature(os.fspath(item)) if isinstance(item, (str, os.PathLike)) else None
+            for item in items]
+
+
 class RasterSource:
     """A picklable array-like that reads windows through the handle cache.
 

@@ -183,6 +183,7 @@ def _journal(path: Any, array: da.Array, profile: dict,
         )
     job = tokenize(array.name, encoding, sorted((k, str(v)) for k, v in profile.items()))
     journal = Journal(path, job)
+    journal.lock()
     journal.load()
     if journal.reason is not None:
         warnings.warn(RioMuchoDaskWarning(

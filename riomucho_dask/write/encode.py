@@ -136,16 +136,7 @@ class Encoding:
     def encode(self, block: np.ndarray, row: int, col: int, level: int = 0) -> Tiles:
         """Encode ``block`` (``(count, h, w)``, maybe masked), whose first pixel
         is at (``row``, ``col``) of ``level``, into its tiles."""
-        data, mask = block, None
-        if isinstance(block, np.ma.MaskedArray):
-            masked = np.ma.getmaskarray(block)
-            if self.nodata is not None:
-                data = block.filled(self.nodata)
-            elif masked.any():
-                data = block.filled(0)
-                mask = np.where(masked.any(axis=0), 0, 255).astype("uint8")
-            else:
-                data = block.data
+        data, mask = as_written(block, self.nodata)
         _, height, width = data.shape
         raw = self._gtiff_bytes(self._chunk_profile(height, width), data, mask)
         ifds = tiff.read_ifds(raw)
@@ -200,7 +191,7 @@ class Encoding:
             if mask is None:
                 return pixels
             valid = dataset.read_masks(1) > 0
-        return np.ma.MaskedArray(pixels, mask=np.broadcast_to(~valid, pixels.shape).copy())
+        return _masked(pixels, np.broadcast_to(~valid, pixels.shape).copy())
 
     # -- the levels ----------------------------------------------------------
     def shapes(self, height: int, width: int) -> list[tuple[int, int]]:
@@ -210,6 +201,36 @@ class Encoding:
             h, w = shapes[-1]
             shapes.append((_half(h), _half(w)))
         return shapes
+
+
+def as_written(block: np.ndarray, nodata: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """``block``'s pixels as the file holds them, and its internal mask (255
+    valid, 0 masked) when it has one: masked pixels become nodata, or, without
+    nodata, 0 under a mask of the pixels masked in any band."""
+    if not isinstance(block, np.ma.MaskedArray):
+        return block, None
+    masked = np.ma.getmaskarray(block)
+    if nodata is not None:
+        return block.filled(nodata), None
+    if not masked.any():
+        return block.data, None
+    return block.filled(0), np.where(masked.any(axis=0), 0, 255).astype("uint8")
+
+
+def _reduce_written(block: np.ndarray, resampling: str, nodata: Any) -> np.ndarray:
+    """:func:`reduce2` of ``block`` as the file holds it: an overview made from
+    the written pixels, the same whether they were just computed or read back."""
+    data, mask = as_written(block, nodata)
+    if mask is not None:
+        data = _masked(data, np.broadcast_to(mask == 0, data.shape))
+    return reduce2(data, resampling, nodata)
+
+
+def _masked(data: np.ndarray, mask: np.ndarray) -> np.ma.MaskedArray:
+    """A masked array whose fill value its dtype holds: numpy's default for
+    integers (999999) does not fit uint16 and fails to cross between
+    dask.distributed workers."""
+    return np.ma.MaskedArray(data, mask=mask, fill_value=np.zeros((), dtype=data.dtype))
 
 
 def _tile_bytes(raw: bytes, ifd: dict) -> list:
@@ -379,7 +400,7 @@ def reduce2(block: np.ndarray, resampling: str, nodata: float | None) -> np.ndar
     fill = nodata if nodata is not None else (np.nan if block.dtype.kind in "fc" else 0)
     out = np.where(empty, fill, mean).astype(block.dtype)
     if isinstance(block, np.ma.MaskedArray) and nodata is None:
-        return np.ma.MaskedArray(out, mask=empty)
+        return _masked(out, empty)
     return out
 
 
@@ -411,7 +432,7 @@ def _overview(array: da.Array, encoding: Encoding) -> tuple[da.Array, dict]:
     chunks = [array.chunks[0]]
     for sizes in array.chunks[1:]:
         chunks.append((1,) if sum(sizes) == 1 else tuple(size // 2 for size in sizes))
-    reduced = array.map_blocks(reduce2, encoding.resampling, encoding.nodata,
+    reduced = array.map_blocks(_reduce_written, encoding.resampling, encoding.nodata,
                                chunks=tuple(chunks), dtype=array.dtype, meta=array._meta,
                                name="overview-" + da.core.tokenize(array, encoding))
     new = {}
@@ -477,7 +498,7 @@ def _restored(reduced: da.Array, above: da.Array, rechunk: dict, level: int,
             continue
         height, width = above.chunks[1][i], above.chunks[2][j]
         data = encoding.decode(journal.read(done[place]), height, width)
-        literal[i, j] = reduce2(data, encoding.resampling, encoding.nodata)
+        literal[i, j] = _reduce_written(data, encoding.resampling, encoding.nodata)
     if not literal:
         return reduced
     name = "restored-" + da.core.tokenize(reduced.name, sorted(literal))

@@ -18,13 +18,16 @@ the CRC drops any line whose bytes did not reach the disk.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import time
+import weakref
 import zlib
 from dataclasses import dataclass
 
+from ..errors import OutputPathError
 from ..paths import is_remote
 from . import remote
 
@@ -98,6 +101,9 @@ class Journal:
         self.reason: str | None = None  # why an earlier journal was not resumed
         self._fd: int | None = None
         self._synced = time.monotonic()
+        # the lock's descriptor, closed also when a write is dropped uncomputed
+        self._held: list[int] = []
+        weakref.finalize(self, _close_all, self._held)
 
     def __repr__(self) -> str:
         return f"Journal({self.path!r}, {len(self.entries)} chunks durable)"
@@ -125,14 +131,14 @@ class Journal:
                 "function, inputs or output profile)" if header.get("job") else
                 "its journal is unreadable"
             )
-            self.discard()
+            self._remove()
             return
         entries = {}
         try:
             spool = open(self.spool, "rb")
         except FileNotFoundError:
             self.reason = "its partial output is missing"
-            self.discard()
+            self._remove()
             return
         with spool:
             for line in lines[1:]:
@@ -165,6 +171,9 @@ class Journal:
         if self.entries:
             with open(self.spool, "r+b") as spool:
                 spool.truncate(self.end)
+            with open(self.log, "r+b") as log:  # a line cut short by a kill: gone
+                text = log.read()
+                log.truncate(text.rfind(b"\n") + 1)
             self._fd = os.open(self.log, os.O_WRONLY | os.O_APPEND)
             return
         self.end = start
@@ -196,16 +205,48 @@ class Journal:
             os.fsync(self._fd)
         self._synced = time.monotonic()
 
-    def close(self) -> None:
+    def close(self, sync: bool = True) -> None:
+        """Make what is written durable, stop appending, let another run in."""
         if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+            try:
+                if sync:
+                    self.sync()
+            finally:
+                os.close(self._fd)
+                self._fd = None
+        self.unlock()
+
+    def lock(self) -> None:
+        """Refuse a second write of this output while this one may run (another
+        write in this process, or another process resuming the same job)."""
+        fd = os.open(self.log + "-lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise OutputPathError(
+                f"another resumable write of {self.path!r} is running (in this process or "
+                "another): two cannot share its partial output"
+            ) from None
+        self._held.append(fd)
+
+    def unlock(self) -> None:
+        _close_all(self._held)  # (the lock goes with it, also when a process dies)
 
     def discard(self) -> None:
-        """Remove the spool and the journal (a finished or abandoned write)."""
-        self.close()
-        for path in (self.spool, self.log):
+        """Remove the spool and the journal (a finished write)."""
+        self.close(sync=False)
+        self._remove(self.log + "-lock")
+
+    def _remove(self, *more: str) -> None:
+        for path in (self.spool, self.log, *more):
             try:
                 os.remove(path)
             except FileNotFoundError:
                 pass
+
+
+def _close_all(fds: list[int]) -> None:
+    while fds:
+        os.close(fds.pop())
+

@@ -143,6 +143,7 @@ class RasterStore:
         self._temporaries: list[str] = []
         self._cleanup = None
         self.encoding = encoding if dataset is None else None
+        self._resumable = journal is not None
         if self.encoding is not None:
             self._writer = TiledWriter(profile, self.encoding, self._temporary, journal)
         else:
@@ -352,11 +353,12 @@ class RasterStore:
         return self.publish()
 
     def abort(self) -> None:
-        """Drop queued blocks, close the dataset, remove the temporary file; idempotent."""
+        """Drop queued blocks (a resumable write writes them first: they are
+        done work), close the dataset, remove the temporary file; idempotent."""
         with self._cond:
             if self._closed:
                 return
-        self._stop(drop=True)
+        self._stop(drop=not self._resumable)
         self._closed = True
         self._abort_files()
         self._close_progress()

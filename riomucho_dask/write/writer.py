@@ -2,10 +2,10 @@
 
 :class:`~riomucho_dask.write.store.RasterStore` receives blocks from any
 scheduler and hands them, one at a time and from one thread, to a
-:class:`Writer`.  :class:`GDALWriter` is the one implementation today: a
-rasterio dataset (any GDAL driver; a COG through a tiled intermediate).
-A writer of tiles encoded on the workers plugs in behind the same three
-methods.
+:class:`Writer`.  Two implementations: :class:`GDALWriter`, a rasterio
+dataset (any GDAL driver; a COG through a tiled intermediate), and
+:class:`~riomucho_dask.write.tiled.TiledWriter`, which places tiles encoded
+on the workers (tiled GeoTIFFs and COGs with the codecs it knows).
 """
 
 from __future__ import annotations
