@@ -363,3 +363,18 @@ def test_gtiff_predictor_gdal_refuses_is_refused(raster, tmp_path):
         rmd.to_raster(rmd.open_raster(path), tmp_path / "out.tif", like=path,
                       compress="deflate", predictor="YES")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+@pytest.mark.parametrize("interleave", ["pixel", "band"])
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "float64"])
+def test_uncompressed_tiles_laid_out_as_gdal(raster, tmp_path, interleave, dtype):
+    """Uncompressed tiles are made with numpy alone: the same pixels as GDAL's."""
+    path, data = raster(count=3, height=100, width=90, block=32, dtype=dtype)
+    written = rmd.to_raster(rmd.open_raster(path), tmp_path / "out.tif", like=path,
+                            interleave=interleave)
+    reference = serial_reference(runfuncs.passthrough, [path], tmp_path / "ref.tif",
+                                 profile={"interleave": interleave})
+    assert_same_raster(written, reference)
+    with rasterio.open(written) as src:
+        assert src.interleaving.name == interleave and src.compression is None
+    assert unaccounted_bytes(written) <= 9
