@@ -76,6 +76,18 @@ def _journaled(target, level=None) -> int:
     return sum(1 for line in lines if level is None or line["level"] == level)
 
 
+def _fail_once(path, g, target, driver, scheduler="sync"):
+    """A resumable first run that fails at g["fail_ij"]; returns the array (the job)."""
+    open(g["stop"], "w").close()
+    out = rmd.map_windows(runfuncs.stops_when_told, [path], global_args=g, count=1,
+                          dtype="float32")
+    with pytest.raises(RunFunctionError, match="told to fail"):
+        rmd.to_raster(out, target, like=path, resume=True, scheduler=scheduler,
+                      **_options(driver))
+    assert not os.path.exists(target)
+    return out
+
+
 @pytest.mark.parametrize("driver", ["GTiff", "COG"])
 @pytest.mark.parametrize("where", ["sync", "threads"])
 def test_killed_process_resumes_and_recomputes_only_what_was_lost(job, tmp_path, driver,
@@ -122,14 +134,8 @@ def test_killed_process_resumes_and_recomputes_only_what_was_lost(job, tmp_path,
 def test_failing_window_then_resumed_once_fixed(job, tmp_path, driver):
     path, data, calls, g = job
     target = tmp_path / "out.tif"
-    open(g["stop"], "w").close()
     g = dict(g, kill_at=None)
-    out = rmd.map_windows(runfuncs.stops_when_told, [path], global_args=g, count=1,
-                          dtype="float32")
-    with pytest.raises(RunFunctionError, match="told to fail"):
-        rmd.to_raster(out, target, like=path, resume=True, scheduler="threads",
-                      **_options(driver))
-    assert not target.exists()
+    out = _fail_once(path, g, target, driver, scheduler="threads")
     first = runfuncs.calls_per_window(calls)
     journaled = _journaled(target, level=0)
     assert journaled > 0
@@ -154,13 +160,7 @@ def test_failing_window_then_resumed_once_fixed(job, tmp_path, driver):
 def test_another_job_on_the_same_path_starts_over(job, tmp_path):
     path, data, calls, g = job
     target = tmp_path / "out.tif"
-    open(g["stop"], "w").close()
-    g = dict(g, kill_at=None)
-    out = rmd.map_windows(runfuncs.stops_when_told, [path], global_args=g, count=1,
-                          dtype="float32")
-    with pytest.raises(RunFunctionError):
-        rmd.to_raster(out, target, like=path, resume=True, scheduler="sync",
-                      **_options("COG"))
+    _fail_once(path, dict(g, kill_at=None), target, "COG")
     assert _journaled(target) > 0
     other = rmd.open_raster(path).astype("float32") * 2  # another array: another job
     with pytest.warns(RioMuchoDaskWarning, match="starts over: .*another job"):
@@ -296,13 +296,8 @@ def test_two_resumable_writes_of_one_path_are_refused(job, tmp_path):
 def test_journal_line_cut_by_a_kill_is_dropped(job, tmp_path):
     path, data, calls, g = job
     target = tmp_path / "out.tif"
-    open(g["stop"], "w").close()
     g = dict(g, kill_at=None)
-    out = rmd.map_windows(runfuncs.stops_when_told, [path], global_args=g, count=1,
-                          dtype="float32")
-    with pytest.raises(RunFunctionError):
-        rmd.to_raster(out, target, like=path, resume=True, scheduler="sync",
-                      **_options("GTiff"))
+    out = _fail_once(path, g, target, "GTiff")
     journaled = _journaled(target, level=0)
     with open(resume_paths(str(target))[1], "ab") as log:
         log.write(b'{"level": 0, "row": 9, "co')  # the kill came mid-line

@@ -21,6 +21,7 @@ GDAL needs no new package and applies every option as GDAL does.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import math
 import warnings
@@ -500,6 +501,23 @@ def places(array: da.Array, encoding: Encoding, level: int) -> list:
             for i in range(len(array.chunks[1])) for j in range(len(array.chunks[2]))]
 
 
+def _overlapping(edges: tuple, start: int, stop: int) -> range:
+    """Indices of the chunks (between ``edges``) that overlap ``[start, stop)``.
+
+    Examples
+    --------
+    >>> list(_overlapping((0, 4, 8, 10), 3, 9))
+    [0, 1, 2]
+    >>> list(_overlapping((0, 4, 8, 10), 4, 4))
+    []
+    """
+    if start >= stop:
+        return range(0)
+    first = bisect.bisect_right(edges, start) - 1
+    last = bisect.bisect_left(edges, stop)
+    return range(first, last)
+
+
 def _restored(reduced: da.Array, above: da.Array, rechunk: dict, level: int,
               encoding: Encoding, journal: Journal) -> da.Array:
     """``reduced`` (``above`` halved, chunk by chunk) with each chunk whose
@@ -515,12 +533,9 @@ def _restored(reduced: da.Array, above: da.Array, rechunk: dict, level: int,
                              places(above, encoding, level)):
         if place not in done:
             continue
-        needed = [
-            (level + 1, parent_rows[pi] // by, parent_cols[pj] // bx)
-            for pi in range(len(parent_rows) - 1) for pj in range(len(parent_cols) - 1)
-            if parent_rows[pi] < rows[i + 1] and rows[i] < parent_rows[pi + 1]
-            and parent_cols[pj] < cols[j + 1] and cols[j] < parent_cols[pj + 1]
-        ]
+        needed = [(level + 1, parent_rows[pi] // by, parent_cols[pj] // bx)
+                  for pi in _overlapping(parent_rows, rows[i], rows[i + 1])
+                  for pj in _overlapping(parent_cols, cols[j], cols[j + 1])]
         if all(p in done for p in needed):
             continue
         height, width = above.chunks[1][i], above.chunks[2][j]
