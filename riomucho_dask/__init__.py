@@ -26,6 +26,7 @@ from . import errors
 from .dataarrays import to_xarray
 from .map import map_windows
 from .read import open_raster
+from .read.grid import Grid
 from .shim import MuchoChildError, RioMucho, tb_capture
 from .write import RasterStore, RasterWrite, compute, to_raster
 
@@ -35,6 +36,7 @@ __all__ = [
     "__version__",
     "errors",
     "open_raster",
+    "Grid",
     "map_windows",
     "to_raster",
     "to_xarray",

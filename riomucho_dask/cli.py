@@ -32,6 +32,7 @@ import click
 import cloudpickle
 import dask
 import rasterio.errors
+from rasterio.enums import Resampling
 from rasterio.rio.options import creation_options, output_opt, overwrite_opt
 
 from . import __version__
@@ -44,10 +45,12 @@ from .errors import (
 )
 from .execute import schedulers
 from .map import MODES, map_windows
-from .map.inputs import check_alignment, resolve_inputs
+from .map.inputs import GRID_NAMES, check_alignment, resolve_inputs
 from .map.overlap import BOUNDARIES
-from .windows import block_chunks
+from .read import raster_info
+from .windows import block_chunks, window_chunks
 from .write import remote, to_raster
+from .write.profile import nodata_fits
 
 try:  # GDAL errors rasterio does not wrap; private module, so guarded
     from rasterio._err import CPLE_BaseError
@@ -364,7 +367,17 @@ def mucho(ctx: click.Context, verbose: int) -> None:
                    "(tcp://host:8786).")
 @creation_options
 @click.option("-f", "--format", "--driver", "driver", metavar="NAME", default=None,
-              help="Output format driver.  Default: the first input's.")
+              help="Output format driver.  Default: from OUTPUT's extension (.tif: GTiff), "
+                   "else GTiff.")
+@click.option("--grid", "grid", metavar="PATH|first|union|intersection", default=None,
+              help="Read every input onto this grid: a raster's, the first input's, or the "
+                   "union or intersection of the inputs' footprints.  Default: the inputs "
+                   "must line up.")
+@click.option("--resampling", type=click.Choice([r.name for r in Resampling if r.value < 1000]),
+              default=None, help="With --grid, how inputs on other pixels are resampled "
+                                 "(default nearest).")
+@click.option("--masked", is_flag=True, default=False,
+              help="The function gets numpy masked arrays (nodata, internal masks, alpha).")
 @click.option("--progress/--no-progress", default=None,
               help="Draw a progress bar on stderr.  Default: on when stderr is a terminal.")
 @click.option("--overlap", type=click.IntRange(min=0), default=0, show_default=True,
@@ -382,15 +395,18 @@ def mucho(ctx: click.Context, verbose: int) -> None:
 @click.pass_context
 def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, global_args: Any,
         args: dict, count: int | None, dtype: str | None, workers: int | None, scheduler: str,
-        creation_options: dict, driver: str | None, progress: bool | None, overlap: int,
-        boundary: Any, resume: bool, output: str | None, overwrite: bool) -> None:
+        creation_options: dict, driver: str | None, grid: str | None, resampling: str | None,
+        masked: bool, progress: bool | None, overlap: int, boundary: Any, resume: bool,
+        output: str | None, overwrite: bool) -> None:
     """Run MODULE:FUNCTION over the windows of INPUT... and write OUTPUT.
 
     FUNCTION has rio-mucho's signature, f(data, window, ij, global_args),
     and returns an array of shape (count, window.height, window.width).
     MODULE is a dotted module name (found from the working directory too) or
-    a path to a .py file.  Windows are the first input's blocks; the output
-    copies its georeferencing and layout.
+    a path to a .py file.  Windows are the first input's blocks (strips
+    grouped into windows of at least 256 rows); the output has its
+    georeferencing and nodata (the grid's with --grid), and its layout when
+    both are GeoTIFFs.
 
     \b
     Example:
@@ -427,12 +443,22 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
         with _rasterio_env(ctx):
             if schedulers.by_name(scheduler) is None:
                 client = _connect(scheduler, upload)
+            if grid not in (None, *GRID_NAMES):
+                grid = os.path.abspath(grid)
             out = map_windows(run_function, inputs, mode=mode, global_args=global_args,
-                              count=count, dtype=dtype, overlap=overlap, boundary=boundary)
+                              count=count, dtype=dtype, overlap=overlap, boundary=boundary,
+                              grid=grid, resampling=resampling, masked=masked)
             # --workers reaches the threaded scheduler and the process pool alike.
             config = dask.config.set(num_workers=workers) if workers else contextlib.nullcontext()
             with config:
-                written = to_raster(out, output, like=inputs[0],
+                # on another grid, the array's own georeferencing (the first input's
+                # nodata still comes along)
+                like = inputs[0] if grid in (None, "first") else None
+                if like is None and "nodata" not in options:
+                    nodata = raster_info(inputs[0]).nodata
+                    if nodata is not None and nodata_fits(nodata, out.dtype):
+                        options["nodata"] = nodata
+                written = to_raster(out, output, like=like,
                                     scheduler=client if client is not None else scheduler,
                                     progress=progress, resume=resume, **options)
     except CLEAN_ERRORS as err:
@@ -470,6 +496,7 @@ def _connect(address: str, upload: str | None):
 def describe(info) -> dict:
     """What ``info`` reports of one input, from its :class:`~riomucho_dask.read.RasterInfo`."""
     row_chunks, col_chunks = block_chunks(info.height, info.width, info.block_shape)
+    window_rows, window_cols = window_chunks(info.height, info.width, info.block_shape)
     return {
         "path": info.path,
         "width": info.width,
@@ -481,7 +508,7 @@ def describe(info) -> dict:
         "nodata": info.nodata,
         "block_shape": list(info.block_shape),
         "block_grid": [len(row_chunks), len(col_chunks)],
-        "windows": len(row_chunks) * len(col_chunks),
+        "windows": len(window_rows) * len(window_cols),
     }
 
 
@@ -525,7 +552,7 @@ def info(ctx: click.Context, inputs: tuple[str, ...], as_json: bool) -> None:
                 reason = str(err)
     except CLEAN_ERRORS as err:
         raise _clean_error(ctx, err) from err
-    items = [describe(item.info) for item in resolved]
+    items = [describe(item.infos[0]) for item in resolved]
     if as_json:
         click.echo(json.dumps({"inputs": items, "aligned": reason is None, "reason": reason},
                               indent=2))

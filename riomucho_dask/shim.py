@@ -8,6 +8,7 @@ overlaps) become one task per window, written through the same store.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import traceback
@@ -30,12 +31,9 @@ from .errors import (
     WindowGridError,
 )
 from .execute import engine, schedulers
-from .map import map_windows
+from .map import map_windows, prepare
 from .map.contract import RunSpec, check_mode
-from .map.inputs import check_alignment, resolve_inputs
 from .map.overlap import check as check_overlap_args
-from .map.overlap import check_inputs_fit
-from .read import path_signatures
 from .windows import as_window, grid_from_windows
 from .write import RasterStore, to_raster
 
@@ -93,12 +91,7 @@ class _WindowTask:
 
 def _windows_write(store, task: _WindowTask, windows) -> engine.Write:
     """The write of ``task(window, ij)`` for each window, as given, one task each."""
-    spec = task.spec
-    name = "riomucho-window-" + tokenize(
-        spec.run_function, spec.mode, spec.paths, path_signatures(spec.paths), spec.global_args,
-        spec.count, str(spec.dtype),
-        spec.overlap, spec.boundary, spec.gdal_env.options, windows,
-    )
+    name = "riomucho-window-" + tokenize(task.spec, windows)
     run = dask.delayed(task, pure=True)
     graph, keys = {}, []
     for n, (window, ij) in enumerate(windows):
@@ -247,13 +240,12 @@ class RioMucho:
         if self._resume:
             raise ProfileError("resume=True needs windows that form a grid (these do not): "
                                "the tiles of a window must be written whole")
-        inputs = resolve_inputs(self.inpaths, self.mode)
-        if self.mode != "manual_read":
-            check_alignment(inputs)
-        check_inputs_fit(self.boundary if self.overlap != (0, 0) else "nodata", inputs)
-        spec = RunSpec(self.run_function, self.mode, [i.item for i in inputs],
-                       self.global_args, count, dtype, strict_dtype=False,
-                       overlap=self.overlap, boundary=self.boundary)
+        # One task a window, each reading its files itself: the spec of the same
+        # job as map_windows, read as manual_read or an overlap reads.
+        job = prepare(self.run_function, self.inpaths, mode=self.mode,
+                      global_args=self.global_args, count=count, dtype=dtype,
+                      overlap=self.overlap, boundary=self.boundary, strict_dtype=False)
+        spec = dataclasses.replace(job.spec, sources=list(job.sources))
         target = self.outpath_or_dataset
         owns = not isinstance(target, DatasetWriter)
         store = RasterStore(target, options if owns else dict(target.profile),

@@ -13,6 +13,7 @@ from .errors import WindowGridError, WindowSpecError
 __all__ = [
     "as_window",
     "block_chunks",
+    "window_chunks",
     "chunk_window",
     "offsets",
     "grid_from_windows",
@@ -68,7 +69,9 @@ def block_chunks(
     chunks : "blocks", int or (int, int)
         ``"blocks"`` for one chunk per block; otherwise a chunk size in
         pixels, which must be a whole multiple of the block shape (an int
-        means the same size for rows and cols).  Edge chunks are partial.
+        means the same size for rows and cols), or any size when the
+        raster is striped (its blocks span the whole width).  Edge chunks
+        are partial.
 
     Examples
     --------
@@ -94,15 +97,40 @@ def block_chunks(
                 raise WindowSpecError(
                     f"chunks must be 'blocks', an int or (rows, cols), not {chunks!r}"
                 ) from err
-        # A striped file's strips span the whole width: any width that
-        # reaches the edge is a whole strip.
-        rows_ok = rows > 0 and (rows % block_rows == 0 or rows >= height)
-        cols_ok = cols > 0 and (cols % block_cols == 0 or cols >= width)
+        # A striped file's strips span the whole width: any chunk reads whole
+        # or partial strips, each once.
+        striped = block_cols >= width
+        rows_ok = rows > 0 and (striped or rows % block_rows == 0 or rows >= height)
+        cols_ok = cols > 0 and (striped or cols % block_cols == 0 or cols >= width)
         if not (rows_ok and cols_ok):
             raise WindowSpecError(
                 f"chunks {(rows, cols)} must be whole multiples of the block shape {block_shape}"
             )
     return _split(height, min(rows, height)), _split(width, min(cols, width))
+
+
+#: Rows a default window of a striped raster holds at least (whole strips).
+STRIP_ROWS = 256
+
+
+def window_chunks(height: int, width: int, block_shape: tuple[int, int]) -> tuple[Chunks, Chunks]:
+    """The default windows of ``map_windows``: a raster's blocks, except that
+    the strips of a striped raster (blocks that span the whole width) are
+    grouped, whole, into windows of at least :data:`STRIP_ROWS` rows.
+
+    Examples
+    --------
+    >>> window_chunks(600, 500, (256, 256))
+    ((256, 256, 88), (256, 244))
+    >>> window_chunks(600, 500, (1, 500))            # 1-row strips
+    ((256, 256, 88), (500,))
+    >>> window_chunks(600, 500, (3, 500))[0][:2]     # whole 3-row strips
+    (258, 258)
+    """
+    block_rows, block_cols = block_shape
+    if block_cols >= width and block_rows < STRIP_ROWS:
+        block_rows *= -(-STRIP_ROWS // block_rows)
+    return block_chunks(height, width, (block_rows, block_cols))
 
 
 def offsets(sizes: Iterable[int]) -> tuple[int, ...]:

@@ -252,3 +252,43 @@ def manual_stops_when_told(srcs, window, ij, g):
     if os.path.exists(g["stop"]) and tuple(ij) == tuple(g["fail_ij"]):
         raise RuntimeError(f"told to fail at {ij}")
     return manual_window_sum(srcs, window, ij, g)
+
+
+# -- grids, mosaics and masks (test_grid.py) -----------------------------------------
+
+
+def _leave_a_call(g, ij):
+    import os
+    import uuid
+
+    with open(os.path.join(g["calls"], f"{ij[0]}-{ij[1]}-{uuid.uuid4().hex}"), "w"):
+        pass
+
+
+def first_input(data, window, ij, g):
+    """The first input, as it is (an identity copy; masked arrays stay masked)."""
+    return data[0]
+
+
+def second_input(data, window, ij, g):
+    return data[1]
+
+
+def first_counted(data, window, ij, g):
+    _leave_a_call(g, ij)
+    return data[0]
+
+
+def second_counted(data, window, ij, g):
+    _leave_a_call(g, ij)
+    return data[1]
+
+
+def stack_inputs(data, window, ij, g):
+    """Band 1 of every input, stacked (masked where they are masked)."""
+    join = np.ma.concatenate if isinstance(data[0], np.ma.MaskedArray) else np.concatenate
+    return join([d[:1] for d in data])
+
+
+def manual_first(srcs, window, ij, g):
+    return srcs[0].read(window=window)

@@ -126,9 +126,9 @@ def test_one_read_per_input_per_window(raster, monkeypatch):
     calls = []
     original = contract.read_padded
 
-    def counting(dataset, window, overlap, boundary):
-        calls.append((dataset.name, window))
-        return original(dataset, window, overlap, boundary)
+    def counting(source, window, overlap, boundary):
+        calls.append((source.paths, window))
+        return original(source, window, overlap, boundary)
 
     monkeypatch.setattr(contract, "read_padded", counting)
     out = rmd.map_windows(runfuncs.two_inputs_rectangular, [a, b], overlap=(2, 3),

@@ -176,7 +176,7 @@ def test_tune_malloc_only_undoes_the_nanny_setting(env, changed):
 
     clean = {k: v for k, v in os.environ.items()
              if k not in ("MALLOC_TRIM_THRESHOLD_", "RIOMUCHO_DASK_TUNE_MALLOC")}
-    code = ("from riomucho_dask.execute.worker import tune_malloc; "
+    code = ("from riomucho_dask.workers import tune_malloc; "
             "print(tune_malloc(), tune_malloc())")
     result = subprocess.run([sys.executable, "-c", code], env={**clean, **env},
                             capture_output=True, text=True, check=True)

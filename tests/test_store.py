@@ -6,10 +6,12 @@ import threading
 import time
 
 import dask
+import dask.array as da
 import numpy as np
 import pytest
 import rasterio
 from dask.delayed import Delayed
+from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 import riomucho_dask as rmd
@@ -44,9 +46,15 @@ def test_profile_without_like(raster, tmp_path):
 
 
 def test_no_georeferencing_is_an_error(raster, tmp_path):
-    path, _ = raster()
-    with pytest.raises(ProfileError, match="like="):
-        rmd.to_raster(rmd.open_raster(path), tmp_path / "out.tif")
+    with pytest.raises(ProfileError, match="reads no raster.*like="):
+        rmd.to_raster(da.zeros((1, 10, 10), chunks=5), tmp_path / "out.tif")
+    a, _ = raster("a.tif")
+    b, _ = raster("b.tif", transform=from_origin(0, 0, 30, 30))
+    with pytest.raises(ProfileError, match="2 different grids.*like="):
+        rmd.to_raster(rmd.open_raster(a) + rmd.open_raster(b), tmp_path / "out.tif")
+    with pytest.raises(ProfileError, match="grid it was read on.*like="):
+        rmd.to_raster(rmd.open_raster(a)[:, :10], tmp_path / "out.tif")
+    assert list(tmp_path.glob("out*")) == []
 
 
 def test_like_with_other_size_is_an_error(raster, tmp_path):

@@ -58,7 +58,7 @@ def test_misaligned_dataarray_is_an_error(pair, tmp_path, change):
     else:
         other = other.rio.write_transform(from_origin(0, 0, 30, 30))
     with pytest.raises(InputMismatchError, match=change.upper() if change == "crs"
-                       else "transform"):
+                       else "resolution"):
         rmd.map_windows(runfuncs.passthrough, [a, other])
     with pytest.raises(InputMismatchError, match="DataArray"):
         rmd.map_windows(runfuncs.passthrough, [other, a])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dask.array as da
@@ -11,14 +13,15 @@ from dask.base import tokenize
 from rasterio.windows import Window
 
 from ..errors import InputError, OverlapError, WindowGridError
-from ..read import NAME, path_signatures, raster_array
-from ..windows import block_chunks, chunk_window, grid_from_windows, offsets
+from ..read import NAME, Grid, Source, grid_tag, raster_array, raster_info
+from ..read.sources import resampling_of
+from ..windows import chunk_window, grid_from_windows, offsets, window_chunks
 from .contract import MODES, Mode, RunFunction, RunSpec, array_stack, check_mode
-from .inputs import Input, check_alignment, resolve_inputs
+from .inputs import Input, check_alignment, resolve_grid, resolve_inputs
 from .overlap import Boundary, check_inputs_fit
 from .overlap import check as check_overlap_args
 
-__all__ = ["map_windows", "MODES", "Mode", "array_stack"]
+__all__ = ["map_windows", "prepare", "Job", "MODES", "Mode", "array_stack"]
 
 
 class WindowRunner:
@@ -37,14 +40,7 @@ class WindowRunner:
         self.given_windows = given_windows
 
     def __dask_tokenize__(self):
-        spec = self.spec
-        return (
-            tokenize(spec.run_function), spec.mode, spec.paths, path_signatures(spec.paths),
-            tokenize(spec.global_args),
-            spec.count, str(spec.dtype), spec.strict_dtype, spec.overlap, spec.boundary,
-            tokenize(spec.gdal_env.options),  # GDAL options may change what is read
-            self.row_offsets, self.col_offsets, self.given_windows,
-        )
+        return (tokenize(self.spec), self.row_offsets, self.col_offsets, self.given_windows)
 
     def __call__(self, *blocks, block_id=None):
         i, j = block_id[1:]
@@ -59,18 +55,88 @@ class WindowRunner:
                              blocks=None if self.spec.reads_files else blocks)
 
 
-def file_path(current: Input, position: int) -> str:
-    """The file an input reads: its path, or the raster of an open_raster array."""
-    item = current.item
-    if isinstance(item, str):
-        return item
-    if item.name.startswith(NAME) and len(current.sources) == 1:
-        return current.sources[0].path
+@dataclass
+class Job:
+    """What :func:`prepare` makes of the arguments: the inputs, the grid they are
+    read onto, the source reading each file input, and the run spec."""
+
+    inputs: list[Input]
+    grid: Grid | None  # None: a first input without georeferencing (a plain array)
+    sources: list[Source | None]  # per input; None for arrays, read as they are
+    spec: RunSpec
+    block_shape: tuple[int, int]  # what the default windows follow
+
+
+def _overlap_source(current: Input, position: int, grid, resampling, masked) -> Source:
+    """The source an overlap reads an input's neighbourhoods from: its files."""
+    if current.is_files or (current.array.name.startswith(NAME) and current.infos):
+        return Source(current.infos, grid if grid is not None else current.grid,
+                      resampling, masked, current.label)
     raise OverlapError(
         f"input {position} is an array that is not read straight from a file: overlap "
         "reads each window's neighbourhood from the inputs' files, so give paths or "
         "open_raster arrays (for other arrays, use dask's map_overlap)"
     )
+
+
+def prepare(run_function: RunFunction, inputs: Any, *, mode: str = "simple_read",
+            global_args: Any = None, count: int | None = None, dtype: Any = None,
+            grid: Any = None, resampling: Any = None, masked: bool = False,
+            overlap: Any = 0, boundary: Any = "nodata", strict_dtype: bool | None = None) -> Job:
+    """Check the arguments of a job and make its inputs, grid, sources and spec:
+    the one builder :func:`map_windows` and the ``RioMucho`` shim share.
+
+    Raises what :func:`map_windows` raises before computing anything.
+    """
+    check_mode(mode)
+    if not callable(run_function):
+        raise InputError(f"run_function must be callable, not {type(run_function).__name__}")
+    overlap, boundary = check_overlap_args(overlap, boundary, mode)
+    inputs = resolve_inputs(inputs, mode)
+    if isinstance(resampling, (list, tuple)):
+        if len(resampling) != len(inputs):
+            raise InputError(f"resampling has {len(resampling)} items for {len(inputs)} "
+                             "inputs: give one, or one per input")
+        resamplings = [resampling_of(r, f"resampling[{n}]") for n, r in enumerate(resampling)]
+    else:
+        resamplings = [resampling_of(resampling)] * len(inputs)
+    given_grid = resolve_grid(grid, inputs)
+    if mode != "manual_read" or given_grid is not None:
+        check_alignment(inputs, given_grid)
+    out_grid = given_grid if given_grid is not None else inputs[0].grid
+    block_shape = inputs[0].block_shape
+    if isinstance(grid, (str, os.PathLike)) and grid not in ("first", "union", "intersection"):
+        block_shape = raster_info(grid).block_shape  # the grid raster's windows
+
+    sources: list[Source | None] = []
+    for position, current in enumerate(inputs):
+        if overlap != (0, 0):
+            sources.append(_overlap_source(current, position, out_grid, resamplings[position],
+                                           masked))
+        elif current.is_files:
+            # manual_read without a grid opens each file as it is
+            on = current.grid if given_grid is None else out_grid
+            sources.append(Source(current.infos, on, resamplings[position], masked,
+                                  current.label))
+        else:
+            sources.append(None)
+    if overlap != (0, 0):
+        check_inputs_fit(boundary, inputs)
+
+    first = inputs[0]
+    if strict_dtype is None:
+        strict_dtype = dtype is None
+    if count is None:
+        count = first.shape[0]
+    dtype = np.dtype(first.dtype if dtype is None else dtype)
+    count = int(count)
+    if count < 1:
+        raise InputError(f"count must be at least 1, not {count}")
+    reads_files = mode == "manual_read" or overlap != (0, 0)
+    spec = RunSpec(run_function, mode, sources if reads_files else [],
+                   {} if global_args is None else global_args, count, dtype, strict_dtype,
+                   overlap=overlap, boundary=boundary)
+    return Job(inputs, out_grid, sources, spec, block_shape)
 
 
 def _plain(lookup: dict, row_chunks, col_chunks) -> bool:
@@ -106,6 +172,9 @@ def map_windows(
     windows: Sequence[Any] | None = None,
     overlap: int | tuple[int, int] = 0,
     boundary: Boundary = "nodata",
+    grid: Any = None,
+    resampling: Any = None,
+    masked: bool = False,
 ) -> da.Array:
     """Apply a rio-mucho run function to every window, lazily.
 
@@ -118,12 +187,13 @@ def map_windows(
         per input; ``array_read``, one array stacking every band of every
         input in order; ``manual_read``, a list of open rasterio datasets to
         read from yourself (do not close them).
-    inputs : sequence of path, dask.array.Array or xarray.DataArray
-        Input rasters: paths, or (for the two reading modes) dask arrays (from
-        :func:`open_raster` or any other) and rioxarray DataArrays (``(band, y,
-        x)`` or ``(y, x)``).  Except in ``manual_read``, they must line up: same
-        height and width, and, where known (files, ``open_raster`` arrays and
-        what is derived from them, DataArrays' ``.rio``), same transform and CRS.
+    inputs : sequence of path, list of paths, dask.array.Array or xarray.DataArray
+        Input rasters: paths; a list or tuple of paths, which is one input,
+        the mosaic of those files (the first valid pixel wins, as
+        ``rasterio.merge``); or (for the two reading modes) dask arrays (from
+        :func:`open_raster` or any other) and rioxarray DataArrays (``(band,
+        y, x)`` or ``(y, x)``).  Without ``grid``, they must line up: same
+        height and width, and, where known, same CRS and transform.
     mode : {"simple_read", "array_read", "manual_read"}, optional
     global_args : object, optional
         Passed to every call as the fourth argument (default ``{}``).
@@ -137,30 +207,53 @@ def map_windows(
         being truncated silently.
     windows : sequence, optional
         Windows (``Window``, legacy tuples or ``(window, ij)`` pairs) that tile
-        the raster as a grid.  Default: the block windows of the first input
-        (or the chunks of the first input, when it is a dask array).  For
-        window sets with gaps or overlaps use :class:`RioMucho`.
+        the grid.  Default: the block windows of the first input (its chunks,
+        when it is a dask array; the grid raster's blocks with ``grid=`` a
+        path); the strips of a striped input are grouped, whole, into windows
+        of at least 256 rows.  For window sets with gaps or overlaps use
+        :class:`RioMucho`.
     overlap : int or (int, int), optional
         Pixels of neighbourhood (rows, cols; an int for both): the run
         function's data covers each window grown by this many pixels on each
         side, read from the inputs' files in one read per input (so inputs
-        are paths or :func:`open_raster` arrays).  ``window`` and ``ij`` stay
-        the core window's.  The run function returns the core shape or the
-        padded one, which is trimmed.  Not with ``manual_read``.
+        are paths, mosaics or :func:`open_raster` arrays).  ``window`` and
+        ``ij`` stay the core window's.  The run function returns the core
+        shape or the padded one, which is trimmed.  Not with ``manual_read``.
     boundary : {"nodata", "reflect", "edge"} or number, optional
         What the data holds outside the raster, as ``np.pad`` would pad the
         whole raster: the input's nodata (0 when it has none; the default),
         ``np.pad``'s ``"reflect"`` or ``"edge"`` modes, or a constant.
         Pixels inside the raster always come from the file.
+    grid : None, "first", "union", "intersection", path, DataArray or Grid, optional
+        The grid (CRS, transform, size) every input is read onto.  ``None``
+        (default): the inputs must already line up.  ``"first"``: the first
+        input's; a raster path or a georeferenced DataArray: theirs;
+        ``"union"`` / ``"intersection"``: covering the union / intersection of
+        the inputs' footprints, in the first input's CRS and pixels.  Files
+        already on the grid's pixels are read as they are (a plain windowed
+        read); others through GDAL's warper (a ``WarpedVRT`` onto the grid).
+        Grid pixels outside an input hold its nodata (0 without one; masked
+        with ``masked=True``).  Arrays are not resampled: they must be on the
+        grid.
+    resampling : str, rasterio.enums.Resampling, or a list of them, optional
+        How files not on the grid's pixels are resampled (one for all, or one
+        per input); default ``"nearest"``.
+    masked : bool, optional
+        ``simple_read`` and ``array_read`` data are numpy masked arrays, masked
+        as ``dataset.read(masked=True)`` masks (nodata, internal masks, alpha)
+        and outside the inputs' footprints.  Default False (rio-mucho's
+        plain arrays).  A masked result is written with nodata where the
+        output has one, else an internal mask.
 
     Returns
     -------
     dask.array.Array
         ``(count, rows, cols)``, one chunk per window.  Nothing has been read.
+        It knows its grid: ``to_raster`` needs no ``like=``.
 
     Raises
     ------
-    ModeError, OverlapError, InputNotFoundError, InputMismatchError, WindowGridError
+    ModeError, OverlapError, InputError, InputNotFoundError, InputMismatchError, WindowGridError
         At once, before anything is computed.
     RunFunctionError, OutputShapeError, OutputDtypeError
         At compute time, naming the window and ``ij``.
@@ -186,17 +279,21 @@ def map_windows(
     ...                      count=1, dtype="float32")
     >>> smooth.chunksize
     (1, 32, 32)
-    """
-    check_mode(mode)
-    if not callable(run_function):
-        raise InputError(f"run_function must be callable, not {type(run_function).__name__}")
-    overlap, boundary = check_overlap_args(overlap, boundary, mode)
-    inputs = resolve_inputs(inputs, mode)
-    if mode != "manual_read":
-        check_alignment(inputs)
 
-    first = inputs[0]
-    height, width = first.shape[-2:]
+    Inputs on other grids are read onto one:
+
+    >>> from affine import Affine
+    >>> from riomucho_dask import Grid
+    >>> fine = Grid("EPSG:32631", Affine(5, 0, 500000, 0, -5, 4200000), width=262, height=194)
+    >>> map_windows(ndvi, ["scene_a.tif", "scene_b.tif"], grid=fine, resampling="bilinear",
+    ...             count=1, dtype="float32").shape
+    (1, 194, 262)
+    """
+    job = prepare(run_function, inputs, mode=mode, global_args=global_args, count=count,
+                  dtype=dtype, grid=grid, resampling=resampling, masked=masked,
+                  overlap=overlap, boundary=boundary)
+    first = job.inputs[0]
+    height, width = first.shape[-2:] if job.grid is None else job.grid.shape
     lookup = None
     if windows is not None:
         try:
@@ -206,43 +303,31 @@ def map_windows(
                 f"{err}; map_windows needs windows that tile the raster as a grid: for "
                 "subsets, gaps or overlaps use riomucho_dask.RioMucho"
             ) from err
-    elif isinstance(first.item, da.Array):
-        row_chunks, col_chunks = first.item.chunks[-2:]
+    elif not first.is_files:
+        row_chunks, col_chunks = first.array.chunks[-2:]
     else:
-        row_chunks, col_chunks = block_chunks(height, width, first.info.block_shape)
+        row_chunks, col_chunks = window_chunks(height, width, job.block_shape)
 
+    spec = job.spec
     arrays = []
-    if overlap != (0, 0):  # each window reads its neighbourhood from the files itself
-        paths = [file_path(current, position) for position, current in enumerate(inputs)]
-        check_inputs_fit(boundary, inputs)
-    elif mode != "manual_read":
-        for current in inputs:
-            item = current.item
-            if isinstance(item, str):
-                arrays.append(raster_array(current.info, row_chunks, col_chunks))
+    if spec.reads_files:  # each window reads (or opens) the files itself
+        if job.grid is not None:
+            arrays.append(grid_tag(job.grid, spec.count, row_chunks, col_chunks))
+    else:
+        for current, source in zip(job.inputs, job.sources):
+            if source is not None:
+                arrays.append(raster_array(source, row_chunks, col_chunks))
                 continue
+            item = current.array
             if item.chunks[1:] != (row_chunks, col_chunks) or len(item.chunks[0]) != 1:
                 item = item.rechunk({0: -1, 1: row_chunks, 2: col_chunks})
             arrays.append(item)
 
-    strict_dtype = dtype is None
-    if count is None:
-        count = first.shape[0]
-    if dtype is None:
-        dtype = first.item.dtype if isinstance(first.item, da.Array) else first.info.dtype
-    dtype = np.dtype(dtype)
-    count = int(count)
-    if count < 1:
-        raise InputError(f"count must be at least 1, not {count}")
-
-    if overlap == (0, 0):
-        paths = [current.item for current in inputs if isinstance(current.item, str)]
     given = lookup is not None and not _plain(lookup, row_chunks, col_chunks)
     if given:
         arrays.append(_given_windows_array(lookup, row_chunks, col_chunks))
-    spec = RunSpec(run_function, mode, paths, {} if global_args is None else global_args,
-                   count, dtype, strict_dtype, overlap=overlap, boundary=boundary)
     runner = WindowRunner(spec, row_chunks, col_chunks, given)
+    count, dtype = spec.count, spec.dtype
     return da.map_blocks(
         runner,
         *arrays,

@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from dask.base import tokenize
 from rasterio.windows import Window
 
 from .. import gdal_options
 from ..errors import ModeError, OutputDtypeError, OutputShapeError, RunFunctionError
-from ..execute.worker import setup_once
-from ..read import handles
+from ..read import Source
 from ..windows import as_window
+from ..workers import setup_once
 from .overlap import Boundary, read_padded, trim
 
 __all__ = [
@@ -49,6 +50,9 @@ def array_stack(arrays: Sequence[np.ndarray]) -> np.ndarray:
     shapes = {tuple(a.shape[-2:]) for a in arrays}
     if len(shapes) > 1:
         raise ValueError("All input arrays must have the same height and width for this mode")
+    if any(isinstance(a, np.ma.MaskedArray) for a in arrays):  # (masked reads)
+        return np.ma.concatenate([np.ma.asarray(a).reshape((-1,) + a.shape[-2:])
+                                  for a in arrays], axis=0)
     return np.concatenate([np.asarray(a).reshape((-1,) + a.shape[-2:]) for a in arrays], axis=0)
 
 
@@ -134,13 +138,17 @@ def call_run_function(
 class RunSpec:
     """The run function and how to call it: what travels with every task.
 
-    ``gdal_env`` holds the ``rasterio.Env`` options active when the graph was
-    built, re-entered wherever the task runs.
+    ``sources`` are the inputs a task reads itself (``manual_read``, or an
+    overlap), each on the job's grid.  ``gdal_env`` holds the ``rasterio.Env``
+    options active when the graph was built, re-entered wherever the task
+    runs.  Its token (``__dask_tokenize__``) is the job's identity: the run
+    function, its arguments, and what is read (paths, file versions, grid,
+    resampling, masks, GDAL options).
     """
 
     run_function: RunFunction
     mode: str
-    paths: list[str]
+    sources: list[Source]
     global_args: Any
     count: int
     dtype: np.dtype
@@ -152,24 +160,28 @@ class RunSpec:
     def __post_init__(self):
         self.dtype = np.dtype(self.dtype)
 
+    def __dask_tokenize__(self):
+        return (
+            "RunSpec", tokenize(self.run_function), self.mode, tokenize(*self.sources),
+            tokenize(self.global_args), self.count, str(self.dtype), self.strict_dtype,
+            self.overlap, self.boundary,
+            tokenize(self.gdal_env.options),  # GDAL options may change what is read
+        )
+
     @property
     def reads_files(self) -> bool:
         """Whether each window's data is read from the input paths in the task
         (manual_read, or an overlap), rather than given as blocks."""
         return self.mode == "manual_read" or self.overlap != (0, 0)
 
-    def datasets(self) -> list:
-        """This thread's open datasets, one per input path."""
-        return [handles.get_dataset(path) for path in self.paths]
-
     def data(self, window: Window, blocks: Sequence[np.ndarray] | None) -> Any:
         """The run function's ``data``: from ``blocks`` already read (the two
-        reading modes), else read from the input paths at ``window``."""
+        reading modes), else read from the sources at ``window``."""
         if self.mode == "manual_read":
-            return self.datasets()
+            return [source.dataset() for source in self.sources]
         if blocks is None:  # one read per input, grown by the overlap
-            blocks = [read_padded(src, window, self.overlap, self.boundary)
-                      for src in self.datasets()]
+            blocks = [read_padded(source, window, self.overlap, self.boundary)
+                      for source in self.sources]
         return array_stack(blocks) if self.mode == "array_read" else list(blocks)
 
     def run(self, window, ij, height: int, width: int,

@@ -1,4 +1,4 @@
-"""Inputs of map_windows: paths and arrays, and whether they line up."""
+"""Inputs of map_windows: paths, mosaics and arrays; the grid they are read onto."""
 
 from __future__ import annotations
 
@@ -9,30 +9,59 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from ..dataarrays import as_input, is_dataarray
+from ..dataarrays import as_input, georeferencing, is_dataarray
 from ..errors import InputError, InputMismatchError
-from ..read import RasterInfo, raster_info, raster_sources
+from ..read import RasterInfo, array_grids, raster_info, raster_sources
+from ..read.grid import Grid, intersection, union
+from ..read.sources import native_grid
 
-__all__ = ["Input", "resolve_inputs", "check_alignment"]
+__all__ = ["Input", "resolve_inputs", "resolve_grid", "check_alignment", "GRID_NAMES"]
+
+#: The grids named by a word rather than given.
+GRID_NAMES = ("first", "union", "intersection")
 
 
 @dataclass(frozen=True)
 class Input:
-    """One input: a path (with its metadata) or a 3-D dask array (with the
-    georeferencing of the rasters its graph reads, where there are any)."""
+    """One input: a path or a mosaic (the files it reads, with their metadata),
+    or a 3-D dask array (with the grid of what its graph reads, where known)."""
 
-    item: str | da.Array
     label: str
-    info: RasterInfo | None  # the raster itself, or the first raster an array reads
-    sources: tuple[RasterInfo, ...] = ()
+    infos: tuple[RasterInfo, ...] = ()  # the file, a mosaic's files; an array: what it reads
+    grid: Grid | None = None  # the grid it is on; None: an array of unknown georeferencing
+    array: da.Array | None = None
+
+    @property
+    def is_files(self) -> bool:
+        """A path or a mosaic (read by us), rather than an array."""
+        return self.array is None
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return self.info.shape if isinstance(self.item, str) else tuple(self.item.shape)
+        if self.array is not None:
+            return tuple(self.array.shape)
+        return (self.infos[0].count, *self.grid.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        if self.array is not None:
+            return self.array.dtype
+        return np.result_type(*(np.dtype(info.dtype) for info in self.infos))
+
+    @property
+    def block_shape(self) -> tuple[int, int]:
+        if self.array is not None:
+            return tuple(self.array.chunksize[1:])
+        return self.infos[0].block_shape
+
+
+def _is_path(item: Any) -> bool:
+    return isinstance(item, (str, os.PathLike))
 
 
 def resolve_inputs(inputs: Any, mode: str) -> list[Input]:
-    """Inputs as paths (str) and 3-D dask arrays, each with what is known of it.
+    """Inputs as files (a path, or a list or tuple of paths: a mosaic) and 3-D
+    dask arrays, each with what is known of it.
 
     xarray DataArrays (rioxarray's ``(band, y, x)`` or ``(y, x)``) become their
     dask array, with their ``.rio`` georeferencing.
@@ -40,80 +69,142 @@ def resolve_inputs(inputs: Any, mode: str) -> list[Input]:
     Raises
     ------
     InputError
-        No inputs, an input of the wrong type or shape, or an array in
-        ``manual_read``.
+        No inputs, an input of the wrong type or shape, an array or a mosaic
+        in ``manual_read``.
     InputNotFoundError
         A path that does not exist or cannot be opened.
+    InputMismatchError
+        An array whose graph reads rasters on different grids.
     """
-    if isinstance(inputs, (str, os.PathLike, da.Array)) or is_dataarray(inputs):
+    if _is_path(inputs) or isinstance(inputs, da.Array) or is_dataarray(inputs):
         inputs = [inputs]
     inputs = list(inputs)
     if not inputs:
         raise InputError("no inputs given")
     resolved = []
     for position, item in enumerate(inputs):
-        if isinstance(item, (str, os.PathLike)):
+        if _is_path(item):
             info = raster_info(item)
-            resolved.append(Input(info.path, f"input {info.path!r}", info, (info,)))
-        elif is_dataarray(item):
+            resolved.append(Input(f"input {info.path!r}", (info,), native_grid((info,))))
+        elif isinstance(item, (list, tuple)):
+            if not item or not all(_is_path(p) for p in item):
+                raise InputError(
+                    f"input {position} is a {type(item).__name__} of {len(item)} items: a "
+                    "mosaic is a non-empty list or tuple of paths")
             if mode == "manual_read":
                 raise InputError(
-                    f"input {position} is a DataArray: manual_read needs paths to open"
-                )
-            data, label, info = as_input(item, position)
-            resolved.append(Input(data, label, info, (info,)))
-        elif isinstance(item, da.Array):
+                    f"input {position} is a mosaic: manual_read opens each input as one "
+                    "dataset; give the files as inputs of their own")
+            infos = tuple(raster_info(p) for p in item)
+            label = f"input {position} (mosaic of {len(infos)} files from {infos[0].path!r})"
+            resolved.append(Input(label, infos, native_grid(infos)))
+        elif is_dataarray(item) or isinstance(item, da.Array):
+            kind = "DataArray" if is_dataarray(item) else "dask array"
             if mode == "manual_read":
                 raise InputError(
-                    f"input {position} is a dask array: manual_read needs paths to open"
-                )
+                    f"input {position} is a {kind}: manual_read needs paths to open")
+            if is_dataarray(item):
+                data, label, info = as_input(item, position)
+                resolved.append(Input(label, (), Grid(info.crs, info.transform, info.width,
+                                                      info.height), data))
+                continue
             if item.ndim not in (2, 3):
                 raise InputError(
                     f"input {position} has shape {item.shape}: expected (bands, rows, cols)"
                 )
-            sources = tuple(raster_sources(item))
-            label = f"input {position} (dask array)"
-            resolved.append(Input(item if item.ndim == 3 else item[np.newaxis], label,
-                                  sources[0] if sources else None, sources))
+            sources = raster_sources(item)
+            reads = ", ".join(repr(path) for source in sources for path in source.paths)
+            label = f"input {position} (dask array{' reading ' + reads if reads else ''})"
+            grids = array_grids(item)
+            if len(grids) > 1:
+                raise InputMismatchError(
+                    f"{label} reads rasters on {len(grids)} different grids "
+                    f"({'; '.join(map(repr, grids))}); map_windows cannot tell which one "
+                    "it is on")
+            resolved.append(Input(label, sources[0].infos if len(sources) == 1 else (),
+                                  grids[0] if grids else None,
+                                  item if item.ndim == 3 else item[np.newaxis]))
         else:
             raise InputError(
-                f"input {position} is a {type(item).__name__}: expected a path, a dask array "
-                "or an xarray DataArray"
+                f"input {position} is a {type(item).__name__}: expected a path, a list of "
+                "paths (a mosaic), a dask array or an xarray DataArray"
             )
     return resolved
 
 
-def check_alignment(inputs: list[Input]) -> None:
-    """Raise InputMismatchError when inputs differ in size, transform or CRS.
+def resolve_grid(grid: Any, inputs: list[Input]) -> Grid | None:
+    """The grid every input is read onto (None: the inputs' own, which must agree).
 
-    Arrays are checked through the rasters their graphs read (so
-    ``open_raster(a) * 2`` is checked against ``a``); an array reading
-    several rasters must itself read aligned ones.
+    Raises
+    ------
+    InputError
+        A grid that is none of those ``map_windows`` takes, or one made from
+        inputs without georeferencing.
     """
-    first = inputs[0]
-    first_shape = first.shape[-2:]
-    reference = None  # (label, info) of the first georeferenced raster
-    for current in inputs:
-        shape = current.shape[-2:]
-        if tuple(shape) != tuple(first_shape):
-            raise InputMismatchError(
-                f"{current.label} is {shape[0]} x {shape[1]} (height x width) but "
-                f"{first.label} is {first_shape[0]} x {first_shape[1]}"
-            )
-        for info in current.sources:
-            if reference is None:
-                reference = (current.label, info)
+    if grid is None:
+        return None
+    if isinstance(grid, Grid):
+        return grid
+    if is_dataarray(grid):
+        georef = georeferencing(grid, "grid")
+        return Grid(georef["crs"], georef["transform"], grid.sizes["x"], grid.sizes["y"])
+    if isinstance(grid, str) and grid in GRID_NAMES:
+        known = [current.grid for current in inputs if current.grid is not None]
+        if inputs[0].grid is None:
+            raise InputError(
+                f"grid={grid!r} needs a first input with georeferencing; "
+                f"{inputs[0].label} has none (give grid= a raster path or a Grid)")
+        if grid == "first":
+            return inputs[0].grid
+        return (union if grid == "union" else intersection)(inputs[0].grid, known)
+    if _is_path(grid):
+        return Grid.from_raster(grid)
+    raise InputError(
+        f"grid must be None, {', '.join(map(repr, GRID_NAMES))}, a raster path, a "
+        f"georeferenced DataArray or a riomucho_dask.Grid, not {grid!r}")
+
+
+def check_alignment(inputs: list[Input], grid: Grid | None = None) -> None:
+    """Raise InputMismatchError when inputs do not line up.
+
+    Without a ``grid``, every input must be on the first one's grid (size,
+    and where known CRS, resolution and transform).  With one, files are read
+    onto it, but arrays are not resampled: they must already be on it.
+    """
+    if grid is None:
+        first = inputs[0]
+        reference = next((current for current in inputs if current.grid is not None), None)
+        for current in inputs:
+            shape = current.shape[-2:]
+            if tuple(shape) != tuple(first.shape[-2:]):
+                raise InputMismatchError(
+                    f"{current.label} is {shape[0]} x {shape[1]} (height x width) but "
+                    f"{first.label} is {first.shape[1]} x {first.shape[2]}; "
+                    "map_windows(..., grid='first') reads every input onto the first's grid"
+                )
+            if current.grid is None or reference is None:
                 continue
-            label, want = reference
-            reads_itself = isinstance(current.item, str) or info.path == current.label
-            what = current.label if reads_itself else (
-                f"{current.label}, which reads {info.path!r},")
-            if info.crs != want.crs:
+            said = reference.grid.differences(current.grid)
+            if said:
                 raise InputMismatchError(
-                    f"{what} has CRS {info.crs} but {label} has {want.crs}"
+                    f"{current.label} does not line up with {reference.label}: it has "
+                    f"{'; '.join(said)}.  map_windows(..., grid='first') reads every "
+                    "input onto the first's grid (or grid='union', 'intersection', a "
+                    "raster path, a Grid)"
                 )
-            if not info.transform.almost_equals(want.transform):
+        return
+    for current in inputs:
+        if current.is_files:
+            continue
+        if current.grid is None:
+            if tuple(current.shape[-2:]) != grid.shape:
                 raise InputMismatchError(
-                    f"{what} has transform {tuple(info.transform)[:6]} but "
-                    f"{label} has {tuple(want.transform)[:6]}"
-                )
+                    f"{current.label} is {current.shape[1]} x {current.shape[2]} "
+                    f"(height x width) but the grid is {grid.height} x {grid.width}")
+            continue
+        said = grid.differences(current.grid)
+        if said:
+            raise InputMismatchError(
+                f"{current.label} is not on the grid ({'; '.join(said)}): arrays are "
+                "not resampled; give the raster's path instead, which is read onto the grid"
+            )

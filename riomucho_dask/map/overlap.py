@@ -97,42 +97,52 @@ def check_fits(boundary: Boundary, dtype: Any, label: str) -> None:
 def check_inputs_fit(boundary: Boundary, inputs) -> None:
     """:func:`check_fits` for every raster the inputs (``map.inputs.Input``) read."""
     for current in inputs:
-        for info in current.sources:
+        for info in current.infos:
             check_fits(boundary, info.dtype, current.label)
 
 
-def read_padded(dataset, window: Window, overlap: tuple[int, int],
+def read_padded(source, window: Window, overlap: tuple[int, int],
                 boundary: Boundary = "nodata") -> np.ndarray:
-    """All bands of ``window`` grown by ``overlap`` pixels on each side.
+    """All bands of ``window`` of a :class:`~riomucho_dask.read.Source`'s grid,
+    grown by ``overlap`` pixels on each side.
 
-    One read of the part inside the raster; the rest is padded as
-    ``np.pad`` pads the whole raster: ``"reflect"``, ``"edge"``, a constant,
-    or ``"nodata"`` (the dataset's nodata, 0 when it has none).
+    One read of the part inside the grid; the rest is padded as ``np.pad``
+    pads the whole raster: ``"reflect"``, ``"edge"``, a constant, or
+    ``"nodata"`` (the source's nodata, 0 when it has none; masked, for a
+    masked source).
 
     Examples
     --------
-    >>> import rasterio
-    >>> with rasterio.open("scene_a.tif") as src:
-    ...     read_padded(src, Window(0, 0, 32, 32), (1, 2), "edge").shape
+    >>> from riomucho_dask.read import Grid, Source, raster_info
+    >>> source = Source((raster_info("scene_a.tif"),), Grid.from_raster("scene_a.tif"))
+    >>> read_padded(source, Window(0, 0, 32, 32), (1, 2), "edge").shape
     (3, 34, 36)
     """
     rows, cols = overlap
+    height, width = source.grid.shape
     row0, col0 = int(window.row_off) - rows, int(window.col_off) - cols
     row1 = int(window.row_off) + int(window.height) + rows
     col1 = int(window.col_off) + int(window.width) + cols
-    inner_row0, inner_row1 = max(row0, 0), min(row1, dataset.height)
-    inner_col0, inner_col1 = max(col0, 0), min(col1, dataset.width)
-    dtypes = set(dataset.dtypes)  # several band dtypes: read as their common one
-    data = dataset.read(window=Window(inner_col0, inner_row0, inner_col1 - inner_col0,
-                                      inner_row1 - inner_row0),
-                        out_dtype=np.result_type(*dtypes) if len(dtypes) > 1 else None)
+    inner_row0, inner_row1 = max(row0, 0), min(row1, height)
+    inner_col0, inner_col1 = max(col0, 0), min(col1, width)
+    data = source.read(Window(inner_col0, inner_row0, inner_col1 - inner_col0,
+                              inner_row1 - inner_row0))
     pad = ((0, 0), (inner_row0 - row0, row1 - inner_row1), (inner_col0 - col0, col1 - inner_col1))
     if not any(before or after for before, after in pad):
         return data
+    mask = np.ma.getmaskarray(data) if isinstance(data, np.ma.MaskedArray) else None
+    pixels = data.data if mask is not None else data
     if boundary in ("reflect", "edge"):
-        return np.pad(data, pad, mode=boundary)
-    value = dataset.nodata if boundary == "nodata" else boundary
-    return np.pad(data, pad, mode="constant", constant_values=0 if value is None else value)
+        padded = np.pad(pixels, pad, mode=boundary)
+        padded_mask = None if mask is None else np.pad(mask, pad, mode=boundary)
+    else:
+        value = source.fill_value() if boundary == "nodata" else boundary
+        padded = np.pad(pixels, pad, mode="constant", constant_values=value)
+        padded_mask = None if mask is None else np.pad(
+            mask, pad, mode="constant", constant_values=boundary == "nodata")
+    if mask is None:
+        return padded
+    return np.ma.MaskedArray(padded, mask=padded_mask, fill_value=data.fill_value)
 
 
 def trim(result: np.ndarray, overlap: tuple[int, int], height: int, width: int) -> np.ndarray:

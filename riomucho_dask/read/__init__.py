@@ -9,16 +9,20 @@ from typing import Any
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
-from rasterio.windows import Window
 
 from .. import gdal_options
-from ..errors import InputNotFoundError
-from ..execute.worker import setup_once
+from ..errors import InputError, InputNotFoundError
 from ..paths import is_remote
-from ..windows import block_chunks
+from ..windows import block_chunks, slices_to_window
+from ..workers import setup_once
 from . import handles
+from .grid import Grid
+from .sources import Source, native_grid
 
-__all__ = ["open_raster", "RasterInfo", "raster_info", "raster_array", "raster_sources"]
+__all__ = [
+    "open_raster", "RasterInfo", "raster_info", "raster_array", "raster_sources",
+    "array_grids", "grid_tag", "Grid", "Source",
+]
 
 #: Prefix of the names of the arrays open_raster makes.
 NAME = "open_raster-"
@@ -74,59 +78,82 @@ def raster_info(path: str | os.PathLike) -> RasterInfo:
         )
 
 
-def path_signatures(items) -> list:
-    """What identifies the version of each local file among ``items`` (None for
-    anything else): in a token, a rewritten input makes another job."""
-    return [handles.signature(os.fspath(item)) if isinstance(item, (str, os.PathLike)) else None
-            for item in items]
-
-
 class RasterSource:
-    """A picklable array-like that reads windows through the handle cache.
+    """A picklable array-like that reads windows of a :class:`Source`.
 
-    It holds the raster's metadata and path, never an open dataset, so it
-    is safe to put in any graph; :func:`raster_sources` finds it there.
+    It holds the source (paths and metadata), never an open dataset, so it
+    is safe to put in any graph; :func:`raster_sources` finds it there, and
+    with it the grid the array is on.
     """
 
-    def __init__(self, info: RasterInfo):
-        self.info = info
-        self.shape = info.shape
-        self.dtype = np.dtype(info.dtype)
+    def __init__(self, source: Source):
+        self.source = source
+        self.grid = source.grid
+        self.shape = (source.count, *source.grid.shape)
+        self.dtype = np.dtype(source.dtype)
         self.ndim = 3
-        self.gdal_env = gdal_options.captured_env()
 
     def __getitem__(self, key):
         bands, rows, cols = key
-        window = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
+        window = slices_to_window(rows, cols)
         indexes = list(range(1, self.shape[0] + 1))[bands]
         setup_once()
-        with gdal_options.env(self.gdal_env):
-            dataset = handles.get_dataset(self.info.path)
-            return dataset.read(indexes, window=window, out_dtype=self.dtype)
+        with gdal_options.env(self.source.gdal_env):
+            return self.source.read(window, indexes)
+
+
+class GridTag:
+    """A stand-in read by nothing, in the graph of an array that reads its files
+    itself (``manual_read``, overlaps): it says which grid the array is on.
+
+    Its blocks are empty; the task that gets one ignores it.
+    """
+
+    def __init__(self, grid: Grid, shape: tuple[int, int, int]):
+        self.grid = grid
+        self.shape = shape
+        self.dtype = np.dtype("uint8")
+        self.ndim = 3
+
+    def __getitem__(self, key):
+        return _EMPTY
+
+
+_EMPTY = np.empty((0, 0, 0), "uint8")
 
 
 def open_raster(
-    path: str | os.PathLike,
+    path: str | os.PathLike | list | tuple,
     *,
     chunks: str | int | tuple[int, int] = "blocks",
+    masked: bool = False,
 ) -> da.Array:
-    """Open a raster as a lazy dask array ``(bands, rows, cols)``.
+    """Open a raster (or a mosaic of rasters) as a lazy dask array ``(bands, rows, cols)``.
 
     Nothing is read until the array is computed; the graph holds the path
     and the windows, never an open dataset, so it runs on any scheduler.
 
     Parameters
     ----------
-    path : str or os.PathLike
-        A raster rasterio can open.
+    path : str, os.PathLike, or a list or tuple of them
+        A raster rasterio can open; a list or tuple of paths is their mosaic
+        (on the union of their footprints, the first file's CRS and pixels;
+        the first valid pixel wins, as ``rasterio.merge``).
     chunks : "blocks", int or (int, int), optional
-        ``"blocks"`` (default): one chunk per block window of the file,
-        partial edge blocks included.  Otherwise the chunk size in pixels,
-        a whole multiple of the block shape.  All bands are in every chunk.
+        ``"blocks"`` (default): one chunk per block window of the (first)
+        file, partial edge blocks included.  Otherwise the chunk size in
+        pixels, a whole multiple of the block shape (any size for a striped
+        file, whose strips span the whole width).  All bands are in every chunk.
+    masked : bool, optional
+        Chunks are numpy masked arrays, masked where
+        ``dataset.read(masked=True)`` masks them (nodata, internal masks,
+        alpha), and outside the files of a mosaic.
 
     Returns
     -------
     dask.array.Array
+        It knows its grid: ``to_raster`` of it, or of arrays derived from it,
+        needs no ``like=``.
 
     Raises
     ------
@@ -141,32 +168,42 @@ def open_raster(
     >>> open_raster("scene_a.tif", chunks=64).chunks[1:]
     ((64, 33), (64, 64, 3))
     """
-    info = raster_info(path)
-    row_chunks, col_chunks = block_chunks(info.height, info.width, info.block_shape, chunks)
-    return raster_array(info, row_chunks, col_chunks)
+    paths = list(path) if isinstance(path, (list, tuple)) else [path]
+    if not paths:
+        raise InputError("open_raster needs a path, or a list of paths for a mosaic")
+    infos = tuple(raster_info(p) for p in paths)
+    label = f"input {infos[0].path!r}" if len(infos) == 1 else (
+        f"mosaic of {len(infos)} files from {infos[0].path!r}")
+    source = Source(infos, native_grid(infos), masked=masked, label=label)
+    row_chunks, col_chunks = block_chunks(*source.grid.shape, infos[0].block_shape, chunks)
+    return raster_array(source, row_chunks, col_chunks)
 
 
-def raster_array(info: RasterInfo, row_chunks, col_chunks) -> da.Array:
-    """The lazy array of one raster, chunked as given (all bands in one chunk)."""
-    name = NAME + tokenize(info.path, info.signature, row_chunks, col_chunks)
+def raster_array(source: Source, row_chunks, col_chunks) -> da.Array:
+    """The lazy array of one source on its grid, chunked as given (all bands in
+    one chunk)."""
+    name = NAME + tokenize(source, row_chunks, col_chunks)
+    meta = np.empty((0, 0, 0), dtype=source.dtype)
     return da.from_array(
-        RasterSource(info),
-        chunks=((info.count,), row_chunks, col_chunks),
+        RasterSource(source),
+        chunks=((source.count,), row_chunks, col_chunks),
         name=name,
         lock=False,
         asarray=False,
         fancy=False,
-        meta=np.empty((0, 0, 0), dtype=info.dtype),
+        meta=np.ma.masked_array(meta) if source.masked else meta,
     )
 
 
-def raster_sources(array: da.Array) -> list[RasterInfo]:
-    """The rasters an array reads, found in its graph (empty for other arrays).
+def grid_tag(grid: Grid, count: int, row_chunks, col_chunks) -> da.Array:
+    """An array of empty blocks that carries ``grid`` in its graph (see :class:`GridTag`)."""
+    shape = (1, *grid.shape)
+    return da.from_array(GridTag(grid, shape), chunks=((1,), row_chunks, col_chunks),
+                         name=NAME + "grid-" + tokenize(grid, row_chunks, col_chunks),
+                         lock=False, asarray=False, fancy=False, meta=_EMPTY)
 
-    Georeferencing travels with the graph, so ``open_raster(a) * 2`` still
-    knows it comes from ``a``; a persisted array (its graph holds futures)
-    no longer does.
-    """
+
+def _graph_objects(array: da.Array) -> list:
     layers = getattr(array.__dask_graph__(), "layers", {})
     found = []
     for name, layer in layers.items():
@@ -174,6 +211,29 @@ def raster_sources(array: da.Array) -> list[RasterInfo]:
             continue
         for value in layer.values():
             value = getattr(value, "value", value)  # a DataNode in newer dask
-            if isinstance(value, RasterSource) and value.info not in found:
-                found.append(value.info)
+            if isinstance(value, (RasterSource, GridTag)) and value not in found:
+                found.append(value)
     return found
+
+
+def raster_sources(array: da.Array) -> list[Source]:
+    """The sources an array reads, found in its graph (empty for other arrays).
+
+    Georeferencing travels with the graph, so ``open_raster(a) * 2`` still
+    knows it comes from ``a``; a persisted array (its graph holds futures)
+    no longer does.
+    """
+    found = []
+    for value in _graph_objects(array):
+        if isinstance(value, RasterSource) and value.source not in found:
+            found.append(value.source)
+    return found
+
+
+def array_grids(array: da.Array) -> list[Grid]:
+    """The grids of what an array reads (one when it is on one grid), from its graph."""
+    grids = []
+    for value in _graph_objects(array):
+        if value.grid not in grids:
+            grids.append(value.grid)
+    return grids

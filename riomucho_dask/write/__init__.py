@@ -142,7 +142,7 @@ def to_raster(
             directory = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(directory):
                 raise OutputPathError(f"output directory {directory!r} does not exist")
-        out_profile = build_profile(array, profile, like, creation_options)
+        out_profile = build_profile(array, profile, like, creation_options, path)
     if np.dtype(out_profile["dtype"]) != array.dtype:
         array = array.astype(out_profile["dtype"])
     array = align_chunks(array, out_profile)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import dask.array as da
 import numpy as np
+from rasterio.drivers import driver_from_extension
 
 from ..errors import ProfileError
-from ..read import raster_info
+from ..read import array_grids, raster_info
 from . import cog
 
-__all__ = ["build_profile", "align_chunks", "nodata_fits"]
+__all__ = ["build_profile", "output_driver", "grid_profile", "align_chunks", "nodata_fits"]
 
 
 def nodata_fits(nodata: Any, dtype: np.dtype) -> bool:
@@ -25,41 +27,102 @@ def nodata_fits(nodata: Any, dtype: np.dtype) -> bool:
     return float(nodata).is_integer() and info.min <= nodata <= info.max
 
 
+#: What ``like=`` gives any output: georeferencing and nodata.
+_GEOREFERENCING = ("crs", "transform", "nodata")
+
+
+def output_driver(path: Any, explicit: dict) -> str:
+    """The output's driver: ``driver=`` (or the profile's), else the one GDAL
+    associates with the path's extension, else GTiff; never an input's.
+
+    Examples
+    --------
+    >>> output_driver("x.tif", {}), output_driver("x.img", {}), output_driver("x", {})
+    ('GTiff', 'HFA', 'GTiff')
+    >>> output_driver("x.tif", {"driver": "COG"})
+    'COG'
+    """
+    if explicit.get("driver"):
+        return str(explicit["driver"])
+    if isinstance(path, (str, os.PathLike)):
+        name = os.fspath(path).split("?")[0]
+        if os.path.splitext(name)[1]:
+            try:
+                return driver_from_extension(name)
+            except ValueError:  # an extension GDAL does not know
+                pass
+    return "GTiff"
+
+
+def grid_profile(array: da.Array) -> dict:
+    """``{"crs", "transform"}`` of the one grid an array's graph reads (from
+    ``map_windows`` or ``open_raster``, through any dask work).
+
+    Raises
+    ------
+    ProfileError
+        When the graph reads no raster, rasters of several grids, or the array
+        is no longer the grid's size.
+    """
+    grids = array_grids(array)
+    if len(grids) != 1:
+        what = "reads no raster" if not grids else (
+            f"reads rasters on {len(grids)} different grids")
+        raise ProfileError(
+            f"to_raster needs georeferencing: the array {what}; pass like= (a raster to "
+            "copy CRS, transform and nodata from) or profile=")
+    (grid,) = grids
+    if tuple(array.shape[1:]) != grid.shape:
+        raise ProfileError(
+            f"the array is {array.shape[1]} x {array.shape[2]} but the grid it was read on "
+            f"is {grid.height} x {grid.width}: pass like= or profile= for its georeferencing")
+    return {"crs": grid.crs, "transform": grid.transform}
+
+
 def build_profile(array: da.Array, profile: dict | None, like: Any,
-                  creation_options: dict) -> dict:
+                  creation_options: dict, path: Any = None) -> dict:
     """The output's creation profile.
 
-    Start from ``like``'s profile, update with ``profile`` then the creation
-    options.  Height, width and count come from the array; the dtype from the
-    array unless ``profile``/creation options name one.
+    The driver from ``driver=`` or the profile, else from ``path``'s extension,
+    else GTiff.  Georeferencing and nodata from ``like`` (and its layout: tiles,
+    compression, interleave, only when it is a GeoTIFF written to a GeoTIFF),
+    else from the grid the array was read on; updated by ``profile`` then the
+    creation options.  Height, width and count come from the array; the dtype
+    from the array unless ``profile``/creation options name one.
     """
-    if profile is None and like is None:
-        raise ProfileError(
-            "to_raster needs georeferencing: pass like= (a raster to copy CRS, transform, "
-            "nodata and layout from) or profile="
-        )
     # GDAL option names are case-insensitive; rasterio's profiles are lowercase.
     explicit = {key.lower(): value for key, value in (profile or {}).items()}
     explicit.update((key.lower(), value) for key, value in creation_options.items())
+    driver = output_driver(path, explicit)
     out: dict[str, Any] = {}
     if like is not None:
-        out.update(raster_info(like).profile)
+        like_profile = raster_info(like).profile
+        if str(like_profile.get("driver", "")).upper() == "GTIFF" and driver.upper() == "GTIFF":
+            out.update(like_profile)
+        else:
+            out.update((key, like_profile[key]) for key in _GEOREFERENCING if key in like_profile)
         if not any(key in explicit for key in ("dtype", "nodata")):
             out["nodata"] = out.get("nodata")
+    elif profile is None:
+        out.update(grid_profile(array))
+    elif "transform" not in explicit and len(array_grids(array)) == 1:
+        out.update(grid_profile(array))  # a profile of options: the grid's georeferencing
     out.update(explicit)
+    out["driver"] = driver
     count, height, width = array.shape
     for key, value in (("height", height), ("width", width), ("count", count)):
         if key in explicit and int(explicit[key]) != value:
             raise ProfileError(f"profile {key}={explicit[key]} but the array has {key} {value}")
-        if like is not None and key in ("height", "width") and out.get(key) != value:
+        if like is not None and key in ("height", "width") and key in like_profile and \
+                like_profile[key] != value:
             raise ProfileError(
                 f"the array is {height} x {width} but like={like!r} is "
-                f"{out['height']} x {out['width']}: georeferencing would not match"
+                f"{like_profile['height']} x {like_profile['width']}: georeferencing would "
+                "not match"
             )
         out[key] = value
     dtype = np.dtype(explicit.get("dtype", array.dtype))
     out["dtype"] = dtype.name
-    out.setdefault("driver", "GTiff")
     nodata = out.get("nodata")
     if not nodata_fits(nodata, dtype):
         if "nodata" in explicit:

@@ -1,0 +1,212 @@
+"""The grid: the CRS, transform and size that inputs are read onto.
+
+A :class:`Grid` is a small immutable value.  ``map_windows(..., grid=...)``
+makes one from ``"first"``, a raster path, a DataArray, ``"union"`` or
+``"intersection"`` of the inputs' footprints, or takes one as it is; every
+input is then read onto it, window by window (see :mod:`.sources`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.warp import transform_bounds
+
+from ..errors import InputError
+
+__all__ = ["Grid", "union", "intersection"]
+
+#: How far (in pixels) an offset or a pixel size may be from a whole one and
+#: still count as the same pixel grid (floating-point noise of transforms).
+_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A raster grid: CRS, transform, width and height (no pixels).
+
+    Parameters
+    ----------
+    crs : rasterio.crs.CRS, str or None
+        Anything ``rasterio.crs.CRS.from_user_input`` takes (``"EPSG:32633"``).
+    transform : affine.Affine
+        The transform of the grid's top-left pixel.
+    width, height : int
+        Size in pixels.
+
+    Examples
+    --------
+    >>> from affine import Affine
+    >>> g = Grid("EPSG:32631", Affine(10, 0, 500000, 0, -10, 4200000), width=131, height=97)
+    >>> g.res, g.bounds
+    ((10.0, 10.0), (500000.0, 4199030.0, 501310.0, 4200000.0))
+    >>> Grid.from_raster("scene_a.tif") == g
+    True
+    """
+
+    crs: Any
+    transform: Affine
+    width: int
+    height: int
+
+    def __post_init__(self):
+        crs = self.crs
+        if crs is not None and not isinstance(crs, CRS):
+            crs = CRS.from_user_input(crs)
+        object.__setattr__(self, "crs", crs)
+        object.__setattr__(self, "transform", Affine(*tuple(self.transform)[:6]))
+        object.__setattr__(self, "width", int(self.width))
+        object.__setattr__(self, "height", int(self.height))
+        if self.width < 1 or self.height < 1:
+            raise InputError(f"a grid needs a width and height of at least 1, not "
+                             f"{self.width} x {self.height}")
+
+    def __dask_tokenize__(self):
+        return ("Grid", None if self.crs is None else self.crs.to_wkt(),
+                tuple(self.transform)[:6], self.width, self.height)
+
+    def __repr__(self) -> str:
+        crs = None if self.crs is None else (self.crs.to_string() or "custom CRS")
+        return (f"Grid(crs={crs!r}, transform={tuple(self.transform)[:6]}, "
+                f"width={self.width}, height={self.height})")
+
+    @classmethod
+    def from_raster(cls, path: str | os.PathLike) -> Grid:
+        """The grid of a raster file (its CRS, transform and size)."""
+        from . import raster_info  # (read/__init__ imports this module)
+
+        info = raster_info(path)
+        return cls(info.crs, info.transform, info.width, info.height)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(height, width)``."""
+        return (self.height, self.width)
+
+    @property
+    def res(self) -> tuple[float, float]:
+        """Pixel size ``(x, y)``, positive, as rasterio's ``dataset.res``."""
+        t = self.transform
+        return (math.hypot(t.a, t.d), math.hypot(t.b, t.e))
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``(left, bottom, right, top)`` in the grid's CRS."""
+        t = self.transform
+        xs = [t.c, t.c + t.a * self.width, t.c + t.b * self.height,
+              t.c + t.a * self.width + t.b * self.height]
+        ys = [t.f, t.f + t.d * self.width, t.f + t.e * self.height,
+              t.f + t.d * self.width + t.e * self.height]
+        return (min(xs), min(ys), max(xs), max(ys))
+
+    def differences(self, other: Grid) -> list[str]:
+        """What differs between two grids, in words (empty when they are the same).
+
+        Examples
+        --------
+        >>> from affine import Affine
+        >>> a = Grid("EPSG:32631", Affine(10, 0, 0, 0, -10, 0), 10, 10)
+        >>> b = Grid("EPSG:4326", Affine(20, 0, 0, 0, -20, 0), 10, 5)
+        >>> a.differences(b)
+        ['CRS EPSG:4326, not EPSG:32631', 'resolution (20.0, 20.0), not (10.0, 10.0)', \
+'size 5 x 10 (height x width), not 10 x 10']
+        """
+        said = []
+        if self.crs != other.crs:
+            said.append(f"CRS {_crs_name(other.crs)}, not {_crs_name(self.crs)}")
+        if not _close(self.res, other.res):
+            said.append(f"resolution {other.res}, not {self.res}")
+        elif not other.transform.almost_equals(self.transform):
+            said.append(f"transform {tuple(other.transform)[:6]}, not "
+                        f"{tuple(self.transform)[:6]}")
+        if other.shape != self.shape:
+            said.append(f"size {other.height} x {other.width} (height x width), not "
+                        f"{self.height} x {self.width}")
+        return said
+
+    def offset_in(self, other: Grid) -> tuple[int, int] | None:
+        """``(row, col)`` of this grid's first pixel in ``other``'s pixels, when the
+        two share CRS, pixel size and pixel edges (no resampling needed to read
+        ``other`` onto this grid); None otherwise.
+
+        Examples
+        --------
+        >>> from affine import Affine
+        >>> a = Grid(None, Affine(10, 0, 100, 0, -10, 500), 4, 4)
+        >>> a.offset_in(Grid(None, Affine(10, 0, 80, 0, -10, 530), 9, 9))
+        (3, 2)
+        >>> a.offset_in(Grid(None, Affine(10, 0, 85, 0, -10, 530), 9, 9)) is None
+        True
+        """
+        mine, theirs = self.transform, other.transform
+        if self.crs != other.crs or not _close((mine.a, mine.b, mine.d, mine.e),
+                                               (theirs.a, theirs.b, theirs.d, theirs.e)):
+            return None
+        col, row = ~theirs * (mine.c, mine.f)
+        if abs(col - round(col)) > _TOLERANCE or abs(row - round(row)) > _TOLERANCE:
+            return None
+        return (int(round(row)), int(round(col)))
+
+    def footprint(self, crs: Any) -> tuple[float, float, float, float]:
+        """The grid's bounds in ``crs`` (densified, as GDAL's warper would see them)."""
+        if crs == self.crs or crs is None or self.crs is None:
+            return self.bounds
+        return transform_bounds(self.crs, crs, *self.bounds, densify_pts=21)
+
+    def covering(self, bounds: tuple[float, float, float, float], *,
+                 outward: bool = True) -> Grid:
+        """The grid on this one's pixel edges over ``bounds`` (same CRS and pixel
+        size): the pixels that touch ``bounds`` (``outward``), or only those
+        wholly inside them."""
+        t = self.transform
+        if t.b or t.d:
+            raise InputError("grid='union' and 'intersection' need a first input without "
+                             "rotation")
+        left, bottom, right, top = bounds
+        cols = sorted(((left - t.c) / t.a, (right - t.c) / t.a))
+        rows = sorted(((top - t.f) / t.e, (bottom - t.f) / t.e))
+        low, high = (math.floor, math.ceil) if outward else (math.ceil, math.floor)
+        slack = _TOLERANCE if outward else -_TOLERANCE
+        col0, col1 = low(cols[0] + slack), high(cols[1] - slack)
+        row0, row1 = low(rows[0] + slack), high(rows[1] - slack)
+        if col1 <= col0 or row1 <= row0:
+            raise InputError(f"the grid covering {bounds} would be empty")
+        return Grid(self.crs, t * Affine.translation(col0, row0), col1 - col0, row1 - row0)
+
+
+def _close(a, b) -> bool:
+    return all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12) for x, y in zip(a, b))
+
+
+def _crs_name(crs: Any) -> str:
+    if crs is None:
+        return "none"
+    return crs.to_string() or "a custom CRS"
+
+
+def union(first: Grid, grids: list[Grid]) -> Grid:
+    """The grid covering every grid's footprint, on ``first``'s pixels and CRS."""
+    boxes = [g.footprint(first.crs) for g in grids]
+    return first.covering((min(b[0] for b in boxes), min(b[1] for b in boxes),
+                           max(b[2] for b in boxes), max(b[3] for b in boxes)))
+
+
+def intersection(first: Grid, grids: list[Grid]) -> Grid:
+    """The grid covering the footprint all grids share, on ``first``'s pixels and CRS.
+
+    Raises
+    ------
+    InputError
+        When the footprints do not all overlap.
+    """
+    boxes = [g.footprint(first.crs) for g in grids]
+    box = (max(b[0] for b in boxes), max(b[1] for b in boxes),
+           min(b[2] for b in boxes), min(b[3] for b in boxes))
+    if box[0] >= box[2] or box[1] >= box[3]:
+        raise InputError("grid='intersection': the inputs' footprints do not overlap")
+    return first.covering(box, outward=False)
