@@ -176,15 +176,14 @@ def check_alignment(inputs: list[Input], grid: Grid | None = None) -> None:
         reference = next((current for current in inputs if current.grid is not None), None)
         for current in inputs:
             shape = current.shape[-2:]
-            if tuple(shape) != tuple(first.shape[-2:]):
+            said = [] if current.grid is None or reference is None else \
+                reference.grid.differences(current.grid)
+            if tuple(shape) != tuple(first.shape[-2:]) and not said:
                 raise InputMismatchError(
                     f"{current.label} is {shape[0]} x {shape[1]} (height x width) but "
                     f"{first.label} is {first.shape[1]} x {first.shape[2]}; "
                     "map_windows(..., grid='first') reads every input onto the first's grid"
                 )
-            if current.grid is None or reference is None:
-                continue
-            said = reference.grid.differences(current.grid)
             if said:
                 raise InputMismatchError(
                     f"{current.label} does not line up with {reference.label}: it has "

@@ -10,7 +10,7 @@ import numpy as np
 from rasterio.drivers import driver_from_extension
 
 from ..errors import ProfileError
-from ..read import array_grids, raster_info
+from ..read import array_grids, raster_info, raster_sources
 from . import cog
 
 __all__ = ["build_profile", "output_driver", "grid_profile", "align_chunks", "nodata_fits"]
@@ -76,7 +76,15 @@ def grid_profile(array: da.Array) -> dict:
         raise ProfileError(
             f"the array is {array.shape[1]} x {array.shape[2]} but the grid it was read on "
             f"is {grid.height} x {grid.width}: pass like= or profile= for its georeferencing")
-    return {"crs": grid.crs, "transform": grid.transform}
+    out = {"crs": grid.crs, "transform": grid.transform}
+    # The inputs' nodata, when they share one and the array keeps their dtype (an
+    # identity copy, a mosaic, arithmetic in kind); never for a new quantity.
+    sources = raster_sources(array)
+    nodatas = {source.nodata for source in sources}
+    if len(nodatas) == 1 and None not in nodatas and all(
+            source.dtype == array.dtype for source in sources):
+        out["nodata"] = nodatas.pop()
+    return out
 
 
 def build_profile(array: da.Array, profile: dict | None, like: Any,
