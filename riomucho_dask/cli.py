@@ -47,10 +47,10 @@ from .execute import schedulers
 from .map import MODES, map_windows
 from .map.inputs import GRID_NAMES, check_alignment, resolve_inputs
 from .map.overlap import BOUNDARIES
+from .nodata import nodata_fits
 from .read import raster_info
 from .windows import block_chunks, window_chunks
 from .write import remote, to_raster
-from .write.profile import nodata_fits
 
 try:  # GDAL errors rasterio does not wrap; private module, so guarded
     from rasterio._err import CPLE_BaseError

@@ -15,6 +15,7 @@ import dask.array as da
 import numpy as np
 
 from .errors import InputError, MissingExtraError, ProfileError
+from .nodata import nodata_fits
 from .read import RasterInfo, raster_info
 
 __all__ = ["is_dataarray", "as_input", "georeferencing", "to_xarray"]
@@ -133,7 +134,6 @@ def to_xarray(array: da.Array, like: Any) -> Any:
     xr = _require()
     from rioxarray.rioxarray import affine_to_coords
 
-    from .write.profile import nodata_fits  # (write imports this module)
 
     if not isinstance(array, da.Array):
         array = da.asarray(array)

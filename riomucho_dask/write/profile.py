@@ -10,21 +10,11 @@ import numpy as np
 from rasterio.drivers import driver_from_extension
 
 from ..errors import ProfileError
+from ..nodata import nodata_fits
 from ..read import array_grids, raster_info, raster_sources
 from . import cog
 
 __all__ = ["build_profile", "output_driver", "grid_profile", "align_chunks", "nodata_fits"]
-
-
-def nodata_fits(nodata: Any, dtype: np.dtype) -> bool:
-    if nodata is None:
-        return True
-    if np.isnan(nodata):
-        return dtype.kind in "fc"
-    if dtype.kind in "fc":
-        return True
-    info = np.iinfo(dtype)
-    return float(nodata).is_integer() and info.min <= nodata <= info.max
 
 
 #: What ``like=`` gives any output: georeferencing and nodata.
