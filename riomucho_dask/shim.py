@@ -36,6 +36,7 @@ from .map.contract import RunSpec, check_mode
 from .map.overlap import check as check_overlap_args
 from .windows import as_window, grid_from_windows
 from .write import RasterStore, to_raster
+from .write.profile import output_driver
 
 __all__ = ["RioMucho", "MuchoChildError", "tb_capture"]
 
@@ -102,6 +103,23 @@ def _windows_write(store, task: _WindowTask, windows) -> engine.Write:
                         tuple(keys), tuple(as_window(w) for w, _ in windows))
 
 
+#: What the default options keep of a first input that is not a GeoTIFF.
+_DATASET_KEYS = ("count", "dtype", "width", "height", "crs", "transform", "nodata")
+
+
+def _default_options(first: str, target) -> dict:
+    """rio-mucho's default output options, the first input's profile, with the
+    output's own driver (from its extension, else GTiff): a VRT or an ``.img``
+    first input does not make the output a VRT (which cannot be written) or an
+    HFA file, and only a GeoTIFF brings its layout."""
+    profile = dict(utils.getOptions(first))
+    if str(profile.get("driver", "")).upper() != "GTIFF":
+        profile = {key: profile[key] for key in _DATASET_KEYS if key in profile}
+    if not isinstance(target, DatasetWriter):
+        profile["driver"] = output_driver(target, {})
+    return profile
+
+
 class RioMucho:
     """Maps a raster processing function over windows, rio-mucho style.
 
@@ -123,8 +141,10 @@ class RioMucho:
         and are passed to the run function exactly as given; they need not
         form a grid.
     options : dict, optional
-        The output's creation profile; default: the first input's profile.
-        The caller's dict is not modified.
+        The output's creation profile; default: the first input's profile,
+        with the output's driver (from its extension, else GTiff) and, when
+        the first input is not a GeoTIFF, only its georeferencing, size,
+        count and dtype.  The caller's dict is not modified.
     global_args : object, optional
         Passed to every call (default ``{}``).
     kwargs : dict, optional
@@ -157,7 +177,7 @@ class RioMucho:
         self.windows = windows or utils.getWindows(self.inpaths[0])
         if options is None:
             options = kwargs
-        self.options = dict(options or utils.getOptions(self.inpaths[0]))
+        self.options = dict(options or _default_options(self.inpaths[0], outpath_or_dataset))
         self.global_args = global_args or {}
 
     def __enter__(self):

@@ -375,3 +375,14 @@ def test_errors_for_bad_grids(fine_coarse, tmp_path):
         rmd.map_windows(runfuncs.first_input, [da.zeros((1, 96, 128)), fine], grid="first")
     with pytest.raises(ProfileError, match="like="):
         rmd.to_raster(da.zeros((1, 8, 8), chunks=4), tmp_path / "x.tif")
+
+
+def test_the_shim_writes_the_outputs_own_driver(tmp_path, raster):
+    path, data = raster("in.tif", count=1)
+    vrt = str(tmp_path / "in.vrt")
+    gdal_copy(path, vrt, driver="VRT")
+    with rmd.RioMucho([vrt], str(tmp_path / "out.tif"), runfuncs.first_input) as rm:
+        rm.run(2)
+    with rasterio.open(tmp_path / "out.tif") as src:
+        assert src.driver == "GTiff" and src.transform == TRANSFORM
+        assert np.array_equal(src.read(), data)
