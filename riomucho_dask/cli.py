@@ -48,6 +48,7 @@ from .map import MODES, map_windows
 from .map.inputs import GRID_NAMES, check_alignment, resolve_inputs
 from .map.overlap import BOUNDARIES
 from .nodata import nodata_fits
+from .paths import is_remote
 from .read import raster_info
 from .windows import block_chunks, window_chunks
 from .write import remote, to_raster
@@ -443,7 +444,7 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
         with _rasterio_env(ctx):
             if schedulers.by_name(scheduler) is None:
                 client = _connect(scheduler, upload)
-            if grid not in (None, *GRID_NAMES):
+            if grid not in (None, *GRID_NAMES) and not is_remote(grid):
                 grid = os.path.abspath(grid)
             out = map_windows(run_function, inputs, mode=mode, global_args=global_args,
                               count=count, dtype=dtype, overlap=overlap, boundary=boundary,

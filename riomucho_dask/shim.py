@@ -116,7 +116,10 @@ def _default_options(first: str, target) -> dict:
     if str(profile.get("driver", "")).upper() != "GTIFF":
         profile = {key: profile[key] for key in _DATASET_KEYS if key in profile}
     if not isinstance(target, DatasetWriter):
-        profile["driver"] = output_driver(target, {})
+        try:
+            profile["driver"] = output_driver(target, {})
+        except ProfileError:  # an extension not written by itself (.png): as rio-mucho did
+            profile["driver"] = "GTiff"
     return profile
 
 

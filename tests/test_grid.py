@@ -261,6 +261,13 @@ def test_output_driver_from_the_extension_not_from_like(tmp_path, raster):
     written = rmd.to_raster(rmd.open_raster(path), tmp_path / "out.img")
     with rasterio.open(written) as src:
         assert src.driver == "HFA" and src.transform == TRANSFORM
+    for name in ("out.vrt", "out.png", "out.jpg"):  # no driver chosen for them silently
+        with pytest.raises(ProfileError, match="driver for this extension"):
+            rmd.to_raster(rmd.open_raster(path), tmp_path / name)
+    with pytest.raises(ProfileError, match="VRT holds no pixels"):
+        rmd.to_raster(rmd.open_raster(path), tmp_path / "out.tif", driver="VRT")
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".out")
+                or name.endswith((".vrt", ".png", ".jpg")) and name.startswith("out")]
     # like= gives its GeoTIFF layout to a GeoTIFF only
     written = rmd.to_raster(rmd.open_raster(path), tmp_path / "tiled.tif", like=path)
     with rasterio.open(written) as src:
@@ -386,3 +393,86 @@ def test_the_shim_writes_the_outputs_own_driver(tmp_path, raster):
     with rasterio.open(tmp_path / "out.tif") as src:
         assert src.driver == "GTiff" and src.transform == TRANSFORM
         assert np.array_equal(src.read(), data)
+
+
+def _rgba(path, transform=TRANSFORM):
+    profile = dict(driver="GTiff", count=4, height=40, width=50, dtype="uint8", crs=CRS,
+                   transform=transform, photometric="RGB", alpha="YES")
+    data = np.random.default_rng(2).integers(1, 255, (4, 40, 50), dtype="uint8")
+    data[3] = 255
+    data[3, :10, :10] = 0
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    return str(path), data
+
+
+def test_alpha_bands_on_another_grid_and_in_mosaics(tmp_path):
+    a, a_data = _rgba(tmp_path / "a.tif")
+    b, b_data = _rgba(tmp_path / "b.tif", from_origin(500500.0, 4200000.0, 10.0, 10.0))
+    finer = rmd.Grid(CRS, from_origin(500000.0, 4200000.0, 5.0, 5.0), width=100, height=80)
+    got = rmd.open_raster(a, masked=True).compute()
+    with rasterio.open(a) as src:
+        assert np.array_equal(got.mask, src.read(masked=True).mask)
+    out = rmd.map_windows(runfuncs.first_input, [a], grid=finer, masked=True)
+    got = out.compute()
+    assert got.mask[:3, :20, :20].all() and not got.mask[:3, 20:, 20:].any()
+    mosaic = rmd.open_raster([a, b]).compute()
+    assert mosaic.shape == (4, 40, 100)
+    assert np.array_equal(mosaic[:, :, 50:], np.where(b_data[3] > 0, b_data, 0))  # alpha 0
+    assert np.array_equal(mosaic[:, 10:, :50], a_data[:, 10:])
+
+
+def test_manual_read_of_more_inputs_than_open_handles(tmp_path):
+    import dask
+
+    paths = [make_raster(tmp_path / f"m{n}.tif", count=1, seed=n)[0] for n in range(4)]
+    with dask.config.set({"riomucho_dask.open-datasets": 2}):
+        out = rmd.map_windows(runfuncs.manual_sum, paths, mode="manual_read", count=1,
+                              dtype="float64")
+        got = out.compute(scheduler="sync")
+    want = sum(rasterio.open(p).read(1).astype("float64") for p in paths)
+    assert np.array_equal(got[0], want)
+
+
+def test_nan_nodata_travels_with_the_grid(tmp_path):
+    a, _ = make_raster(tmp_path / "a.tif", count=1, dtype="float32", nodata=float("nan"))
+    b, _ = make_raster(tmp_path / "b.tif", count=1, dtype="float32", nodata=float("nan"),
+                       seed=2)
+    out = rmd.map_windows(runfuncs.first_input, [a, b])
+    with rasterio.open(rmd.to_raster(out, tmp_path / "out.tif")) as src:
+        assert np.isnan(src.nodata)
+
+
+def test_striped_input_onto_a_wider_grid_keeps_few_windows(tmp_path):
+    striped, _ = make_raster(tmp_path / "striped.tif", count=1, height=600, width=200,
+                             tiled=False, block=4)
+    finer = rmd.Grid(CRS, from_origin(500000.0, 4200000.0, 5.0, 5.0), width=400, height=1200)
+    out = rmd.map_windows(runfuncs.first_input, [striped], grid=finer)
+    assert out.numblocks == (1, 5, 1)
+
+
+def test_overlap_keeps_an_arrays_mask(tmp_path):
+    path, _ = make_raster(tmp_path / "n.tif", count=1, nodata=0)
+    seen = []
+
+    def look(data, window, ij, g):
+        seen.append(data[0])
+        return data[0]
+
+    rmd.map_windows(look, [rmd.open_raster(path, masked=True)], overlap=1).compute(
+        scheduler="sync")
+    assert all(isinstance(d, np.ma.MaskedArray) for d in seen)
+    assert sum(int(d.mask.sum()) for d in seen) > 0
+
+
+def test_warped_vrts_are_bounded(tmp_path):
+    import dask
+
+    from riomucho_dask.read import handles
+
+    path, _ = make_raster(tmp_path / "a.tif", count=1)
+    with dask.config.set({"riomucho_dask.open-datasets": 3}):
+        for k in range(10):
+            grid = rmd.Grid(CRS, from_origin(500000.0, 4200000.0, 5.0 + k, 5.0 + k), 20, 20)
+            handles.get_warped(path, grid, Resampling.nearest)
+        assert len(handles._cache().warped) == 3

@@ -13,7 +13,7 @@ from dask.base import tokenize
 from rasterio.windows import Window
 
 from ..errors import InputError, OverlapError, WindowGridError
-from ..read import NAME, Grid, Source, grid_tag, raster_array, raster_info
+from ..read import NAME, Grid, Source, grid_tag, raster_array, raster_info, raster_sources
 from ..read.sources import resampling_of
 from ..windows import chunk_window, grid_from_windows, offsets, window_chunks
 from .contract import MODES, Mode, RunFunction, RunSpec, array_stack, check_mode
@@ -69,9 +69,13 @@ class Job:
 
 def _overlap_source(current: Input, position: int, grid, resampling, masked) -> Source:
     """The source an overlap reads an input's neighbourhoods from: its files."""
-    if current.is_files or (current.array.name.startswith(NAME) and current.infos):
+    if current.is_files:
         return Source(current.infos, grid if grid is not None else current.grid,
                       resampling, masked, current.label)
+    sources = raster_sources(current.array)
+    if current.array.name.startswith(NAME) and len(sources) == 1:  # open_raster's, as it is
+        return Source(sources[0].infos, grid if grid is not None else current.grid,
+                      resampling, masked or sources[0].masked, current.label)
     raise OverlapError(
         f"input {position} is an array that is not read straight from a file: overlap "
         "reads each window's neighbourhood from the inputs' files, so give paths or "
@@ -104,9 +108,12 @@ def prepare(run_function: RunFunction, inputs: Any, *, mode: str = "simple_read"
     if mode != "manual_read" or given_grid is not None:
         check_alignment(inputs, given_grid)
     out_grid = given_grid if given_grid is not None else inputs[0].grid
-    block_shape = inputs[0].block_shape
+    block_shape, own_width = inputs[0].block_shape, inputs[0].shape[-1]
     if isinstance(grid, (str, os.PathLike)) and grid not in ("first", "union", "intersection"):
-        block_shape = raster_info(grid).block_shape  # the grid raster's windows
+        info = raster_info(grid)  # the grid raster's windows
+        block_shape, own_width = info.block_shape, info.width
+    if inputs[0].is_files and block_shape[1] >= own_width and out_grid is not None:
+        block_shape = (block_shape[0], out_grid.width)  # strips: whole rows of the grid
 
     sources: list[Source | None] = []
     for position, current in enumerate(inputs):

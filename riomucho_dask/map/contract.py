@@ -13,7 +13,7 @@ from rasterio.windows import Window
 
 from .. import gdal_options
 from ..errors import ModeError, OutputDtypeError, OutputShapeError, RunFunctionError
-from ..read import Source
+from ..read import Source, handles
 from ..windows import as_window
 from ..workers import setup_once
 from .overlap import Boundary, read_padded, trim
@@ -189,7 +189,7 @@ class RunSpec:
         """Build the data, call the run function in the captured GDAL options,
         and check its result; ``window`` and ``ij`` are passed as given."""
         setup_once()
-        with gdal_options.env(self.gdal_env):
+        with gdal_options.env(self.gdal_env), handles.pinned():  # (datasets handed out)
             data = self.data(as_window(window), blocks)
             return call_run_function(
                 self.run_function, data, window, ij, self.global_args,

@@ -9,6 +9,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
+from rasterio.enums import MaskFlags
 
 from .. import gdal_options
 from ..errors import InputError, InputNotFoundError
@@ -43,6 +44,7 @@ class RasterInfo:
     nodata: Any
     profile: dict
     signature: Any
+    alpha: bool = False  # a band is an alpha band (its mask)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -75,6 +77,7 @@ def raster_info(path: str | os.PathLike) -> RasterInfo:
             nodata=src.nodata,
             profile=dict(src.profile),
             signature=handles.signature(path),
+            alpha=any(MaskFlags.alpha in flags for flags in src.mask_flag_enums),
         )
 
 

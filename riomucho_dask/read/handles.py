@@ -7,7 +7,7 @@ when user code closed it.  Inputs read onto another grid get a
 ``WarpedVRT`` over that handle, cached beside it.
 
 The cache is a least-recently-used one of at most ``riomucho_dask.open-datasets``
-datasets a thread (default 64; VRTs not counted): a mosaic of 1,000 files on
+datasets a thread (default 64), and as many VRTs: a mosaic of 1,000 files on
 16 threads keeps at most 1,024 open handles, not 16,000.  An evicted dataset
 is closed, its VRTs first (as xarray's ``CachingFileManager`` closes on
 eviction).
@@ -15,6 +15,7 @@ eviction).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import OrderedDict
@@ -26,7 +27,7 @@ from rasterio.vrt import WarpedVRT
 
 from ..errors import InputNotFoundError
 
-__all__ = ["signature", "open_dataset", "get_dataset", "get_warped", "MAX_OPEN"]
+__all__ = ["signature", "open_dataset", "get_dataset", "get_warped", "pinned", "MAX_OPEN"]
 
 #: Datasets each thread keeps open, unless ``riomucho_dask.open-datasets`` says.
 MAX_OPEN = 64
@@ -52,11 +53,12 @@ def open_dataset(path: str, *, what: str | None = None):
 
 
 class _Cache:
-    """This thread's datasets (LRU) and the VRTs made over them."""
+    """This thread's datasets and the VRTs made over them (both LRU)."""
 
     def __init__(self):
         self.datasets: OrderedDict = OrderedDict()  # path -> (dataset, signature)
-        self.warped: dict = {}  # (path, grid, resampling, alpha) -> (vrt, base dataset)
+        self.warped: OrderedDict = OrderedDict()  # (path, grid, resampling, alpha) -> (vrt, base)
+        self.pins = 0  # while above 0, a task uses what it opened: nothing is closed
 
     def close_path(self, path: str) -> None:
         for key in [key for key in self.warped if key[0] == path]:
@@ -67,9 +69,28 @@ class _Cache:
             entry[0].close()
 
     def trim(self) -> None:
+        if self.pins:
+            return
         most = max(1, int(dask.config.get("riomucho_dask.open-datasets", MAX_OPEN)))
         while len(self.datasets) > most:
             self.close_path(next(iter(self.datasets)))
+        while len(self.warped) > most:
+            vrt, _ = self.warped.pop(next(iter(self.warped)))
+            vrt.close()
+
+
+@contextlib.contextmanager
+def pinned():
+    """Within it, this thread's cache closes nothing: the datasets a task opened
+    (``manual_read`` hands them to the run function) stay open until it ends;
+    the cache is trimmed to its bound after."""
+    cache = _cache()
+    cache.pins += 1
+    try:
+        yield
+    finally:
+        cache.pins -= 1
+        cache.trim()
 
 
 def _cache() -> _Cache:
@@ -109,7 +130,9 @@ def get_warped(path: str, grid, resampling, *, alpha: bool = False) -> WarpedVRT
     if entry is not None:
         vrt, base = entry
         if base is dataset and not vrt.closed:
+            cache.warped.move_to_end(key)
             return vrt
+        del cache.warped[key]
         vrt.close()
     options = dict(crs=grid.crs, transform=grid.transform, width=grid.width,
                    height=grid.height, resampling=resampling)
@@ -117,4 +140,5 @@ def get_warped(path: str, grid, resampling, *, alpha: bool = False) -> WarpedVRT
         options["add_alpha"] = True
     vrt = WarpedVRT(dataset, **options)
     cache.warped[key] = (vrt, dataset)
+    cache.trim()
     return vrt

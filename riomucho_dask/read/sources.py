@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from dask.base import tokenize
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.windows import Window
 
@@ -79,12 +80,13 @@ class _File:
     path: str
     signature: Any
     nodata: Any
+    alpha: bool  # it has an alpha band, which the warper carries as it is
     offset: tuple[int, int] | None  # (row, col) of the grid's origin in the file; None: warp
     shape: tuple[int, int]  # the file's (height, width)
     reach: tuple[int, int, int, int]  # grid rows and cols it may cover: (r0, r1, c0, c1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Source:
     """One input, read onto a grid (see the module's docstring).
 
@@ -134,8 +136,14 @@ class Source:
                      math.ceil(max(rows)) + _KERNEL_MARGIN,
                      math.floor(min(cols)) - _KERNEL_MARGIN,
                      math.ceil(max(cols)) + _KERNEL_MARGIN)
-        return _File(info.path, info.signature, info.nodata, offset,
+        return _File(info.path, info.signature, info.nodata, info.alpha, offset,
                      (info.height, info.width), reach)
+
+    def __eq__(self, other) -> bool:  # (a NaN nodata is not equal to itself)
+        return isinstance(other, Source) and tokenize(self) == tokenize(other)
+
+    def __hash__(self) -> int:
+        return hash(tokenize(self))
 
     def __dask_tokenize__(self):
         return ("Source", tuple((f.path, f.signature) for f in self.files), self.grid,
@@ -213,7 +221,7 @@ class Source:
             data, valid = self._blank(window, indexes, dtype)
             return data, valid if want_valid else None
         if file.offset is None:
-            alpha = want_valid and file.nodata is None
+            alpha = want_valid and file.nodata is None and not file.alpha
             vrt = handles.get_warped(file.path, self.grid, self.resampling, alpha=alpha)
             data = vrt.read(indexes, window=window, out_dtype=dtype)
             return data, (_valid(vrt, indexes, window) if want_valid else None)

@@ -17,6 +17,10 @@ from . import cog
 __all__ = ["build_profile", "output_driver", "grid_profile", "align_chunks", "nodata_fits"]
 
 
+#: Drivers an output's extension chooses by itself: written window by window into
+#: one file, nothing beside it.  Others must be asked for (``driver=``).
+FROM_EXTENSION = frozenset({"GTIFF", "HFA"})
+
 #: What ``like=`` gives any output: georeferencing and nodata.
 _GEOREFERENCING = ("crs", "transform", "nodata")
 
@@ -29,6 +33,10 @@ def output_driver(path: Any, explicit: dict) -> str:
     --------
     >>> output_driver("x.tif", {}), output_driver("x.img", {}), output_driver("x", {})
     ('GTiff', 'HFA', 'GTiff')
+    >>> output_driver("x.png", {})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    riomucho_dask.errors.ProfileError: 'x.png': GDAL's driver for this extension is 'PNG', ...
     >>> output_driver("x.tif", {"driver": "COG"})
     'COG'
     """
@@ -38,9 +46,16 @@ def output_driver(path: Any, explicit: dict) -> str:
         name = os.fspath(path).split("?")[0]
         if os.path.splitext(name)[1]:
             try:
-                return driver_from_extension(name)
+                driver = driver_from_extension(name)
             except ValueError:  # an extension GDAL does not know
-                pass
+                return "GTiff"
+            if driver.upper() not in FROM_EXTENSION:
+                raise ProfileError(
+                    f"{os.fspath(path)!r}: GDAL's driver for this extension is {driver!r}, "
+                    "which is not written from its extension alone (its side-car files and "
+                    "CreateCopy-only writing are not handled yet): write a GeoTIFF "
+                    "('.tif'), or pass driver= to ask for it anyway")
+            return driver
     return "GTiff"
 
 
@@ -70,11 +85,16 @@ def grid_profile(array: da.Array) -> dict:
     # The inputs' nodata, when they share one and the array keeps their dtype (an
     # identity copy, a mosaic, arithmetic in kind); never for a new quantity.
     sources = raster_sources(array)
-    nodatas = {source.nodata for source in sources}
+    nodatas = {_nodata_key(source.nodata) for source in sources}
     if len(nodatas) == 1 and None not in nodatas and all(
             source.dtype == array.dtype for source in sources):
-        out["nodata"] = nodatas.pop()
+        out["nodata"] = sources[0].nodata
     return out
+
+
+def _nodata_key(nodata: Any) -> Any:
+    """``nodata``, with every NaN one key (NaN is not equal to itself)."""
+    return "nan" if isinstance(nodata, float) and np.isnan(nodata) else nodata
 
 
 def build_profile(array: da.Array, profile: dict | None, like: Any,
@@ -92,6 +112,10 @@ def build_profile(array: da.Array, profile: dict | None, like: Any,
     explicit = {key.lower(): value for key, value in (profile or {}).items()}
     explicit.update((key.lower(), value) for key, value in creation_options.items())
     driver = output_driver(path, explicit)
+    if driver.upper() == "VRT":
+        raise ProfileError(
+            f"a VRT holds no pixels of its own, so {path!r} cannot be written as one: write "
+            "a GeoTIFF (.tif, or driver='GTiff') and build a VRT over it if needed")
     out: dict[str, Any] = {}
     if like is not None:
         like_profile = raster_info(like).profile
