@@ -164,3 +164,15 @@ def test_dataarray_edge_cases(pair, tmp_path):
     opened = rioxarray.open_rasterio(rotated)
     np.testing.assert_array_equal(x.xc.values, opened.xc.values)
     np.testing.assert_array_equal(x.yc.values, opened.yc.values)
+
+
+def test_a_dataarray_as_the_grid(tmp_path):
+    fine, _ = make_raster(tmp_path / "fine.tif", count=1, height=96, width=128)
+    coarse, coarse_data = make_raster(tmp_path / "coarse.tif", count=1, height=48, width=64,
+                                      transform=from_origin(500000.0, 4200000.0, 20.0, 20.0))
+    grid = rioxarray.open_rasterio(fine, chunks=True)
+    out = rmd.map_windows(runfuncs.passthrough, [coarse], grid=grid)
+    assert out.shape == (1, 96, 128)
+    assert np.array_equal(out.compute(), np.repeat(np.repeat(coarse_data, 2, 1), 2, 2))
+    with rasterio.open(rmd.to_raster(out, tmp_path / "out.tif")) as src:
+        assert src.transform == grid.rio.transform() and src.crs == grid.rio.crs
