@@ -17,7 +17,7 @@ from ..read import NAME, Grid, Source, grid_tag, raster_array, raster_info, rast
 from ..read.sources import resampling_of
 from ..windows import chunk_window, grid_from_windows, offsets, window_chunks
 from .contract import MODES, Mode, RunFunction, RunSpec, array_stack, check_mode
-from .inputs import Input, check_alignment, resolve_grid, resolve_inputs
+from .inputs import GRID_NAMES, Input, check_alignment, resolve_grid, resolve_inputs
 from .overlap import Boundary, check_inputs_fit
 from .overlap import check as check_overlap_args
 
@@ -109,7 +109,7 @@ def prepare(run_function: RunFunction, inputs: Any, *, mode: str = "simple_read"
         check_alignment(inputs, given_grid)
     out_grid = given_grid if given_grid is not None else inputs[0].grid
     block_shape, own_width = inputs[0].block_shape, inputs[0].shape[-1]
-    if isinstance(grid, (str, os.PathLike)) and grid not in ("first", "union", "intersection"):
+    if isinstance(grid, (str, os.PathLike)) and grid not in GRID_NAMES:
         info = raster_info(grid)  # the grid raster's windows
         block_shape, own_width = info.block_shape, info.width
     if inputs[0].is_files and block_shape[1] >= own_width and out_grid is not None:
