@@ -319,7 +319,7 @@ def map_windows(
     arrays = []
     if spec.reads_files:  # each window reads (or opens) the files itself
         if job.grid is not None:
-            arrays.append(grid_tag(job.grid, spec.count, row_chunks, col_chunks))
+            arrays.append(grid_tag(job.grid, row_chunks, col_chunks))
     else:
         for current, source in zip(job.inputs, job.sources):
             if source is not None:

@@ -13,7 +13,7 @@ from ..dataarrays import as_input, georeferencing, is_dataarray
 from ..errors import InputError, InputMismatchError
 from ..read import RasterInfo, array_grids, raster_info, raster_sources
 from ..read.grid import Grid, intersection, union
-from ..read.sources import native_grid
+from ..read.sources import common_dtype, native_grid
 
 __all__ = ["Input", "resolve_inputs", "resolve_grid", "check_alignment", "GRID_NAMES"]
 
@@ -46,7 +46,7 @@ class Input:
     def dtype(self) -> np.dtype:
         if self.array is not None:
             return self.array.dtype
-        return np.result_type(*(np.dtype(info.dtype) for info in self.infos))
+        return common_dtype(self.infos)
 
     @property
     def block_shape(self) -> tuple[int, int]:
@@ -105,8 +105,7 @@ def resolve_inputs(inputs: Any, mode: str) -> list[Input]:
                     f"input {position} is a {kind}: manual_read needs paths to open")
             if is_dataarray(item):
                 data, label, info = as_input(item, position)
-                resolved.append(Input(label, (), Grid(info.crs, info.transform, info.width,
-                                                      info.height), data))
+                resolved.append(Input(label, (), Grid.from_info(info), data))
                 continue
             if item.ndim not in (2, 3):
                 raise InputError(

@@ -198,7 +198,7 @@ def raster_array(source: Source, row_chunks, col_chunks) -> da.Array:
     )
 
 
-def grid_tag(grid: Grid, count: int, row_chunks, col_chunks) -> da.Array:
+def grid_tag(grid: Grid, row_chunks, col_chunks) -> da.Array:
     """An array of empty blocks that carries ``grid`` in its graph (see :class:`GridTag`)."""
     shape = (1, *grid.shape)
     return da.from_array(GridTag(grid, shape), chunks=((1,), row_chunks, col_chunks),

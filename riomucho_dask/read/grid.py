@@ -80,7 +80,11 @@ class Grid:
         """The grid of a raster file (its CRS, transform and size)."""
         from . import raster_info  # (read/__init__ imports this module)
 
-        info = raster_info(path)
+        return cls.from_info(raster_info(path))
+
+    @classmethod
+    def from_info(cls, info) -> Grid:
+        """The grid of a :class:`~riomucho_dask.read.RasterInfo` (no I/O)."""
         return cls(info.crs, info.transform, info.width, info.height)
 
     @property

@@ -59,6 +59,7 @@ class _Cache:
         self.datasets: OrderedDict = OrderedDict()  # path -> (dataset, signature)
         self.warped: OrderedDict = OrderedDict()  # (path, grid, resampling, alpha) -> (vrt, base)
         self.pins = 0  # while above 0, a task uses what it opened: nothing is closed
+        self.grown = False  # something was opened since the last trim
 
     def close_path(self, path: str) -> None:
         for key in [key for key in self.warped if key[0] == path]:
@@ -69,8 +70,9 @@ class _Cache:
             entry[0].close()
 
     def trim(self) -> None:
-        if self.pins:
+        if self.pins or not self.grown:
             return
+        self.grown = False
         most = max(1, int(dask.config.get("riomucho_dask.open-datasets", MAX_OPEN)))
         while len(self.datasets) > most:
             self.close_path(next(iter(self.datasets)))
@@ -83,7 +85,8 @@ class _Cache:
 def pinned():
     """Within it, this thread's cache closes nothing: the datasets a task opened
     (``manual_read`` hands them to the run function) stay open until it ends;
-    the cache is trimmed to its bound after."""
+    the cache is trimmed to its bound after, when the task opened anything (a
+    window that opened nothing costs no look-up of the bound)."""
     cache = _cache()
     cache.pins += 1
     try:
@@ -114,6 +117,7 @@ def get_dataset(path: str):
         cache.close_path(path)
     dataset = open_dataset(path)
     cache.datasets[path] = (dataset, current)
+    cache.grown = True
     cache.trim()
     return dataset
 
@@ -140,5 +144,6 @@ def get_warped(path: str, grid, resampling, *, alpha: bool = False) -> WarpedVRT
         options["add_alpha"] = True
     vrt = WarpedVRT(dataset, **options)
     cache.warped[key] = (vrt, dataset)
+    cache.grown = True
     cache.trim()
     return vrt

@@ -37,7 +37,7 @@ from ..errors import InputError
 from . import handles
 from .grid import Grid, union
 
-__all__ = ["Source", "resampling_of", "native_grid"]
+__all__ = ["Source", "resampling_of", "native_grid", "common_dtype"]
 
 #: Pixels around a warped file's footprint that a resampling kernel may reach.
 _KERNEL_MARGIN = 4
@@ -66,10 +66,15 @@ def resampling_of(value: Any, label: str = "resampling") -> Resampling:
     )
 
 
+def common_dtype(infos) -> np.dtype:
+    """The dtype every file of a source is read as (their common one)."""
+    return np.result_type(*(np.dtype(info.dtype) for info in infos))
+
+
 def native_grid(infos) -> Grid:
     """The grid of one file, or of a mosaic: the union of its files' footprints,
     on the first file's pixels and CRS."""
-    grids = [Grid(i.crs, i.transform, i.width, i.height) for i in infos]
+    grids = [Grid.from_info(info) for info in infos]
     return grids[0] if len(grids) == 1 else union(grids[0], grids)
 
 
@@ -122,7 +127,7 @@ class Source:
         object.__setattr__(self, "files", tuple(self._place(info) for info in self.infos))
 
     def _place(self, info) -> _File:
-        own = Grid(info.crs, info.transform, info.width, info.height)
+        own = Grid.from_info(info)
         offset = self.grid.offset_in(own)
         if offset is not None:
             r0, c0 = -offset[0], -offset[1]
@@ -156,7 +161,7 @@ class Source:
 
     @property
     def dtype(self) -> np.dtype:
-        return np.result_type(*(np.dtype(info.dtype) for info in self.infos))
+        return common_dtype(self.infos)
 
     @property
     def nodata(self) -> Any:
