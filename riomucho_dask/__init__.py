@@ -28,6 +28,7 @@ from .map import map_windows
 from .read import open_raster
 from .read.grid import Grid
 from .shim import MuchoChildError, RioMucho, tb_capture
+from .timings import Report
 from .write import RasterStore, RasterWrite, compute, to_raster
 
 __version__ = "0.1.0"
@@ -43,6 +44,7 @@ __all__ = [
     "compute",
     "RasterWrite",
     "RasterStore",
+    "Report",
     "RioMucho",
     "MuchoChildError",
     "tb_capture",

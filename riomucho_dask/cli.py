@@ -391,6 +391,9 @@ def mucho(ctx: click.Context, verbose: int) -> None:
               help="Make the write resumable: when interrupted, the tiles written so far stay "
                    "beside OUTPUT (hidden .NAME.resume-* files), and the same command with "
                    "--resume computes only the rest.  A tiled GeoTIFF or a COG.")
+@click.option("--report", is_flag=True, default=False,
+              help="Print on stderr where the time went: reading, the function, encoding, "
+                   "waiting for the writer (per worker), writing and finishing.")
 @output_opt
 @overwrite_opt
 @click.pass_context
@@ -398,7 +401,7 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
         args: dict, count: int | None, dtype: str | None, workers: int | None, scheduler: str,
         creation_options: dict, driver: str | None, grid: str | None, resampling: str | None,
         masked: bool, progress: bool | None, overlap: int, boundary: Any, resume: bool,
-        output: str | None, overwrite: bool) -> None:
+        report: bool, output: str | None, overwrite: bool) -> None:
     """Run MODULE:FUNCTION over the windows of INPUT... and write OUTPUT.
 
     FUNCTION has rio-mucho's signature, f(data, window, ij, global_args),
@@ -459,9 +462,13 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
                     nodata = raster_info(inputs[0]).nodata
                     if nodata is not None and nodata_fits(nodata, out.dtype):
                         options["nodata"] = nodata
-                written = to_raster(out, output, like=like,
-                                    scheduler=client if client is not None else scheduler,
-                                    progress=progress, resume=resume, **options)
+                with contextlib.redirect_stdout(sys.stderr):  # (the report; stdout: the path)
+                    written = to_raster(out, output, like=like,
+                                        scheduler=client if client is not None else scheduler,
+                                        progress=progress, resume=resume, report=report,
+                                        **options)
+                if report:
+                    written = written.path
     except CLEAN_ERRORS as err:
         raise _clean_error(ctx, err) from err
     finally:

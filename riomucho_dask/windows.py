@@ -14,6 +14,8 @@ __all__ = [
     "as_window",
     "block_chunks",
     "window_chunks",
+    "window_groups",
+    "group_sizes",
     "chunk_window",
     "offsets",
     "grid_from_windows",
@@ -131,6 +133,66 @@ def window_chunks(height: int, width: int, block_shape: tuple[int, int]) -> tupl
     if block_cols >= width and block_rows < STRIP_ROWS:
         block_rows *= -(-STRIP_ROWS // block_rows)
     return block_chunks(height, width, (block_rows, block_cols))
+
+
+#: Pixels a task's edge is rounded to, when its windows allow: output tiles of
+#: 256 or 512 pixels (GeoTIFF, COG) then take whole tasks, no rechunking.
+TASK_EDGE = 512
+
+
+def _per_group(sizes: Chunks, want: int) -> int:
+    """Windows of ``sizes`` per group along one axis: about ``want``, rounded
+    down to a multiple that makes the group's edge a multiple of TASK_EDGE."""
+    want = max(1, min(want, len(sizes)))
+    step = sizes[0]
+    if step < TASK_EDGE and TASK_EDGE % step == 0:
+        whole = TASK_EDGE // step
+        if want >= whole:
+            want -= want % whole
+    return want
+
+
+def window_groups(row_chunks: Chunks, col_chunks: Chunks, pixels: int) -> tuple[Chunks, Chunks]:
+    """Windows per task along rows and columns: neighbouring windows grouped
+    into tasks of about ``pixels`` output pixels (at least one window).
+
+    Returns the number of windows of each group, along each axis.  Groups are
+    square where they can be, whole rows of windows when a window spans the
+    width (strips), and their edges are multiples of 512 pixels when the
+    windows divide it.
+
+    Examples
+    --------
+    >>> window_groups((32,) * 40, (32,) * 40, 512 * 512)
+    ((16, 16, 8), (16, 16, 8))
+    >>> window_groups((256, 256, 88), (500,), 512 * 500)       # strips: whole rows
+    ((2, 1), (1,))
+    >>> window_groups((512,) * 3, (512,) * 3, 100)
+    ((1, 1, 1), (1, 1, 1))
+    """
+    area = max(1, max(row_chunks, default=1) * max(col_chunks, default=1))
+    windows = max(1, pixels // area)
+    if len(col_chunks) == 1:
+        cols = 1
+        rows = _per_group(row_chunks, windows)
+    else:
+        side = max(1, int(round(windows ** 0.5)))
+        cols = _per_group(col_chunks, side)
+        rows = _per_group(row_chunks, max(1, windows // cols))
+    return _split(len(row_chunks), rows), _split(len(col_chunks), cols)
+
+
+def group_sizes(chunks: Chunks, groups: Chunks) -> Chunks:
+    """The pixel sizes of groups of consecutive chunks.
+
+    Examples
+    --------
+    >>> group_sizes((32, 32, 32, 7), (2, 2))
+    (64, 39)
+    """
+    edges = offsets(chunks)
+    starts = offsets(groups)
+    return tuple(edges[b] - edges[a] for a, b in zip(starts[:-1], starts[1:]))
 
 
 def offsets(sizes: Iterable[int]) -> tuple[int, ...]:

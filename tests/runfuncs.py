@@ -297,3 +297,12 @@ def manual_first(srcs, window, ij, g):
 def manual_sum(srcs, window, ij, g):
     """Band 1 of every open dataset, summed (in float64)."""
     return sum(src.read(1, window=window).astype("float64") for src in srcs)[None]
+
+
+def sleeps(data, window, ij, g):
+    """Band 1 as float32, after sleeping g["sleep"] seconds: a run function whose
+    time is known."""
+    import time
+
+    time.sleep(g["sleep"])
+    return data[0][:1].astype("float32")

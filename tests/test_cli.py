@@ -370,6 +370,16 @@ def test_run_progress(invoke, pair, tmp_path):
         assert result.stderr == ""
 
 
+def test_run_report(invoke, pair, tmp_path):
+    result = invoke("run", "tests.runfuncs:passthrough", pair[0], tmp_path / "a.tif",
+                    "--report", "--scheduler", "sync")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{tmp_path / 'a.tif'}\n"  # the report goes to stderr
+    assert "a.tif: " in result.stderr and "on sync, 1 worker, 20 windows in 20 tasks" \
+        in result.stderr
+    assert "run funct" in result.stderr and "finishing" in result.stderr
+
+
 @pytest.mark.parametrize("value, expected", [
     ("threads", "threads"),
     ("Synchronous", "sync"),

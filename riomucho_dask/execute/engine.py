@@ -20,6 +20,7 @@ keeps shared keys.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from dask.core import flatten
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
+from .. import config, timings
 from ..errors import SchedulerError, WindowError
 from ..windows import chunk_window, offsets
 from . import schedulers
@@ -169,15 +171,18 @@ class RasterWrite(_Delayed):
         super().__init__(then.key, then.dask)
         self.write = write
 
-    def compute(self, scheduler: Any = None, **config) -> str:
+    def compute(self, scheduler: Any = None, report: bool = False, **config):
         """Write, on any scheduler (``scheduler=`` as in ``dask.compute``); other
-        keywords (``num_workers=``) are dask configuration for this write."""
+        keywords (``num_workers=``) are dask configuration for this write.
+        Returns the path, or with ``report=True`` a
+        :class:`~riomucho_dask.timings.Report`."""
         with dask.config.set(config):
-            (path,) = compute(self, scheduler=scheduler)
-        return path
+            done = compute(self, scheduler=scheduler, report=report)
+        return done if report else done[0]
 
 
-def compute(*writes: RasterWrite, scheduler: Any = None) -> tuple[str, ...]:
+def compute(*writes: RasterWrite, scheduler: Any = None,
+            report: bool = False) -> tuple[str, ...] | timings.Report:
     """Compute several ``to_raster(..., compute=False)`` writes as one graph.
 
     Work the writes share (the same ``map_windows`` array, a reduction)
@@ -191,11 +196,18 @@ def compute(*writes: RasterWrite, scheduler: Any = None) -> tuple[str, ...]:
         From ``to_raster(..., compute=False)``.
     scheduler : str or distributed.Client, optional
         As ``dask.compute``'s; default the active one.
+    report : bool, optional
+        Print where the time went (reading, run function, encoding, waiting
+        for the writer, per worker; receiving, writing and finishing in this
+        process) and return it.
 
     Returns
     -------
     tuple of str
         The output paths.
+    Report
+        With ``report=True``: a :class:`~riomucho_dask.timings.Report`, its
+        ``paths`` the output paths.
 
     Examples
     --------
@@ -212,28 +224,51 @@ def compute(*writes: RasterWrite, scheduler: Any = None) -> tuple[str, ...]:
                 f"argument {position} is a {type(write).__name__}, not a write from "
                 "to_raster(..., compute=False)"
             )
-    return run([w.write for w in writes], scheduler)
+    done = run([w.write for w in writes], scheduler, report=report)
+    if report:
+        print(done)
+    return done
 
 
-def run(writes: Sequence[Write], scheduler: Any = None) -> tuple[str, ...]:
+def run(writes: Sequence[Write], scheduler: Any = None, *,
+        report: bool = False) -> tuple[str, ...] | timings.Report:
     """Compute ``writes`` on ``scheduler``, then finish every output and only then
-    publish them (move into place, upload); on any failure, abort them all."""
+    publish them (move into place, upload); on any failure, abort them all.
+
+    With ``report``, return a :class:`~riomucho_dask.timings.Report` of where
+    the time went instead of the paths (it holds them)."""
     which = schedulers.kind(scheduler)
+    client = schedulers.client_of(scheduler) if which == "distributed" else None
+    tables: dict = {}
+    if report:  # start from empty tables, here and on the cluster's workers
+        timings.harvest()
+        if client is not None:
+            client.run(timings.harvest)
+    started = time.perf_counter()
     try:
         if which == "distributed":
-            _run_distributed(writes, schedulers.client_of(scheduler))
+            _run_distributed(writes, client)
         elif which == "processes":
-            _run_processes(writes)
+            timings.merge(tables, _run_processes(writes))
         else:
             dask.compute(*[_then(w, _in_store, "in-store-") for w in writes],
                          scheduler=scheduler)
-        for write in writes:
-            write.store.finish()
-        return tuple(write.store.publish() for write in writes)
+        with timings.timed("finish"):
+            for write in writes:
+                write.store.finish()
+            paths = tuple(write.store.publish() for write in writes)
     except BaseException:
         for write in writes:
             write.store.abort()
         raise
+    if not report:
+        return paths
+    wall = time.perf_counter() - started
+    if client is not None:
+        for worker_tables in client.run(timings.harvest).values():
+            timings.merge(tables, worker_tables)
+    timings.merge(tables, timings.harvest())
+    return timings.build_report(paths, wall, which, tables, len(_targets(writes)))
 
 
 def _graph(writes: Sequence[Write], keys: list) -> dict:
@@ -264,11 +299,13 @@ def reraise(err: BaseException):
 GATHER = 8
 
 
-def _release(block) -> None:
-    return None
+def _release(block) -> dict:
+    return timings.harvest()  # (the clocks of the process that ran it, so far)
 
 
-def _run_processes(writes: Sequence[Write]) -> None:
+def _run_processes(writes: Sequence[Write]) -> dict:
+    """Run ``writes`` on dask's multiprocessing scheduler; return the stage
+    clocks of the pool's processes."""
     targets = _targets(writes)
     name = "riomucho-release-" + tokenize(list(targets))
     graph = _graph(writes, list(targets))
@@ -283,9 +320,17 @@ def _run_processes(writes: Sequence[Write]) -> None:
     pool = process_pool()
     try:
         # Not fused again: the block keys must stay visible to the callback.
-        dask.multiprocessing.get(graph, list(sinks), optimize_graph=False,
-                                 callbacks=callbacks, pool=pool)
+        tables = dask.multiprocessing.get(graph, list(sinks), optimize_graph=False,
+                                          callbacks=callbacks, pool=pool)
+        collected: dict = {}
+        for table in tables:
+            timings.merge(collected, table)
+        if pool is not None:  # what ran after each process's last sink
+            for table in [pool.submit(_harvest_late) for _ in range(_pool_workers(pool))]:
+                timings.merge(collected, table.result())
+        return collected
     except BrokenProcessPool as err:
+        _discard_pool(pool)
         raise SchedulerError(
             "a worker process died (killed, out of memory, or os._exit in the run "
             "function); the process pool cannot recover: run on a dask.distributed "
@@ -293,13 +338,38 @@ def _run_processes(writes: Sequence[Write]) -> None:
         ) from err
     except WindowError as err:
         reraise(err)
+    except BaseException:
+        _discard_pool(pool)  # (its processes may still run the failed graph's tasks)
+        raise
     finally:
-        if pool is not None and pool is not dask.config.get("pool", None):
-            pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None and not config.get("keep-pool"):
+            _discard_pool(pool)
+
+
+def _harvest_late() -> dict:
+    time.sleep(0.02)  # (so that each process of the pool takes one of these)
+    return timings.harvest()
+
+
+def _pool_workers(pool) -> int:
+    return int(getattr(pool, "_max_workers", 1))
 
 
 #: Modules the fork server imports once, so its worker processes start ready.
 PRELOAD = ["numpy", "rasterio", "dask.array", "riomucho_dask"]
+
+
+#: The pool of this session (kept between writes), and its number of workers.
+_pool: dict = {}
+
+
+def _discard_pool(pool) -> None:
+    """Shut ``pool`` down, unless it is the user's own (``dask.config``'s ``pool``)."""
+    if pool is None or pool is dask.config.get("pool", None):
+        return
+    if _pool.get("pool") is pool:
+        _pool.clear()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def process_pool():
@@ -307,10 +377,11 @@ def process_pool():
 
     ``dask.config``'s ``pool`` when set.  Otherwise, where the platform has
     it and dask's start method is its default (``spawn``), a pool started
-    from a fork server that has imported numpy, rasterio and dask once: the
-    first pool of a session starts in about 0.9 s instead of 1.3 s for 2
-    spawned workers, the next ones in about 0.01 s.  ``None`` leaves the
-    choice to dask (``multiprocessing.context`` set to something else).
+    from a fork server that has imported numpy, rasterio and dask once (2
+    workers start in about 0.9 s instead of 1.3 s spawned), kept for the
+    next writes of the session (``riomucho_dask.keep-pool``, default True):
+    they start at once.  ``None`` leaves the choice to dask
+    (``multiprocessing.context`` set to something else).
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -325,7 +396,16 @@ def process_pool():
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
     workers = dask.config.get("num_workers", None) or multiprocessing.cpu_count()
-    return ProcessPoolExecutor(workers, mp_context=context)
+    kept = _pool.get("pool")
+    if kept is not None and _pool.get("workers") == workers and not getattr(
+            kept, "_broken", False):
+        return kept
+    if kept is not None:
+        _discard_pool(kept)
+    pool = ProcessPoolExecutor(workers, mp_context=context)
+    if config.get("keep-pool"):
+        _pool.update(pool=pool, workers=workers)
+    return pool
 
 
 def _run_distributed(writes: Sequence[Write], client) -> None:
@@ -342,7 +422,8 @@ def _run_distributed(writes: Sequence[Write], client) -> None:
             while ready:  # one round trip per few blocks, not per block
                 some, ready = ready[:GATHER], ready[GATHER:]
                 try:
-                    blocks = client.gather(some)
+                    with timings.timed("receive"):
+                        blocks = client.gather(some)
                 except WindowError as err:
                     reraise(err)
                 for future, block in zip(some, blocks):

@@ -11,7 +11,7 @@ import numpy as np
 from dask.base import tokenize
 from rasterio.windows import Window
 
-from .. import gdal_options
+from .. import gdal_options, timings
 from ..errors import ModeError, OutputDtypeError, OutputShapeError, RunFunctionError
 from ..read import Source, handles
 from ..windows import as_window
@@ -80,7 +80,8 @@ def call_run_function(
     ``(count, height + 2 * rows, width + 2 * cols)`` is trimmed to its core.
     """
     try:
-        result = run_function(data, window, ij, global_args)
+        with timings.timed("run", windows=1):
+            result = run_function(data, window, ij, global_args)
     except Exception as err:
         raise RunFunctionError(
             f"run function {function_name(run_function)!r} raised "

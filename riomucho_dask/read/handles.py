@@ -20,17 +20,14 @@ import os
 import threading
 from collections import OrderedDict
 
-import dask
 import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.vrt import WarpedVRT
 
+from .. import config
 from ..errors import InputNotFoundError
 
-__all__ = ["signature", "open_dataset", "get_dataset", "get_warped", "pinned", "MAX_OPEN"]
-
-#: Datasets each thread keeps open, unless ``riomucho_dask.open-datasets`` says.
-MAX_OPEN = 64
+__all__ = ["signature", "open_dataset", "get_dataset", "get_warped", "pinned"]
 
 _local = threading.local()
 
@@ -73,7 +70,7 @@ class _Cache:
         if self.pins or not self.grown:
             return
         self.grown = False
-        most = max(1, int(dask.config.get("riomucho_dask.open-datasets", MAX_OPEN)))
+        most = max(1, int(config.get("open-datasets")))
         while len(self.datasets) > most:
             self.close_path(next(iter(self.datasets)))
         while len(self.warped) > most:

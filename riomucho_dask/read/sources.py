@@ -32,7 +32,7 @@ from dask.base import tokenize
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.windows import Window
 
-from .. import gdal_options
+from .. import gdal_options, timings
 from ..errors import InputError
 from . import handles
 from .grid import Grid, union
@@ -194,6 +194,10 @@ class Source:
     def read(self, window: Window, indexes: list[int] | None = None) -> np.ndarray:
         """The bands ``indexes`` (default all) of ``window`` of the grid, as the
         source's dtype: a masked array when the source is ``masked``."""
+        with timings.timed("read"):
+            return self._read(window, indexes)
+
+    def _read(self, window: Window, indexes: list[int] | None) -> np.ndarray:
         indexes = list(range(1, self.count + 1)) if indexes is None else list(indexes)
         dtype = self.dtype
         want_valid = self.masked or self.is_mosaic

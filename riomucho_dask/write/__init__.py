@@ -6,12 +6,12 @@ import os
 import warnings
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
 from rasterio.io import DatasetWriter
 
+from .. import config
 from ..dataarrays import for_writing, is_dataarray
 from ..errors import OutputPathError, ProfileError, RioMuchoDaskWarning
 from ..execute.engine import RasterWrite, array_write, compute, run, tiles_write
@@ -35,6 +35,7 @@ def to_raster(
     compute: bool = True,
     progress: bool = False,
     resume: bool = False,
+    report: bool = False,
     **creation_options: Any,
 ):
     """Write a ``(count, rows, cols)`` dask array to a raster, window by window.
@@ -86,6 +87,12 @@ def to_raster(
         functions are not called again).  Another job's leftovers at the
         same path are discarded with a warning.  Needs an output written
         from encoded tiles (a tiled GeoTIFF or a COG, see the README).
+    report : bool, optional
+        Print where the time went, per worker and in total (reading, run
+        function, encoding, waiting for the writer; in this process,
+        receiving blocks, writing and finishing) and return it as a
+        :class:`~riomucho_dask.timings.Report` (its ``path`` the output)
+        instead of the path.
     **creation_options
         GDAL creation options (``compress="deflate"``, ``tiled=True``...).
         Compressed GeoTIFFs get ``NUM_THREADS=ALL_CPUS`` and
@@ -93,8 +100,9 @@ def to_raster(
 
     Returns
     -------
-    str or RasterWrite
-        The output path, or the delayed write when ``compute=False``.
+    str, Report or RasterWrite
+        The output path; with ``report=True`` the report; the delayed write
+        when ``compute=False`` (``report`` is then given to its ``compute``).
 
     Raises
     ------
@@ -148,8 +156,7 @@ def to_raster(
     array = align_chunks(array, out_profile)
 
     encoding = None
-    if not isinstance(path, DatasetWriter) and dask.config.get(
-            "riomucho_dask.encode-tiles", True):
+    if not isinstance(path, DatasetWriter) and config.get("encode-tiles"):
         encoding = encode.for_profile(out_profile)
     journal = _journal(path, array, out_profile, encoding) if resume else None
     if encoding is None:
@@ -166,8 +173,11 @@ def to_raster(
     write = array_write(store, array) if encoding is None else tiles_write(store, arrays, skip)
     if not compute:
         return RasterWrite(write)
-    (written,) = run([write], scheduler)
-    return written
+    done = run([write], scheduler, report=report)
+    if report:
+        print(done)
+        return done
+    return done[0]
 
 
 def _journal(path: Any, array: da.Array, profile: dict,

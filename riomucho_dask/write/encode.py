@@ -36,6 +36,7 @@ from dask.highlevelgraph import HighLevelGraph
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 
+from .. import timings
 from ..errors import StoreError
 from ..windows import offsets
 from . import tiff
@@ -244,10 +245,11 @@ def as_written(block: np.ndarray, nodata: Any) -> tuple[np.ndarray, np.ndarray |
 def _reduce_written(block: np.ndarray, resampling: str, nodata: Any) -> np.ndarray:
     """:func:`reduce2` of ``block`` as the file holds it: an overview made from
     the written pixels, the same whether they were just computed or read back."""
-    data, mask = as_written(block, nodata)
-    if mask is not None:
-        data = _masked(data, np.broadcast_to(mask == 0, data.shape))
-    return reduce2(data, resampling, nodata)
+    with timings.timed("encode"):
+        data, mask = as_written(block, nodata)
+        if mask is not None:
+            data = _masked(data, np.broadcast_to(mask == 0, data.shape))
+        return reduce2(data, resampling, nodata)
 
 
 def _masked(data: np.ndarray, mask: np.ndarray) -> np.ma.MaskedArray:
@@ -365,7 +367,8 @@ def _encode_block(block: np.ndarray, encoding: Encoding, level: int, row_offsets
     if row % encoding.block[0] or col % encoding.block[1]:
         raise StoreError(f"a chunk at row {row}, column {col} does not start on a "
                          f"{encoding.block[0]} x {encoding.block[1]} tile")
-    tiles = encoding.encode(block, row, col, level)
+    with timings.timed("encode"):
+        tiles = encoding.encode(block, row, col, level)
     out = np.empty((1, 1, 1), dtype=object)
     out[0, 0, 0] = tiles
     return out

@@ -15,10 +15,10 @@ import functools
 import os
 import tempfile
 
-import dask
 import rasterio
 import rasterio.shutil
 
+from .. import config
 from ..errors import OutputPathError
 from ..paths import is_remote, vsi_path
 
@@ -32,7 +32,7 @@ READ_ONLY = {"vsicurl", "vsizip", "vsitar", "vsigzip", "vsi7z", "vsirar"}
 
 def scratch_dir() -> str:
     """Where outputs on object storage are written before the upload."""
-    return dask.config.get("riomucho_dask.scratch", None) or tempfile.gettempdir()
+    return config.get("scratch") or tempfile.gettempdir()
 
 
 @functools.lru_cache(maxsize=1)

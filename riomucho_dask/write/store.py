@@ -24,12 +24,11 @@ import weakref
 from collections import deque
 from typing import Any
 
-import dask
 import numpy as np
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
-from .. import gdal_options
+from .. import config, gdal_options, timings
 from ..errors import NoSpaceError, SchedulerError, StoreClosedError
 from ..paths import is_remote
 from ..progress import BlockProgress
@@ -40,11 +39,7 @@ from .journal import Journal
 from .tiled import TiledWriter
 from .writer import GDALWriter
 
-__all__ = ["RasterStore", "QUEUE_BYTES"]
-
-#: Bytes of finished blocks that may wait for the writer (at least one block
-#: always fits).  Override with ``dask.config.set({"riomucho_dask.queue-bytes": N})``.
-QUEUE_BYTES = 8 * 2**20
+__all__ = ["RasterStore"]
 
 #: A write error with less room than this left on the device is a full disk.
 NO_SPACE_MARGIN = 2**20
@@ -154,7 +149,7 @@ class RasterStore:
         self._cond = threading.Condition()
         self._queue: deque[tuple[np.ndarray, Window, int]] = deque()
         self._queued = 0  # bytes in the queue
-        self._limit = int(dask.config.get("riomucho_dask.queue-bytes", QUEUE_BYTES))
+        self._limit = int(config.get("queue-bytes"))
         self._thread: threading.Thread | None = None
         self._stopping = False  # no more blocks: drain and stop
         self._closed = False
@@ -192,9 +187,11 @@ class RasterStore:
         nbytes = int(getattr(block, "nbytes", 0))
         with self._cond:
             self._check(window)
-            while self._queued and self._queued + nbytes > self._limit:
-                self._cond.wait()
-                self._check(window)
+            if self._queued and self._queued + nbytes > self._limit:
+                with timings.timed("wait"):
+                    while self._queued and self._queued + nbytes > self._limit:
+                        self._cond.wait()
+                        self._check(window)
             self._queue.append((block, window, nbytes))
             self._queued += nbytes
             if self._thread is None:  # (re)started here, after the block is in
@@ -222,7 +219,7 @@ class RasterStore:
                             self._thread = None
                             return
                         block, window, nbytes = self._queue[0]
-                    with self._lock:
+                    with self._lock, timings.timed("write"):
                         self._writer.write(block, window)
                     with self._cond:
                         if self._queue:  # (an abort may have emptied it meanwhile)
