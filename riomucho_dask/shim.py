@@ -22,7 +22,7 @@ from dask.highlevelgraph import HighLevelGraph
 from rasterio.io import DatasetWriter
 from rasterio.transform import guard_transform
 
-from . import utils
+from . import config, utils
 from .errors import (
     ProfileError,
     RioMuchoDaskError,
@@ -80,27 +80,50 @@ def tb_capture(func):
 
 
 class _WindowTask:
-    """One window of a window list that is not a grid: read, run, check."""
+    """Consecutive windows of a window list that is not a grid: for each, read,
+    run, check; the results in order."""
 
     def __init__(self, spec: RunSpec):
         self.spec = spec
 
-    def __call__(self, window, ij):
-        w = as_window(window)
-        return self.spec.run(window, ij, int(w.height), int(w.width))
+    def __call__(self, windows) -> list:
+        results = []
+        for window, ij in windows:
+            w = as_window(window)
+            results.append(self.spec.run(window, ij, int(w.height), int(w.width)))
+        return results
 
 
-def _windows_write(store, task: _WindowTask, windows) -> engine.Write:
-    """The write of ``task(window, ij)`` for each window, as given, one task each."""
+def _window_runs(windows, count: int, dtype) -> list[list]:
+    """``windows`` cut into runs of consecutive windows of about
+    ``riomucho_dask.task-bytes`` of output each (and at least 8 runs when
+    there are as many windows)."""
+    per_pixel = count * np.dtype(dtype).itemsize
+    sizes = [per_pixel * int(as_window(w).height) * int(as_window(w).width) for w, _ in windows]
+    target = min(int(config.get("task-bytes")), sum(sizes) // 8)
+    runs, current, held = [], [], 0
+    for item, size in zip(windows, sizes):
+        if current and held + size > target:
+            runs.append(current)
+            current, held = [], 0
+        current.append(item)
+        held += size
+    return runs + ([current] if current else [])
+
+
+def _windows_write(store, task: _WindowTask, windows, count: int, dtype) -> engine.Write:
+    """The write of ``task`` over each run of consecutive windows, as given: one
+    task a run, its results placed window by window."""
     name = "riomucho-window-" + tokenize(task.spec, windows)
     run = dask.delayed(task, pure=True)
-    graph, keys = {}, []
-    for n, (window, ij) in enumerate(windows):
-        block = run(window, ij, dask_key_name=(name, n))
+    graph, keys, places = {}, [], []
+    for n, group in enumerate(_window_runs(windows, count, dtype)):
+        block = run(list(group), dask_key_name=(name, n))
         graph.update(block.__dask_graph__())
         keys.append(block.key)
+        places.append([as_window(w) for w, _ in group])
     return engine.Write(store, HighLevelGraph.from_collections(name, graph, dependencies=()),
-                        tuple(keys), tuple(as_window(w) for w, _ in windows))
+                        tuple(keys), tuple(places))
 
 
 #: What the default options keep of a first input that is not a GeoTIFF.
@@ -274,7 +297,8 @@ class RioMucho:
         store = RasterStore(target, options if owns else dict(target.profile),
                             progress=self._progress, total=len(self.windows))
         try:
-            engine.run([_windows_write(store, _WindowTask(spec), self.windows)], scheduler)
+            engine.run([_windows_write(store, _WindowTask(spec), list(self.windows), count,
+                                       dtype)], scheduler)
         finally:
             if not owns:
                 target.close()

@@ -53,24 +53,28 @@ def worker_label() -> str:
     return label
 
 
-def add(stage: str, seconds: float, windows: int = 0) -> None:
-    """Add ``seconds`` to this thread's ``stage``."""
+#: What is counted beside the stages' seconds.
+COUNTS = ("windows", "pixels_read")
+
+
+def add(stage: str, seconds: float, **counts: int) -> None:
+    """Add ``seconds`` to this thread's ``stage`` (and ``counts``, of :data:`COUNTS`)."""
     label = worker_label()
     with _lock:
         table = _tables.setdefault(label, {})
         table[stage] = table.get(stage, 0.0) + seconds
-        if windows:
-            table["windows"] = table.get("windows", 0) + windows
+        for name, value in counts.items():
+            table[name] = table.get(name, 0) + value
 
 
 @contextlib.contextmanager
-def timed(stage: str, windows: int = 0):
+def timed(stage: str, **counts: int):
     """Time the block inside as ``stage`` of this thread's worker."""
     started = time.perf_counter()
     try:
         yield
     finally:
-        add(stage, time.perf_counter() - started, windows)
+        add(stage, time.perf_counter() - started, **counts)
 
 
 def harvest() -> dict[str, dict[str, float]]:
@@ -134,9 +138,9 @@ class Report:
         ``"sync"``, ``"threads"``, ``"processes"``, ``"distributed"`` or ``"local"``.
     workers : dict
         Per worker (a thread or process of the scheduler), seconds spent in
-        each of :data:`STAGES`, and ``"windows"``, the run-function calls it
-        made.  What is left of ``wall`` is the worker's scheduling and idle
-        time (:meth:`idle`).
+        each of :data:`STAGES`, ``"windows"``, the run-function calls it
+        made, and ``"pixels_read"``, the input pixels it read.  What is left
+        of ``wall`` is the worker's scheduling and idle time (:meth:`idle`).
     client : dict
         Seconds of :data:`CLIENT_STAGES` in this process: receiving blocks
         from other processes, waiting to hand them to the writer's queue,
@@ -168,6 +172,11 @@ class Report:
     def windows(self) -> int:
         """Run-function calls, over all workers."""
         return int(sum(table.get("windows", 0) for table in self.workers.values()))
+
+    @property
+    def pixels_read(self) -> int:
+        """Input pixels read (bands x rows x cols, every input), over all workers."""
+        return int(sum(table.get("pixels_read", 0) for table in self.workers.values()))
 
     def idle(self, worker: str) -> float:
         """What ``worker`` spent outside the stages: scheduling, transfer, idle."""

@@ -7,7 +7,7 @@ import os
 import pytest
 
 import riomucho_dask as rmd
-from riomucho_dask.timings import CLIENT_STAGES, STAGES
+from riomucho_dask.timings import CLIENT_STAGES, COUNTS, STAGES
 
 from .conftest import assert_same_raster, serial_reference
 from .runfuncs import sleeps
@@ -35,7 +35,7 @@ def test_report_accounts_for_the_time(raster, tmp_path, scheduler, compress, cap
     # every window's run function counted once, on the workers that ran it
     assert report.windows == 8
     assert report.tasks == 8
-    assert report.workers and all(set(t) <= {*STAGES, "windows"} for t in
+    assert report.workers and all(set(t) <= {*STAGES, *COUNTS} for t in
                                   report.workers.values())
     assert set(report.client) <= set(CLIENT_STAGES)
     # the run function's time is what it slept (and no more than 10% beyond)

@@ -71,12 +71,15 @@ def _calls(directory) -> int:
 
 
 def _journaled(target, level=None) -> int:
-    """Chunks journaled (of one level, or all)."""
+    """Chunks journaled (all levels), or windows journaled (level 0)."""
     import json
 
     with open(resume_paths(str(target))[1]) as f:
         lines = [json.loads(line) for line in f.read().splitlines()[1:]]  # after the header
-    return sum(1 for line in lines if level is None or line["level"] == level)
+    if level is None:
+        return len(lines)
+    # at level 0, the windows journaled: one 32 px tile each (a chunk may hold several)
+    return sum(line["rows"] * line["cols"] for line in lines if line["level"] == level)
 
 
 def _fail_once(path, g, target, driver, scheduler="sync"):
@@ -125,7 +128,10 @@ def test_killed_process_resumes_and_recomputes_only_what_was_lost(job, tmp_path,
                             **_options(driver))
     again = runfuncs.calls_per_window(calls)
     assert set(again.values()) == {1}  # each window at most once
-    assert len(again) <= 70, f"{len(again)} of 110 windows recomputed after {first} calls"
+    # lost: what the 2 tasks running when it was killed had done (tasks of several windows)
+    per_task = -(-110 // out.npartitions)
+    assert len(again) <= 110 - 60 + 2 * per_task, \
+        f"{len(again)} of 110 windows recomputed after {first} calls"
     assert len(again) >= 110 - first  # (the windows the killed run never reached)
     _assert_same_levels(written, _reference(tmp_path, path, driver), driver)
     assert not os.path.exists(spool) and not os.path.exists(log)  # removed on success

@@ -12,10 +12,18 @@ import numpy as np
 from dask.base import tokenize
 from rasterio.windows import Window
 
+from .. import config
 from ..errors import InputError, OverlapError, WindowGridError
 from ..read import NAME, Grid, Source, grid_tag, raster_array, raster_info, raster_sources
 from ..read.sources import resampling_of
-from ..windows import chunk_window, grid_from_windows, offsets, window_chunks
+from ..windows import (
+    chunk_window,
+    grid_from_windows,
+    group_sizes,
+    offsets,
+    window_chunks,
+    window_groups,
+)
 from .contract import MODES, Mode, RunFunction, RunSpec, array_stack, check_mode
 from .inputs import GRID_NAMES, Input, check_alignment, resolve_grid, resolve_inputs
 from .overlap import Boundary, check_inputs_fit
@@ -25,34 +33,68 @@ __all__ = ["map_windows", "prepare", "Job", "MODES", "Mode", "array_stack"]
 
 
 class WindowRunner:
-    """The per-chunk task: the window and ij of the chunk, then the run function.
+    """The per-task function: the windows of one group, each run in turn.
 
-    The window comes from the chunk index (``block_id``) and the grid's
-    offsets.  Windows given by the user (kept as given, with their ``ij``)
-    arrive as one extra, object-typed block per chunk, so a task's graph
-    never holds the whole window list.
+    A task (one chunk of the arrays) holds a group of neighbouring windows
+    (:func:`~riomucho_dask.windows.window_groups`).  Each window's data is
+    sliced from the chunk's blocks (one read of the group's extent per
+    input), or read by the window itself (``manual_read``, overlap); the run
+    function is called once per window with its ``window`` and ``ij``, and the
+    results are laid side by side.  Windows come from the chunk index
+    (``block_id``) and the window grid's offsets.  Windows given by the user
+    (kept as given, with their ``ij``) arrive as one extra, object-typed
+    block per chunk, so a task's graph never holds the whole window list.
     """
 
-    def __init__(self, spec: RunSpec, row_chunks, col_chunks, given_windows: bool):
+    def __init__(self, spec: RunSpec, row_chunks, col_chunks, given_windows: bool,
+                 row_groups=None, col_groups=None):
         self.spec = spec
         self.row_offsets = offsets(row_chunks)
         self.col_offsets = offsets(col_chunks)
+        # window index where each group starts (and the end)
+        self.row_groups = offsets(row_groups or (1,) * len(row_chunks))
+        self.col_groups = offsets(col_groups or (1,) * len(col_chunks))
         self.given_windows = given_windows
 
     def __dask_tokenize__(self):
-        return (tokenize(self.spec), self.row_offsets, self.col_offsets, self.given_windows)
+        return (tokenize(self.spec), self.row_offsets, self.col_offsets, self.row_groups,
+                self.col_groups, self.given_windows)
 
     def __call__(self, *blocks, block_id=None):
-        i, j = block_id[1:]
-        own = chunk_window(self.row_offsets, self.col_offsets, i, j)
-        height, width = int(own.height), int(own.width)
+        gi, gj = block_id[1:]
+        given = None
         if self.given_windows:
-            window, ij = blocks[-1].item()
+            given = blocks[-1].item()
             blocks = blocks[:-1]
-        else:
-            window, ij = own, (i, j)
-        return self.spec.run(window, ij, height, width,
-                             blocks=None if self.spec.reads_files else blocks)
+        rows = range(self.row_groups[gi], self.row_groups[gi + 1])
+        cols = range(self.col_groups[gj], self.col_groups[gj + 1])
+        top, left = self.row_offsets[rows[0]], self.col_offsets[cols[0]]
+        reads = self.spec.reads_files
+        results = []
+        for i in rows:
+            for j in cols:
+                own = chunk_window(self.row_offsets, self.col_offsets, i, j)
+                height, width = int(own.height), int(own.width)
+                window, ij = given[i, j] if given is not None else (own, (i, j))
+                data = None
+                if not reads:
+                    r0, c0 = self.row_offsets[i] - top, self.col_offsets[j] - left
+                    data = [block[:, r0:r0 + height, c0:c0 + width] for block in blocks]
+                results.append(self.spec.run(window, ij, height, width, blocks=data))
+        if len(results) == 1:
+            return results[0]
+        return _side_by_side(results, len(rows), len(cols))
+
+
+def _side_by_side(results: list, rows: int, cols: int) -> np.ndarray:
+    """One array of ``rows`` x ``cols`` window results, row by row (masked when
+    any is)."""
+    grid = [results[r * cols:(r + 1) * cols] for r in range(rows)]
+    if any(isinstance(result, np.ma.MaskedArray) for result in results):
+        data = np.block([[np.ma.getdata(x) for x in row] for row in grid])
+        mask = np.block([[np.ma.getmaskarray(x) for x in row] for row in grid])
+        return np.ma.MaskedArray(data, mask=mask, fill_value=np.zeros((), data.dtype))
+    return np.block(grid)
 
 
 @dataclass
@@ -156,16 +198,33 @@ def _plain(lookup: dict, row_chunks, col_chunks) -> bool:
     return True
 
 
-def _given_windows_array(lookup: dict, row_chunks, col_chunks) -> da.Array:
-    """A (1, R, C)-block object array holding each chunk's (window, ij) as given."""
-    name = "given-windows-" + tokenize(sorted(lookup.items(), key=lambda kv: kv[0]))
+def _given_windows_array(lookup: dict, row_groups, col_groups) -> da.Array:
+    """A (1, R, C)-block object array holding, for each group of windows, the
+    ``{(i, j): (window, ij)}`` of its windows as given."""
+    name = "given-windows-" + tokenize(sorted(lookup.items(), key=lambda kv: kv[0]),
+                                       row_groups, col_groups)
+    rows, cols = offsets(row_groups), offsets(col_groups)
     graph = {}
-    for (i, j), item in lookup.items():
-        cell = np.empty((1, 1, 1), dtype=object)
-        cell[0, 0, 0] = item
-        graph[(name, 0, i, j)] = cell
-    chunks = ((1,), (1,) * len(row_chunks), (1,) * len(col_chunks))
+    for gi in range(len(row_groups)):
+        for gj in range(len(col_groups)):
+            cell = np.empty((1, 1, 1), dtype=object)
+            cell[0, 0, 0] = {(i, j): lookup[i, j] for i in range(rows[gi], rows[gi + 1])
+                             for j in range(cols[gj], cols[gj + 1])}
+            graph[(name, 0, gi, gj)] = cell
+    chunks = ((1,), (1,) * len(row_groups), (1,) * len(col_groups))
     return da.Array(graph, name, chunks, dtype=object, meta=np.empty((0, 0, 0), dtype=object))
+
+
+def task_groups(row_chunks, col_chunks, count: int, dtype) -> tuple[tuple, tuple]:
+    """Windows per task along rows and columns, for an output of ``count``
+    bands of ``dtype``: tasks of about ``riomucho_dask.task-bytes`` of output,
+    and at least 8 tasks when there are as many windows."""
+    per_pixel = max(1, count * np.dtype(dtype).itemsize)
+    total = sum(row_chunks) * sum(col_chunks) * per_pixel
+    target = min(int(config.get("task-bytes")), total // 8)
+    if target <= 0:
+        return (1,) * len(row_chunks), (1,) * len(col_chunks)
+    return window_groups(row_chunks, col_chunks, target // per_pixel)
 
 
 def map_windows(
@@ -316,14 +375,23 @@ def map_windows(
         row_chunks, col_chunks = window_chunks(height, width, job.block_shape)
 
     spec = job.spec
+    count, dtype = spec.count, spec.dtype
+    # Several windows a task, when every input is read from files (the chunks
+    # of array inputs are their windows, as they are).
+    if spec.reads_files or all(source is not None for source in job.sources):
+        row_groups, col_groups = task_groups(row_chunks, col_chunks, count, dtype)
+    else:
+        row_groups, col_groups = (1,) * len(row_chunks), (1,) * len(col_chunks)
+    task_rows, task_cols = group_sizes(row_chunks, row_groups), group_sizes(col_chunks,
+                                                                           col_groups)
     arrays = []
     if spec.reads_files:  # each window reads (or opens) the files itself
         if job.grid is not None:
-            arrays.append(grid_tag(job.grid, row_chunks, col_chunks))
+            arrays.append(grid_tag(job.grid, task_rows, task_cols))
     else:
         for current, source in zip(job.inputs, job.sources):
-            if source is not None:
-                arrays.append(raster_array(source, row_chunks, col_chunks))
+            if source is not None:  # one read of each task's extent
+                arrays.append(raster_array(source, task_rows, task_cols))
                 continue
             item = current.array
             if item.chunks[1:] != (row_chunks, col_chunks) or len(item.chunks[0]) != 1:
@@ -332,13 +400,12 @@ def map_windows(
 
     given = lookup is not None and not _plain(lookup, row_chunks, col_chunks)
     if given:
-        arrays.append(_given_windows_array(lookup, row_chunks, col_chunks))
-    runner = WindowRunner(spec, row_chunks, col_chunks, given)
-    count, dtype = spec.count, spec.dtype
+        arrays.append(_given_windows_array(lookup, row_groups, col_groups))
+    runner = WindowRunner(spec, row_chunks, col_chunks, given, row_groups, col_groups)
     return da.map_blocks(
         runner,
         *arrays,
-        chunks=((count,), row_chunks, col_chunks),
+        chunks=((count,), task_rows, task_cols),
         dtype=dtype,
         meta=np.empty((0, 0, 0), dtype=dtype),
         name="map_windows-" + tokenize(runner, *[a.name for a in arrays], row_chunks, col_chunks),

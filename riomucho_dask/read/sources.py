@@ -194,7 +194,9 @@ class Source:
     def read(self, window: Window, indexes: list[int] | None = None) -> np.ndarray:
         """The bands ``indexes`` (default all) of ``window`` of the grid, as the
         source's dtype: a masked array when the source is ``masked``."""
-        with timings.timed("read"):
+        pixels = (self.count if indexes is None else len(indexes)) * int(window.height) \
+            * int(window.width)
+        with timings.timed("read", pixels_read=pixels):
             return self._read(window, indexes)
 
     def _read(self, window: Window, indexes: list[int] | None) -> np.ndarray:

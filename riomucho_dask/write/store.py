@@ -179,9 +179,14 @@ class RasterStore:
         rows, cols = key[-2:]
         self.put(block, slices_to_window(rows, cols))
 
-    def put(self, block: Any, window: Window | None) -> None:
+    def put(self, block: Any, window: Window | list | None) -> None:
         """Queue ``block`` (``(count, h, w)``) for ``window``, or encoded tiles
-        (``window`` None); wait while the queue is full."""
+        (``window`` None), or a list of blocks for a list of windows; wait while
+        the queue is full."""
+        if isinstance(window, list):  # (a task of several windows)
+            for one, place in zip(block, window, strict=True):
+                self.put(one, place)
+            return
         if isinstance(block, np.ndarray) and block.dtype == object:
             block = block.item()
         nbytes = int(getattr(block, "nbytes", 0))
