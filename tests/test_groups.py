@@ -114,3 +114,35 @@ def test_default_groups_are_a_few_mb(raster, tmp_path):
     out = rmd.map_windows(counted, [path], global_args={"calls": str(tmp_path)}, count=1,
                           dtype="float32")
     assert 8 <= out.npartitions < 64
+
+
+def test_shim_window_list_runs_in_groups(raster, tmp_path, scheduler):
+    """rio-mucho window lists that are no grid (here overlapping 40 x 40 windows
+    every 30 px) run several consecutive windows a task, each window once."""
+    import riomucho_dask as riomucho
+    from riomucho_dask import shim
+
+    path, _ = raster(count=1, **SIZE)
+    windows = [(rasterio.windows.Window(c, r, min(40, 190 - c), min(40, 250 - r)), (r, c))
+               for r in range(0, 250, 30) for c in range(0, 190, 30)]
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    g = {"calls": str(calls)}
+    with dask.config.set({"riomucho_dask.task-bytes": 4 * 40 * 40 * 4}):
+        runs = shim._window_runs(windows, 1, "float32")
+        assert len(runs) < len(windows) / 3 and sum(map(len, runs)) == len(windows)
+        options = {**rasterio.open(path).profile, "dtype": "float32"}
+        with riomucho.RioMucho([path], str(tmp_path / "out.tif"), counted, windows=windows,
+                               global_args=g, options=options) as rm:
+            if isinstance(scheduler, str) and scheduler in ("sync", "threads"):
+                rm.run(1 if scheduler == "sync" else 2)
+            elif isinstance(scheduler, str):
+                with dask.config.set(scheduler="processes"):
+                    rm.run(2)
+            else:
+                with scheduler.as_current():
+                    rm.run(2)
+    assert calls_per_window(calls) == {ij: 1 for _, ij in windows}
+    reference = serial_reference(counted, [path], tmp_path / "ref.tif", windows=windows,
+                                 global_args={"calls": str(tmp_path)}, dtype="float32")
+    assert_same_raster(tmp_path / "out.tif", reference)
