@@ -246,6 +246,10 @@ def run(writes: Sequence[Write], scheduler: Any = None, *,
             client.run(timings.harvest)
     started = time.perf_counter()
     try:
+        for write in writes:  # (part files written by the workers, where they can)
+            prepare = getattr(write.store, "prepare", None)
+            if prepare is not None:
+                prepare(which, client)
         if which == "distributed":
             _run_distributed(writes, client)
         elif which == "processes":
@@ -257,9 +261,16 @@ def run(writes: Sequence[Write], scheduler: Any = None, *,
             for write in writes:
                 write.store.finish()
             paths = tuple(write.store.publish() for write in writes)
-    except BaseException:
+    except BaseException as err:
+        explained = err
+        for write in writes:  # (a worker's part file on a full disk: say so)
+            explain = getattr(write.store, "explain", None)
+            if explain is not None and explained is err:
+                explained = explain(err)
         for write in writes:
             write.store.abort()
+        if explained is not err:
+            raise explained from err
         raise
     if not report:
         return paths

@@ -18,6 +18,7 @@ from ..execute.engine import RasterWrite, array_write, compute, run, tiles_write
 from ..paths import is_remote
 from . import encode, remote
 from .journal import Journal
+from .parts import PartSink
 from .profile import align_chunks, build_profile
 from .store import RasterStore
 
@@ -159,17 +160,20 @@ def to_raster(
     if not isinstance(path, DatasetWriter) and config.get("encode-tiles"):
         encoding = encode.for_profile(out_profile)
     journal = _journal(path, array, out_profile, encoding) if resume else None
+    sink = None
     if encoding is None:
         total = array.npartitions
     else:
-        pairs = encode.encoded_arrays(array, encoding, journal)
+        sink = PartSink()  # (told at compute time whether the workers write part files)
+        pairs = encode.encoded_arrays(array, encoding, journal, sink)
         arrays = [encoded for encoded, _ in pairs]
         skip = None
         if journal is not None and journal.entries:
             skip = [[place in journal.entries for place in places] for _, places in pairs]
         total = sum(len(places) for _, places in pairs) - len(journal.entries if skip else ())
     store = RasterStore(path, out_profile, lock=lock if lock not in (None, True) else None,
-                        progress=progress, total=total, encoding=encoding, journal=journal)
+                        progress=progress, total=total, encoding=encoding, journal=journal,
+                        parts=sink)
     write = array_write(store, array) if encoding is None else tiles_write(store, arrays, skip)
     if not compute:
         return RasterWrite(write)

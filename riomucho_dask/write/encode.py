@@ -92,11 +92,14 @@ class Tiles:
     col: int
     rows: int
     cols: int
-    data: list
+    data: list | None
     mask: list | None = None
+    part: Any = None  # a PartRef: the bytes are in a part file (data and mask None)
 
     @property
     def nbytes(self) -> int:
+        if self.part is not None:
+            return 0  # (only the reference travels)
         return sum(map(len, self.data)) + sum(map(len, self.mask or ()))
 
 
@@ -360,7 +363,7 @@ def for_profile(profile: dict) -> Encoding | None:
 
 # -- the graph ------------------------------------------------------------------
 def _encode_block(block: np.ndarray, encoding: Encoding, level: int, row_offsets: np.ndarray,
-                  col_offsets: np.ndarray, block_id=None):
+                  col_offsets: np.ndarray, sink=None, block_id=None):
     # (block_id and the offsets, not block_info: a dict per chunk costs about
     # 1 ms a chunk to build and carry in the graph)
     row, col = int(row_offsets[block_id[1]]), int(col_offsets[block_id[2]])
@@ -369,16 +372,19 @@ def _encode_block(block: np.ndarray, encoding: Encoding, level: int, row_offsets
                          f"{encoding.block[0]} x {encoding.block[1]} tile")
     with timings.timed("encode"):
         tiles = encoding.encode(block, row, col, level)
+        if sink is not None:  # (into a part file, from the workers)
+            tiles = sink(tiles)
     out = np.empty((1, 1, 1), dtype=object)
     out[0, 0, 0] = tiles
     return out
 
 
-def _encoded(array: da.Array, encoding: Encoding, level: int) -> da.Array:
+def _encoded(array: da.Array, encoding: Encoding, level: int, sink=None) -> da.Array:
     chunks = ((1,), (1,) * len(array.chunks[1]), (1,) * len(array.chunks[2]))
     # (offsets as arrays: dask's task spec walks tuples in every task's arguments)
     return array.map_blocks(_encode_block, encoding, level, np.asarray(offsets(array.chunks[1])),
-                            np.asarray(offsets(array.chunks[2])), chunks=chunks, dtype=object,
+                            np.asarray(offsets(array.chunks[2])), sink, chunks=chunks,
+                            dtype=object,
                             meta=np.empty((0, 0, 0), dtype=object),
                             name=f"encode-{level}-" + da.core.tokenize(array, encoding, level))
 
@@ -475,8 +481,8 @@ def _overview(array: da.Array, encoding: Encoding) -> tuple[da.Array, dict]:
     return reduced, new
 
 
-def encoded_arrays(array: da.Array, encoding: Encoding,
-                   journal: Journal | None = None) -> list[tuple[da.Array, list]]:
+def encoded_arrays(array: da.Array, encoding: Encoding, journal: Journal | None = None,
+                   sink=None) -> list[tuple[da.Array, list]]:
     """The encoded tiles of ``array`` (chunked to whole tiles, all bands in
     each chunk) and, for a COG, of each overview level: object arrays with
     one :class:`Tiles` per chunk, each with the place ``(level, tile row,
@@ -485,6 +491,8 @@ def encoded_arrays(array: da.Array, encoding: Encoding,
     With a ``journal`` of chunks already written, an overview chunk still to
     compute takes the chunks below it that are written from the spool (decoded,
     not computed again), so the graph needs no work a written chunk did.
+    ``sink`` (a :class:`~riomucho_dask.write.parts.PartSink`) may put the
+    tiles' bytes into part files on the workers.
     """
     levels = [array]
     for n in range(encoding.overviews):
@@ -492,7 +500,7 @@ def encoded_arrays(array: da.Array, encoding: Encoding,
         if journal is not None and journal.entries:
             reduced = _restored(reduced, levels[-1], rechunk, n, encoding, journal)
         levels.append(reduced.rechunk(rechunk) if rechunk else reduced)
-    return [(_encoded(level_array, encoding, n), places(level_array, encoding, n))
+    return [(_encoded(level_array, encoding, n, sink), places(level_array, encoding, n))
             for n, level_array in enumerate(levels)]
 
 

@@ -36,6 +36,7 @@ from ..windows import slices_to_window
 from . import remote
 from .encode import Encoding
 from .journal import Journal
+from .parts import PartSink
 from .tiled import TiledWriter
 from .writer import GDALWriter
 
@@ -114,6 +115,10 @@ class RasterStore:
         With ``encoding``: a resumable write (:mod:`riomucho_dask.write.journal`):
         the tiles and their journal stay when the write stops, and go once
         the output is in place.
+    parts : PartSink, optional
+        With ``encoding``: the sink of the graph's encoding tasks, which
+        :meth:`prepare` may point at part files the workers write
+        (:mod:`riomucho_dask.write.parts`).
 
     Examples
     --------
@@ -127,7 +132,7 @@ class RasterStore:
 
     def __init__(self, path: str | DatasetWriter, profile: dict, *, lock: Any = None,
                  progress: bool = False, total: int = 0, encoding: Encoding | None = None,
-                 journal: Journal | None = None):
+                 journal: Journal | None = None, parts: PartSink | None = None):
         dataset = path if isinstance(path, DatasetWriter) else None
         self.path = path.name if dataset is not None else os.fspath(path)
         self.profile = profile
@@ -139,6 +144,7 @@ class RasterStore:
         self._cleanup = None
         self.encoding = encoding if dataset is None else None
         self._resumable = journal is not None
+        self._parts = parts if self.encoding is not None else None
         if self.encoding is not None:
             self._writer = TiledWriter(profile, self.encoding, self._temporary, journal)
         else:
@@ -170,6 +176,32 @@ class RasterStore:
             "riomucho_dask.compute(...) (any scheduler) or dask.compute(...) on the "
             "threaded or synchronous scheduler"
         )
+
+    # -- before computing ---------------------------------------------------------
+    def prepare(self, scheduler: str, client: Any = None) -> bool:
+        """Called once the scheduler is known, before anything is computed: for
+        an output of encoded tiles computed on other processes (``"processes"``,
+        or ``"distributed"`` when every worker sees the directory), the workers
+        write their tiles into part files beside the output (or its spool, for
+        object storage) rather than sending them back.  Returns whether they do.
+        """
+        if self._parts is None or scheduler not in ("processes", "distributed"):
+            return False
+        beside = os.path.join(remote.scratch_dir(), os.path.basename(self.path.rstrip("/"))) \
+            if self._remote else self._target
+        try:
+            directory = self._parts.use(beside)
+        except OSError:
+            return False  # (an unwritable place: GDAL's own error comes with the output)
+        if client is not None:
+            try:
+                seen = client.run(os.path.isdir, directory)
+            except Exception:
+                seen = {}
+            if not seen or not all(seen.values()):  # workers elsewhere: tiles come back
+                self._parts.remove()
+                return False
+        return True
 
     # -- receiving blocks (any thread) ----------------------------------------
     def __setitem__(self, key: tuple[slice, ...], block: np.ndarray) -> None:
@@ -243,15 +275,25 @@ class RasterStore:
                 self._thread = None
                 self._cond.notify_all()
 
+    def explain(self, err: BaseException) -> BaseException:
+        """``err`` (raised while computing, maybe on a worker), or the
+        :class:`NoSpaceError` it means."""
+        return self._explain(err)
+
     def _explain(self, err: BaseException) -> BaseException:
         """``err``, or a :class:`NoSpaceError` saying so when the disk is full.
 
         GDAL reports a full disk as "Write failed", the cause only on stderr:
         a write error with (almost) no room left on the device is taken as one.
         """
-        if not isinstance(err, Exception) or not self._temporaries:
+        if not isinstance(err, Exception) or isinstance(err, NoSpaceError):
             return err
-        directory = os.path.dirname(self._temporaries[0])
+        if self._temporaries:
+            directory = os.path.dirname(self._temporaries[0])
+        elif self._parts is not None and self._parts.directory is not None:
+            directory = os.path.dirname(self._parts.directory)  # (the workers' part files)
+        else:
+            return err
         try:
             free = shutil.disk_usage(directory).free
         except OSError:
@@ -375,6 +417,8 @@ class RasterStore:
 
     def _remove_temporaries(self) -> None:
         _remove_all(self._temporaries)
+        if self._parts is not None:
+            self._parts.remove()
         if self._cleanup is not None:
             self._cleanup.detach()
 

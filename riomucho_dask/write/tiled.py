@@ -31,6 +31,7 @@ from ..errors import ProfileError, StoreError
 from . import tiff
 from .encode import Encoding, Tiles
 from .journal import Entry, Journal
+from .parts import copy_range
 
 __all__ = ["TiledWriter"]
 
@@ -136,19 +137,28 @@ class TiledWriter:
                 f"this output takes tiles encoded by its graph, not a {type(tiles).__name__} "
                 f"(window {window!r})"
             )
-        with open(self._start(), "ab") as spool:
-            spool.writelines(tiles.data)
-            spool.writelines(tiles.mask or ())
-        crc = 0
-        if self._journal is not None:
-            for chunk in [*tiles.data, *(tiles.mask or ())]:
-                crc = zlib.crc32(chunk, crc)
+        part = tiles.part
+        with _open_new(self._start()) as spool:
+            spool.seek(self._end)
+            if part is not None:  # written by the worker: copied file to file
+                copy_range(part.path, part.offset, part.nbytes, spool)
+            else:
+                spool.writelines(tiles.data)
+                spool.writelines(tiles.mask or ())
+        if part is not None:
+            sizes, mask_sizes, crc = part.sizes, part.mask_sizes, part.crc
+        else:
+            sizes = tuple(map(len, tiles.data))
+            mask_sizes = None if tiles.mask is None else tuple(map(len, tiles.mask))
+            crc = 0
+            if self._journal is not None:
+                for chunk in [*tiles.data, *(tiles.mask or ())]:
+                    crc = zlib.crc32(chunk, crc)
         entry = Entry(tiles.level, tiles.row, tiles.col, tiles.rows, tiles.cols, self._end,
-                      tuple(map(len, tiles.data)),
-                      None if tiles.mask is None else tuple(map(len, tiles.mask)), crc)
+                      sizes, mask_sizes, crc)
         self._levels[tiles.level].place(entry)
         self._end = entry.end
-        self._masked |= tiles.mask is not None
+        self._masked |= mask_sizes is not None
         if self._journal is not None:
             self._journal.record(entry)
 

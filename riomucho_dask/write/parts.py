@@ -1,0 +1,138 @@
+"""Tiles written from the workers: part files the writer assembles.
+
+On the ``processes`` scheduler and on a cluster whose workers see the
+output's directory, the encoding task does not send its tile bytes back:
+it appends them to a part file of its own (one per worker thread, in a
+hidden directory beside the output or its spool) and returns where they
+are (:class:`PartRef`).  The writer then copies them into the output in
+the kernel (``os.copy_file_range`` where the platform has it), so tile
+bytes travel neither through a pipe nor through the client's memory.
+
+The engine decides, just before computing, whether the workers can see the
+directory (:meth:`PartSink.use`); until then (threads, sync, workers that
+cannot see it) the sink hands the tiles back as they are.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import zlib
+from dataclasses import dataclass, replace
+
+__all__ = ["PartRef", "PartSink", "copy_range"]
+
+
+@dataclass(frozen=True)
+class PartRef:
+    """Where one chunk's tiles (then its mask tiles) are in a part file."""
+
+    path: str
+    offset: int
+    sizes: tuple
+    mask_sizes: tuple | None
+    crc: int
+
+    @property
+    def nbytes(self) -> int:
+        return sum(self.sizes) + sum(self.mask_sizes or ())
+
+
+class PartSink:
+    """Where encoding tasks put their tiles: back in the result (``directory``
+    None), or into part files in ``directory``.
+
+    Its dask token is the same whatever the directory: the job, and so a
+    resumable write's identity, does not depend on where the parts go.
+    """
+
+    def __init__(self) -> None:
+        self.directory: str | None = None
+
+    def __dask_tokenize__(self):
+        return ("PartSink",)
+
+    def __getstate__(self):
+        return {"directory": self.directory}
+
+    def __setstate__(self, state):
+        self.directory = state["directory"]
+
+    def use(self, beside: str) -> str:
+        """Make a new hidden parts directory beside ``beside`` (a file path) and
+        send the tiles there from now on; returns the directory."""
+        directory, name = os.path.split(os.path.abspath(beside))
+        self.directory = tempfile.mkdtemp(prefix=f".{name}.parts-", dir=directory)
+        return self.directory
+
+    def remove(self) -> None:
+        """Remove the parts directory (once its tiles are in the output)."""
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+    def __call__(self, tiles):
+        """``tiles`` as they are, or with their bytes in this thread's part file."""
+        if self.directory is None:
+            return tiles
+        chunks = [*tiles.data, *(tiles.mask or ())]
+        crc = 0
+        for chunk in chunks:
+            crc = zlib.crc32(chunk, crc)
+        path = os.path.join(self.directory, f"{socket.gethostname()}-{os.getpid()}-"
+                                            f"{threading.get_ident()}.part")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            offset = os.fstat(fd).st_size  # (one thread appends to this file)
+            data = b"".join(chunks)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        ref = PartRef(path, offset, tuple(map(len, tiles.data)),
+                      None if tiles.mask is None else tuple(map(len, tiles.mask)), crc)
+        return replace(tiles, data=None, mask=None, part=ref)
+
+
+def copy_range(source_path: str, offset: int, size: int, target) -> None:
+    """Write ``size`` bytes at ``offset`` of ``source_path`` at the position of
+    the open file ``target`` (not opened for appending), in the kernel where the
+    platform can."""
+    target.flush()
+    fd = os.open(source_path, os.O_RDONLY)
+    try:
+        out = target.fileno()
+        done = 0
+        if hasattr(os, "copy_file_range"):
+            try:
+                while done < size:
+                    copied = os.copy_file_range(fd, out, size - done, offset + done)
+                    if copied == 0:
+                        raise OSError(f"part file {source_path!r} ended {size - done} "
+                                      "bytes early")
+                    done += copied
+                return
+            except OSError as err:
+                if done or getattr(err, "errno", None) not in _NO_KERNEL_COPY:
+                    raise
+        with open(fd, "rb", closefd=False) as source:
+            source.seek(offset)
+            while done < size:
+                piece = source.read(min(8 * 2**20, size - done))
+                if not piece:
+                    raise OSError(f"part file {source_path!r} ended {size - done} bytes early")
+                target.write(piece)
+                done += len(piece)
+            target.flush()
+    finally:
+        os.close(fd)
+
+
+#: errno values for which copy_file_range is not possible between two files
+#: (other file systems, not supported): copied through a buffer instead.
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EPERM}
