@@ -40,8 +40,8 @@ OUT = os.path.join(HERE, "out")
 RESULTS = os.path.join(HERE, "RESULTS.md")
 
 #: Back ends of the main table, in the order they run and are shown.
-BACKENDS = ("serial", "serial-nt2", "rio-mucho", "threads", "processes", "distributed",
-            "shim")
+BACKENDS = ("serial", "serial-nt2", "rio-mucho", "threads", "processes", "processes-cold",
+            "distributed", "shim")
 #: Back ends without riomucho_dask: "speed-up vs best anchor" divides by the fastest of them.
 ANCHORS = ("serial", "serial-nt2", "rio-mucho")
 #: GDAL's NUM_THREADS creation option of the ``serial-nt2`` output.
@@ -58,6 +58,7 @@ RUNS_ON = {
     "rio-mucho-sync": "this process",
     "rio-mucho": "WORKERS forked processes",
     "processes": "WORKERS processes (from a fork server)",
+    "processes-cold": "WORKERS processes, started by the write",
     "distributed": "WORKERS worker processes",
     "shim": "this process, WORKERS threads",
 }
@@ -89,7 +90,9 @@ DESCRIPTIONS = {
     "rio-mucho": "riomucho.RioMucho(...).run(WORKERS), rio-mucho 1.0.0 (multiprocessing.Pool)",
     "threads": 'rmd.to_raster(rmd.map_windows(...), scheduler="threads"), num_workers=WORKERS',
     "processes": 'rmd.to_raster(rmd.map_windows(...), scheduler="processes"), '
-    "num_workers=WORKERS",
+    "num_workers=WORKERS, the session's pool already started",
+    "processes-cold": "the same, the first write of a session (its wall time includes "
+    "starting the pool)",
     "distributed": "rmd.to_raster(..., scheduler=Client(LocalCluster(n_workers=WORKERS, "
     "threads_per_worker=1)))",
     "shim": "riomucho_dask.RioMucho(...).run(WORKERS): WORKERS threads (its default)",
@@ -415,6 +418,15 @@ def child_main(spec: dict) -> dict:
         result["cpu"] = _cpu_seconds() - cpu
         return result
 
+    if backend == "processes":  # the session's pool, started (as the cluster is) first
+        import dask
+
+        from riomucho_dask.execute.engine import process_pool
+
+        started = time.perf_counter()
+        with dask.config.set(num_workers=workers):
+            list(process_pool().map(abs, range(4 * workers)))
+        result["startup"] = time.perf_counter() - started
     if backend == "serial-nt2":
         profile["num_threads"] = SERIAL_NT2_THREADS
     cpu = _cpu_seconds()
@@ -426,8 +438,8 @@ def child_main(spec: dict) -> dict:
 
         processes = 1 if backend == "rio-mucho-sync" else workers
         riomucho.RioMucho(inputs, output, func, options=dict(profile)).run(processes)
-    elif backend in ("threads", "processes"):
-        _run_lazy(func, inputs, output, profile, backend, workers, options)
+    elif backend in ("threads", "processes", "processes-cold"):
+        _run_lazy(func, inputs, output, profile, backend.split("-")[0], workers, options)
     elif backend in ("shim", "shim-sync"):
         import riomucho_dask
 
@@ -1082,7 +1094,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(overhead)
 
-    startups = [t for (b, _), c in cells.items() if b == "distributed" for t in c.startups]
+    startups = {name: [t for (b, _), c in cells.items() if b == name for t in c.startups]
+                for name in ("distributed", "processes")}
     report = render_results(args, info, table, overhead, windows, startups, cells,
                             load_before, load_after, elapsed, backends, anchors, overlap, cog)
     with open(args.results, "w") as f:
@@ -1156,16 +1169,23 @@ def render_results(args, info, table, overhead, windows, startups, cells, load_b
         "Each column is its own peak over the samples, so client + workers may exceed the "
         "total peak."
     )
-    if startups:
+    if startups.get("distributed"):
         notes.append(
             f"`distributed`: starting the LocalCluster ({args.workers} worker processes) took "
-            f"{statistics.median(startups):.1f} s (median), not included in its wall time."
+            f"{statistics.median(startups['distributed']):.1f} s (median), not included in "
+            "its wall time."
+        )
+    if startups.get("processes"):
+        notes.append(
+            f"`processes`: the session's process pool (kept between writes, "
+            f"`riomucho_dask.keep-pool`) is started first, as the cluster is: "
+            f"{statistics.median(startups['processes']):.1f} s (median), not in its wall "
+            "time. `processes-cold` is the same write as the first of a session: its wall "
+            "time includes starting the pool (from a fork server that imports numpy, "
+            "rasterio and dask once)."
         )
     notes.append(
-        "`rio-mucho` and `processes` include starting their worker processes in the "
-        "wall time (rio-mucho forks; riomucho_dask starts them from a fork server, which "
-        "imports numpy, rasterio and dask once per session: about 0.9 s for the first pool, "
-        "0.01 s for the next ones)."
+        "`rio-mucho` includes starting its worker processes (it forks) in the wall time."
     )
     notes.append(
         "`serial` and `rio-mucho` compress the output on their one writing thread "
