@@ -186,11 +186,12 @@ class Report:
     def __str__(self) -> str:
         names = ", ".join(os.path.basename(str(p)) for p in self.paths)
         plural = "s" if len(self.workers) != 1 else ""
-        head = f"{'worker':<40}" + "".join(f"{LABELS[s][:9]:>10}" for s in STAGES)
+        head = f"{'worker':<40}" + "".join(f"{s:>10}" for s in STAGES)
         lines = [
             f"{names}: {self.wall:.2f} s on {self.scheduler}, {len(self.workers)} worker{plural},"
             f" {self.windows} windows in {self.tasks} tasks",
-            f"seconds of each worker's {self.wall:.2f} s ('other': scheduling, transfer, idle)",
+            f"seconds of each worker's {self.wall:.2f} s: read, run function, encode, wait for "
+            "the writer, other (scheduling, transfer, idle)",
             head + f"{'other':>10}{'windows':>9}",
         ]
         for worker in sorted(self.workers):

@@ -377,7 +377,7 @@ def test_run_report(invoke, pair, tmp_path):
     assert result.stdout == f"{tmp_path / 'a.tif'}\n"  # the report goes to stderr
     assert "a.tif: " in result.stderr and "on sync, 1 worker, 20 windows in 20 tasks" \
         in result.stderr
-    assert "run funct" in result.stderr and "finishing" in result.stderr
+    assert "run function" in result.stderr and "finishing" in result.stderr
 
 
 @pytest.mark.parametrize("value, expected", [

@@ -51,7 +51,7 @@ def test_report_accounts_for_the_time(raster, tmp_path, scheduler, compress, cap
         assert report.wall * 0.9 <= busy <= report.wall * 1.1
     assert report.client.get("finish", 0.0) > 0
     shown = capsys.readouterr().out
-    assert "out.tif" in shown and "run funct" in shown and "windows" in shown
+    assert "out.tif" in shown and "run function" in shown and "windows" in shown
 
 
 def test_compute_report_holds_every_path(raster, tmp_path, local_scheduler):
