@@ -1,26 +1,23 @@
-"""The store target: blocks from any scheduler, one writer thread, atomic output.
+"""The store target: blocks from any scheduler, one writer thread.
 
 Every write goes through one :class:`RasterStore`.  Blocks arrive from
 dask's worker threads (``store[bands, rows, cols] = block``, as
 ``da.store`` calls it) or from the thread that streams results back from
 worker processes (:meth:`RasterStore.put`).  They wait in a queue bounded
-in bytes, drained by one writer thread that owns the output: workers never
-wait on compression, and wait on the queue only when the writer is behind.
-A new output is written to a hidden temporary file beside the target and
-moved into place only when every block is in; an output on object storage
-is written in local scratch space and uploaded when complete.
+in bytes, drained by one writer thread that alone calls the
+:class:`~riomucho_dask.write.writer.Writer` (a GDAL dataset, or encoded
+tiles placed by :class:`~riomucho_dask.write.tiled.TiledWriter`): workers
+never wait on compression, and wait on the queue only when the writer is
+behind.  The bytes go to an :class:`~riomucho_dask.write.output.OutputFile`
+(temporary files, moved into place or uploaded when complete).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import errno
 import os
-import shutil
-import tempfile
 import threading
-import weakref
 from collections import deque
 from typing import Any
 
@@ -29,48 +26,17 @@ from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
 from .. import config, gdal_options, timings
-from ..errors import NoSpaceError, SchedulerError, StoreClosedError
-from ..paths import is_remote
+from ..errors import SchedulerError, StoreClosedError
 from ..progress import BlockProgress
 from ..windows import slices_to_window
-from . import remote
 from .encode import Encoding
 from .journal import Journal
+from .output import OutputFile
 from .parts import PartSink
 from .tiled import TiledWriter
-from .writer import GDALWriter
+from .writer import GDALWriter, Writer
 
 __all__ = ["RasterStore"]
-
-#: A write error with less room than this left on the device is a full disk.
-NO_SPACE_MARGIN = 2**20
-
-
-def _remove_all(paths: list[str]) -> None:
-    for path in paths:
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
-
-
-def _umask() -> int:
-    """This process's umask, read without changing it where Linux tells it."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0)  # elsewhere: set and restore, once, at import
-    os.umask(mask)
-    return mask
-
-
-#: Permissions of new outputs, as a plain ``open`` would give them.
-UMASK = _umask()
-
 
 def _again(err: BaseException) -> BaseException:
     """A copy of ``err`` to raise in one more thread (its traceback its own)."""
@@ -137,16 +103,17 @@ class RasterStore:
         self.path = path.name if dataset is not None else os.fspath(path)
         self.profile = profile
         self._owns = dataset is None
-        self._remote = self._owns and is_remote(self.path)
-        self._target = self.path if self._remote else os.path.abspath(self.path)
+        #: Where the bytes go (None when writing into an open dataset).
+        self.output = OutputFile(self.path, profile) if self._owns else None
         self._finished: str | None = None
-        self._temporaries: list[str] = []
-        self._cleanup = None
         self.encoding = encoding if dataset is None else None
         self._resumable = journal is not None
-        self._parts = parts if self.encoding is not None else None
+        self._writer: Writer
         if self.encoding is not None:
-            self._writer = TiledWriter(profile, self.encoding, self._temporary, journal)
+            self._writer = TiledWriter(profile, self.encoding, self.output.temporary, journal,
+                                       sink=parts)
+            if parts is not None:
+                self.output.also_remove(parts)
         else:
             self._writer = GDALWriter(profile, self._temporary, dataset=dataset)
         self._writer.on_finish = self._close_progress
@@ -179,29 +146,13 @@ class RasterStore:
 
     # -- before computing ---------------------------------------------------------
     def prepare(self, scheduler: str, client: Any = None) -> bool:
-        """Called once the scheduler is known, before anything is computed: for
-        an output of encoded tiles computed on other processes (``"processes"``,
-        or ``"distributed"`` when every worker sees the directory), the workers
-        write their tiles into part files beside the output (or its spool, for
-        object storage) rather than sending them back.  Returns whether they do.
-        """
-        if self._parts is None or scheduler not in ("processes", "distributed"):
+        """Called once the scheduler is known, before anything is computed: the
+        writer may have the workers write (part files, see
+        :meth:`~riomucho_dask.write.writer.Writer.from_workers`).  Returns whether
+        they do."""
+        if self.output is None:
             return False
-        beside = os.path.join(remote.scratch_dir(), os.path.basename(self.path.rstrip("/"))) \
-            if self._remote else self._target
-        try:
-            directory = self._parts.use(beside)
-        except OSError:
-            return False  # (an unwritable place: GDAL's own error comes with the output)
-        if client is not None:
-            try:
-                seen = client.run(os.path.isdir, directory)
-            except Exception:
-                seen = {}
-            if not seen or not all(seen.values()):  # workers elsewhere: tiles come back
-                self._parts.remove()
-                return False
-        return True
+        return self._writer.from_workers(scheduler, client, self.output.beside)
 
     # -- receiving blocks (any thread) ----------------------------------------
     def __setitem__(self, key: tuple[slice, ...], block: np.ndarray) -> None:
@@ -269,56 +220,16 @@ class RasterStore:
                             self._progress.update()
         except BaseException as err:  # handed to the producers and to commit
             with self._cond:
-                self._error = self._explain(err)
+                self._error = self.explain(err)
                 self._queue.clear()
                 self._queued = 0
                 self._thread = None
                 self._cond.notify_all()
 
     def explain(self, err: BaseException) -> BaseException:
-        """``err`` (raised while computing, maybe on a worker), or the
-        :class:`NoSpaceError` it means."""
-        return self._explain(err)
-
-    def _explain(self, err: BaseException) -> BaseException:
-        """``err``, or a :class:`NoSpaceError` saying so when the disk is full.
-
-        GDAL reports a full disk as "Write failed", the cause only on stderr:
-        a write error with (almost) no room left on the device is taken as one.
-        """
-        if not isinstance(err, Exception) or isinstance(err, NoSpaceError):
-            return err
-        if self._temporaries:
-            directory = os.path.dirname(self._temporaries[0])
-        elif self._parts is not None and self._parts.directory is not None:
-            directory = os.path.dirname(self._parts.directory)  # (the workers' part files)
-        else:
-            return err
-        try:
-            free = shutil.disk_usage(directory).free
-        except OSError:
-            return err
-        chain, cause = [], err
-        while cause is not None and len(chain) < 10:
-            chain.append(cause)
-            cause = cause.__cause__ or cause.__context__
-        enospc = any(getattr(e, "errno", None) == errno.ENOSPC for e in chain)
-        if not enospc and free >= NO_SPACE_MARGIN:
-            return err
-        profile = self.profile
-        needed = (int(profile["count"]) * int(profile["height"]) * int(profile["width"])
-                  * np.dtype(profile["dtype"]).itemsize)
-        cog = str(profile.get("driver", "")).upper() == "COG"
-        if cog:
-            needed *= 2  # the tiled intermediate, then the COG
-        explained = NoSpaceError(
-            f"no space left on the device of {directory!r} while writing {self.path!r}: "
-            f"{free / 2**20:.1f} MB free, and the output needs up to about "
-            f"{needed / 2**20:.1f} MB (its uncompressed size{', twice for a COG' if cog else ''}"
-            "; compressed, less)"
-        )
-        explained.__cause__ = err
-        return explained
+        """``err`` (raised while computing, maybe on a worker, or by the writer),
+        or the :class:`~riomucho_dask.errors.NoSpaceError` it means."""
+        return self.output.explain(err) if self.output is not None else err
 
     def _stop(self, *, drop: bool) -> None:
         with self._cond:
@@ -333,18 +244,7 @@ class RasterStore:
 
     # -- ending ---------------------------------------------------------------
     def _temporary(self) -> str:
-        if self._remote:  # written in scratch space, uploaded when complete
-            directory, name = remote.scratch_dir(), self.path.rstrip("/").rsplit("/", 1)[-1]
-        else:
-            directory, name = os.path.split(self._target)
-        fd, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
-        os.close(fd)
-        self._temporaries.append(path)
-        if self._cleanup is None:
-            # Remove temporary files if the store is dropped without commit
-            # (a compute=False graph that failed, an interrupted kernel).
-            self._cleanup = weakref.finalize(self, _remove_all, self._temporaries)
-        return path
+        return self.output.temporary()
 
     def finish(self) -> None:
         """Wait for every queued block and finish the file (a COG gets its
@@ -360,7 +260,7 @@ class RasterStore:
                 try:
                     self._finished = self._writer.close()
                 except Exception as err:
-                    raise self._explain(err) from err
+                    raise self.explain(err) from err
         except BaseException:
             self._closed = True
             self._abort_files()
@@ -372,13 +272,9 @@ class RasterStore:
         if self._closed or not self._stopping:
             raise StoreClosedError(f"{self.path!r} is closed or not finished")
         try:
-            finished = self._finished
-            if finished is not None and self._remote:
+            if self._finished is not None:
                 with self._lock, gdal_options.env(self._gdal_env):
-                    remote.upload(finished, self.path)
-            elif finished is not None:
-                os.chmod(finished, 0o666 & ~UMASK)
-                os.replace(finished, self._target)
+                    self.output.publish(self._finished)
         except BaseException:
             self._abort_files()
             raise
@@ -386,9 +282,7 @@ class RasterStore:
             self._closed = True
             self._close_progress()
         self._remove_temporaries()
-        discard = getattr(self._writer, "discard", None)
-        if discard is not None:
-            discard()
+        self._writer.discard()
         return self.path
 
     def commit(self) -> str:
@@ -416,11 +310,8 @@ class RasterStore:
                 self._remove_temporaries()
 
     def _remove_temporaries(self) -> None:
-        _remove_all(self._temporaries)
-        if self._parts is not None:
-            self._parts.remove()
-        if self._cleanup is not None:
-            self._cleanup.detach()
+        if self.output is not None:
+            self.output.remove_temporaries()
 
     def _close_progress(self, then: str | None = None) -> None:
         if self._progress is not None:

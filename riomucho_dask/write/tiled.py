@@ -31,7 +31,7 @@ from ..errors import ProfileError, StoreError
 from . import tiff
 from .encode import Encoding, Tiles
 from .journal import Entry, Journal
-from .parts import copy_range
+from .parts import PartSink, copy_range
 
 __all__ = ["TiledWriter"]
 
@@ -94,14 +94,18 @@ class TiledWriter:
         Spool the tiles in the journal's file and journal each chunk once
         its bytes are written; start from the chunks it already holds
         (``to_raster(..., resume=True)``).
+    sink : PartSink, optional
+        The sink of the graph's encoding tasks: where :meth:`from_workers`
+        may send the workers' tiles (part files).
     """
 
     def __init__(self, profile: dict, encoding: Encoding, temporary: Callable[[], str],
-                 journal: Journal | None = None):
+                 journal: Journal | None = None, sink: PartSink | None = None):
         self._profile = profile
         self._encoding = encoding
         self._temporary = temporary
         self._journal = journal
+        self._sink = sink
         shapes = encoding.shapes(int(profile["height"]), int(profile["width"]))
         self._levels = [_Level(h, w, encoding.block, encoding.planes) for h, w in shapes]
         self._path: str | None = None
@@ -112,6 +116,26 @@ class TiledWriter:
             self._masked |= entry.mask_sizes is not None
         #: Called with a message before a long finishing step (the COG layout).
         self.on_finish: Callable[[str], None] | None = None
+
+    def from_workers(self, scheduler: str, client: Any, beside: str) -> bool:
+        """On other processes (``"processes"``, or ``"distributed"`` when every
+        worker sees the directory), the encoding tasks append their tiles to
+        part files beside ``beside`` and send back only where they are."""
+        if self._sink is None or scheduler not in ("processes", "distributed"):
+            return False
+        try:
+            directory = self._sink.use(beside)
+        except OSError:
+            return False  # (an unwritable place: the output's own error says so)
+        if client is not None:
+            try:
+                seen = client.run(os.path.isdir, directory)
+            except Exception:
+                seen = {}
+            if not seen or not all(seen.values()):  # workers elsewhere: tiles come back
+                self._sink.remove()
+                return False
+        return True
 
     def _start(self) -> str:
         # The file is opened for each append only: a writer dropped at any

@@ -11,7 +11,7 @@ on the workers (tiled GeoTIFFs and COGs with the codecs it knows).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import rasterio
@@ -24,7 +24,19 @@ __all__ = ["Writer", "GDALWriter"]
 
 
 class Writer(Protocol):
-    """Receives every block once, from one thread at a time."""
+    """Receives every block once, from one thread at a time.
+
+    The store calls :meth:`from_workers` once before anything is computed,
+    :meth:`write` for each block, then :meth:`close` (and, once the output
+    is in place, :meth:`discard`), or :meth:`abort` on any failure.
+    """
+
+    #: Called with a message before a long finishing step (a COG's layout).
+    on_finish: Callable[[str], None] | None
+
+    def from_workers(self, scheduler: str, client: Any, beside: str) -> bool:
+        """Whether the workers write this output's bytes themselves (into part
+        files beside ``beside``) on ``scheduler``; set up so if they can."""
 
     def write(self, block: np.ndarray, window: Window) -> None:
         """Place ``block`` (``(count, h, w)``, maybe masked) at ``window``."""
@@ -35,6 +47,9 @@ class Writer(Protocol):
 
     def abort(self) -> None:
         """Drop what was written; idempotent."""
+
+    def discard(self) -> None:
+        """The output is in place: drop what was kept to resume it."""
 
 
 class GDALWriter:
@@ -70,6 +85,13 @@ class GDALWriter:
         self._unmasked: list[Window] = []
         #: Called with a message before a long finishing step (the COG pass).
         self.on_finish: Callable[[str], None] | None = None
+
+    def from_workers(self, scheduler: str, client: Any, beside: str) -> bool:
+        """Never: one GDAL dataset, in this process, takes every block."""
+        return False
+
+    def discard(self) -> None:
+        """Nothing is kept to resume a GDAL dataset's write."""
 
     def _open(self) -> DatasetWriter:
         if self._dataset is None:

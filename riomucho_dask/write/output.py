@@ -1,0 +1,149 @@
+"""The output file a store feeds: temporary files, publishing, a full disk said so.
+
+An :class:`OutputFile` is where the bytes go, apart from how blocks arrive
+(the store's queue and writer thread).  A new output is written to hidden
+temporary files beside the target (in scratch space for object storage) and
+moved into place (or uploaded) only when complete, with the permissions a
+plain ``open`` would give it; on abort they are removed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+import weakref
+from typing import Any
+
+import numpy as np
+
+from ..errors import NoSpaceError
+from ..paths import is_remote
+from . import remote
+
+__all__ = ["OutputFile", "UMASK"]
+
+#: A write error with less room than this left on the device is a full disk.
+NO_SPACE_MARGIN = 2**20
+
+
+def _remove_all(paths: list[str]) -> None:
+    for path in paths:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it where Linux tells it."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0)  # elsewhere: set and restore, once, at import
+    os.umask(mask)
+    return mask
+
+
+#: Permissions of new outputs, as a plain ``open`` would give them.
+UMASK = _umask()
+
+
+class OutputFile:
+    """The file (or object) at ``path``, written through temporary files.
+
+    Parameters
+    ----------
+    path : str
+        The target: a local path, or an object-storage path or URL.
+    profile : dict
+        The output's profile (for the size a full disk needed).
+    """
+
+    def __init__(self, path: str, profile: dict):
+        self.path = path
+        self.profile = profile
+        self.remote = is_remote(path)
+        self.target = path if self.remote else os.path.abspath(path)
+        self._temporaries: list[str] = []
+        self._directories: list[Any] = []  # part sinks to remove with the temporaries
+        self._cleanup = None
+
+    @property
+    def beside(self) -> str:
+        """A path in the directory temporary files go to, named after the output."""
+        if self.remote:
+            return os.path.join(remote.scratch_dir(), self.path.rstrip("/").rsplit("/", 1)[-1])
+        return self.target
+
+    def temporary(self) -> str:
+        """A new, empty temporary file beside the target (or in scratch space)."""
+        directory, name = os.path.split(self.beside)
+        fd, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
+        os.close(fd)
+        self._temporaries.append(path)
+        if self._cleanup is None:
+            # Remove temporary files if the output is dropped unfinished (a
+            # compute=False graph that failed, an interrupted kernel).
+            self._cleanup = weakref.finalize(self, _remove_all, self._temporaries)
+        return path
+
+    def also_remove(self, sink: Any) -> None:
+        """Remove ``sink`` (with a ``remove()``: workers' part files) with the
+        temporary files."""
+        self._directories.append(sink)
+
+    def publish(self, finished: str) -> None:
+        """Move the finished file into place, or upload it."""
+        if self.remote:
+            remote.upload(finished, self.path)
+        else:
+            os.chmod(finished, 0o666 & ~UMASK)
+            os.replace(finished, self.target)
+
+    def remove_temporaries(self) -> None:
+        _remove_all(self._temporaries)
+        for sink in self._directories:
+            sink.remove()
+        if self._cleanup is not None:
+            self._cleanup.detach()
+
+    def explain(self, err: BaseException) -> BaseException:
+        """``err``, or a :class:`NoSpaceError` saying so when the disk is full.
+
+        GDAL reports a full disk as "Write failed", the cause only on stderr:
+        a write error with (almost) no room left on the device is taken as one.
+        """
+        if not isinstance(err, Exception) or isinstance(err, NoSpaceError):
+            return err
+        directory = os.path.dirname(self._temporaries[0] if self._temporaries else self.beside)
+        try:
+            free = shutil.disk_usage(directory).free
+        except OSError:
+            return err
+        chain, cause = [], err
+        while cause is not None and len(chain) < 10:
+            chain.append(cause)
+            cause = cause.__cause__ or cause.__context__
+        enospc = any(getattr(e, "errno", None) == errno.ENOSPC for e in chain)
+        if not enospc and (free >= NO_SPACE_MARGIN or not self._temporaries):
+            return err
+        profile = self.profile
+        needed = (int(profile["count"]) * int(profile["height"]) * int(profile["width"])
+                  * np.dtype(profile["dtype"]).itemsize)
+        cog = str(profile.get("driver", "")).upper() == "COG"
+        if cog:
+            needed *= 2  # the tiled intermediate, then the COG
+        explained = NoSpaceError(
+            f"no space left on the device of {directory!r} while writing {self.path!r}: "
+            f"{free / 2**20:.1f} MB free, and the output needs up to about "
+            f"{needed / 2**20:.1f} MB (its uncompressed size{', twice for a COG' if cog else ''}"
+            "; compressed, less)"
+        )
+        explained.__cause__ = err
+        return explained
