@@ -329,6 +329,7 @@ def _run_processes(writes: Sequence[Write]) -> dict:
 
     callbacks = [*Callback.active, (None, None, None, posttask, None)]
     pool = process_pool()
+    done = False
     try:
         # Not fused again: the block keys must stay visible to the callback.
         tables = dask.multiprocessing.get(graph, list(sinks), optimize_graph=False,
@@ -339,9 +340,9 @@ def _run_processes(writes: Sequence[Write]) -> dict:
         if pool is not None:  # what ran after each process's last sink
             for table in [pool.submit(_harvest_late) for _ in range(_pool_workers(pool))]:
                 timings.merge(collected, table.result())
+        done = True
         return collected
     except BrokenProcessPool as err:
-        _discard_pool(pool)
         raise SchedulerError(
             "a worker process died (killed, out of memory, or os._exit in the run "
             "function); the process pool cannot recover: run on a dask.distributed "
@@ -349,11 +350,10 @@ def _run_processes(writes: Sequence[Write]) -> dict:
         ) from err
     except WindowError as err:
         reraise(err)
-    except BaseException:
-        _discard_pool(pool)  # (its processes may still run the failed graph's tasks)
-        raise
     finally:
-        if pool is not None and not config.get("keep-pool"):
+        # A failed graph's tasks may still run in the pool's processes: the pool
+        # goes with them (waiting for them), and the next write starts another.
+        if pool is not None and (not done or not config.get("keep-pool")):
             _discard_pool(pool)
 
 
