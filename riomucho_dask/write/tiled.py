@@ -217,25 +217,31 @@ class TiledWriter:
     def close(self) -> str | None:
         self._start()
         self._check_complete()
-        if self._masked:  # levels without masked pixels: the all-valid tile
-            for level in self._levels:
-                if level.mask_sizes is None:
-                    level.mask_offsets = np.zeros(level.sizes.shape[1:], "int64")
-                    level.mask_sizes = np.full(level.sizes.shape[1:], -1, "int64")
         ifds, valid = self._ifds()
-        if self._masked:
+        if self._fill_masks(valid):
             with open(self._path, "ab") as spool:
                 spool.write(valid)
-            for level in self._levels:
-                missing = level.mask_sizes < 0
-                level.mask_offsets[missing] = self._end
-                level.mask_sizes[missing] = len(valid)
-            self._end += len(valid)
         if self._encoding.cog:
             if self.on_finish is not None:
                 self.on_finish("laying out the Cloud Optimized GeoTIFF")
             return self._close_cog(ifds)
         return self._close_gtiff(ifds)
+
+    def _fill_masks(self, valid: bytes) -> bool:
+        """Point the mask tiles never written (levels or chunks without masked
+        pixels) at one all-valid tile ``valid``, placed at the end of the tiles;
+        whether it is needed (the output has a mask)."""
+        if not self._masked:
+            return False
+        for level in self._levels:
+            if level.mask_sizes is None:
+                level.mask_offsets = np.zeros(level.sizes.shape[1:], "int64")
+                level.mask_sizes = np.full(level.sizes.shape[1:], -1, "int64")
+            missing = level.mask_sizes < 0
+            level.mask_offsets[missing] = self._end
+            level.mask_sizes[missing] = len(valid)
+        self._end += len(valid)
+        return True
 
     def _big(self, size: int) -> bool:
         choice = self._encoding.bigtiff
@@ -254,6 +260,17 @@ class TiledWriter:
         tags[tiff.TILE_BYTE_COUNTS] = tiff.Entry.of(sizes.ravel(), kind)
 
     def _close_gtiff(self, ifds: list[dict]) -> str:
+        header, at, tail = self._gtiff_tail(ifds)
+        with open(self._path, "r+b") as out:
+            out.seek(at)
+            out.write(tail)
+            out.seek(0)
+            out.write(header)
+        return self._path
+
+    def _gtiff_tail(self, ifds: list[dict]) -> tuple[bytes, int, bytes]:
+        """(the header, where the IFDs go, the IFDs) of a tiled GeoTIFF whose
+        tiles end at ``self._end``: the IFDs after them, on an even offset."""
         images, masks = ifds[:1], ifds[1:]
         at = self._end + (self._end & 1)
         level = self._levels[0]
@@ -261,23 +278,40 @@ class TiledWriter:
         self._tile_entries(images[0], level.offsets, level.sizes, big)
         if masks:
             self._tile_entries(masks[0], level.mask_offsets, level.mask_sizes, big)
-        with open(self._path, "r+b") as out:
-            out.seek(at)
-            position = at
-            for n, tags in enumerate(images + masks):
-                size = tiff.ifd_size(tags, big)
-                last = n == len(images + masks) - 1
-                out.write(tiff.ifd_bytes(tags, position, big, 0 if last else position + size))
-                position += size
-            out.seek(0)
-            out.write(tiff.header(big, at))
-        return self._path
+        out, position = [], at
+        for n, tags in enumerate(images + masks):
+            size = tiff.ifd_size(tags, big)
+            last = n == len(images + masks) - 1
+            out.append(tiff.ifd_bytes(tags, position, big, 0 if last else position + size))
+            position += size
+        return tiff.header(big, at), at, b"".join(out)
 
     def _close_cog(self, ifds: list[dict]) -> str:
+        head, order = self._cog_head(ifds, self._end)
+        spooled = []
+        for n, index, mask in order:
+            level = self._levels[n]
+            if mask:
+                spooled.append((int(level.mask_offsets[index[1:]]),
+                                int(level.mask_sizes[index[1:]])))
+            else:
+                spooled.append((int(level.offsets[index]), int(level.sizes[index])))
+        path = self._temporary()
+        with open(self._path, "rb") as spool, _open_new(path) as out:
+            out.write(head)
+            _copy_tiles(spool, out, spooled)
+        if self._journal is None:  # (a resumable spool goes once the COG is in place)
+            os.remove(self._path)
+        return path
+
+    def _cog_head(self, ifds: list[dict], data: int) -> tuple[bytes, list]:
+        """(everything before the tiles: header, GDAL's structural metadata and
+        every IFD; the tiles in file order as ``(level, index, is_mask)``) of a
+        COG whose tiles take ``data`` bytes (without leaders and trailers)."""
         ghost = structural_metadata(self._masked)
         levels = self._levels
         tiles = sum(level.sizes.size * (2 if self._masked else 1) for level in levels)
-        data = self._end + 8 * tiles  # with leaders and trailers
+        data += 8 * tiles  # with leaders and trailers
         big = self._big(data + 4096 + sum(tiff.ifd_size(t, False) for t in ifds) + 16 * tiles)
         head = tiff.HEADER_SIZE[big] + len(ghost)
         head += head & 1
@@ -300,13 +334,13 @@ class TiledWriter:
             for index in np.ndindex(level.sizes.shape):
                 size = int(level.sizes[index])
                 image_at[index] = position + 4
-                order.append((int(level.offsets[index]), size))
+                order.append((n, index, False))
                 position += size + 8
                 if mask_at is not None:
                     r, c = index[1:]
                     size = int(level.mask_sizes[r, c])
                     mask_at[r, c] = position + 4
-                    order.append((int(level.mask_offsets[r, c]), size))
+                    order.append((n, index, True))
                     position += size + 8
         final_pairs = [(f, lvl.sizes) for (f, _), lvl in zip(final, levels)]
         if self._masked:
@@ -317,19 +351,12 @@ class TiledWriter:
             n = len(levels)
             ifds = [ifds[k] for k in [0, n, *range(1, n), *range(n + 1, 2 * n)]]
             sizes_of = [tiff.ifd_size(tags, big) for tags in ifds]
-        path = self._temporary()
-        with open(self._path, "rb") as spool, _open_new(path) as out:
-            out.write(tiff.header(big, head))
-            out.write(ghost.ljust(head - tiff.HEADER_SIZE[big], b"\0"))
-            at = head
-            for n, tags in enumerate(ifds):
-                out.write(tiff.ifd_bytes(tags, at, big, 0 if n == len(ifds) - 1
-                                         else at + sizes_of[n]))
-                at += sizes_of[n]
-            _copy_tiles(spool, out, order)
-        if self._journal is None:  # (a resumable spool goes once the COG is in place)
-            os.remove(self._path)
-        return path
+        out, at = [tiff.header(big, head), ghost.ljust(head - tiff.HEADER_SIZE[big], b"\0")], head
+        for n, tags in enumerate(ifds):
+            out.append(tiff.ifd_bytes(tags, at, big, 0 if n == len(ifds) - 1
+                                      else at + sizes_of[n]))
+            at += sizes_of[n]
+        return b"".join(out), order
 
     def abort(self) -> None:
         """Nothing is held open but the journal; the store removes the temporary files
