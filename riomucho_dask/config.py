@@ -23,6 +23,12 @@ key                    default                     what it sets
                                                    before their upload
 ``keep-pool``          True                        the ``processes`` scheduler's worker pool is
                                                    kept for the next write of the session
+``upload-parts``       True                        on a cluster, outputs on S3 uploaded from the
+                                                   workers as parts of one multipart upload
+                                                   (False: written in scratch space, then
+                                                   uploaded from the client)
+``part-bytes``         16 MiB                      the least size of those parts (never below
+                                                   the store's minimum, 5 MiB on S3)
 =====================  ==========================  ===============================================
 """
 
@@ -42,6 +48,8 @@ DEFAULTS: dict[str, Any] = {
     "encode-tiles": True,
     "scratch": None,
     "keep-pool": True,
+    "upload-parts": True,
+    "part-bytes": 16 * 2**20,
 }
 
 

@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 __all__ = ["STAGES", "CLIENT_STAGES", "Report", "timed", "harvest", "worker_label"]
 
 #: Stages timed in the tasks, in report order.
-STAGES = ("read", "run", "encode", "wait")
+STAGES = ("read", "run", "encode", "wait", "upload")
 #: Stages timed in the process that writes.
 CLIENT_STAGES = ("receive", "queue", "write", "finish")
 #: What each stage is, for the report.
 LABELS = {
     "read": "reading", "run": "run function", "encode": "encoding", "wait": "waiting for writer",
+    "upload": "uploading parts",
     "receive": "receiving blocks", "queue": "waiting for the writer", "write": "writing",
     "finish": "finishing",
 }
@@ -191,7 +192,7 @@ class Report:
             f"{names}: {self.wall:.2f} s on {self.scheduler}, {len(self.workers)} worker{plural},"
             f" {self.windows} windows in {self.tasks} tasks",
             f"seconds of each worker's {self.wall:.2f} s: read, run function, encode, wait for "
-            "the writer, other (scheduling, transfer, idle)",
+            "the writer, upload (parts of an S3 output), other (scheduling, transfer, idle)",
             head + f"{'other':>10}{'windows':>9}",
         ]
         for worker in sorted(self.workers):

@@ -419,12 +419,28 @@ def process_pool():
     return pool
 
 
+def _remote_result(outs: list):
+    """The function to run where a block was computed, when every store the
+    block goes to takes only its result (the block stays on the worker)."""
+    kept = {getattr(store, "remote_result", None) for store, _ in outs}
+    return kept.pop() if len(kept) == 1 else None
+
+
 def _run_distributed(writes: Sequence[Write], client) -> None:
     from distributed import as_completed
 
     targets = _targets(writes)
     futures = client.get(_graph(writes, list(targets)), list(targets), sync=False)
-    pending = dict(zip(futures, targets.values()))
+    # future to gather -> (stores and windows, the block's future when it stays
+    # on its worker and only a small result of it travels here)
+    pending: dict = {}
+    for future, outs in zip(futures, targets.values()):
+        remote = _remote_result(outs)
+        if remote is None:
+            pending[future] = (outs, None)
+        else:
+            small = client.submit(remote, future, key=f"{remote.__name__}-{future.key}")
+            pending[small] = (outs, future)
     del futures
     ready: list = []
     try:
@@ -438,10 +454,15 @@ def _run_distributed(writes: Sequence[Write], client) -> None:
                 except WindowError as err:
                     reraise(err)
                 for future, block in zip(some, blocks):
-                    for store, window in pending.pop(future):
-                        store.put(block, window)
+                    outs, kept = pending.pop(future)
+                    for store, window in outs:
+                        if kept is None:
+                            store.put(block, window)
+                        else:
+                            store.put_remote(block, kept)
                     future.release()
                 del blocks
     except BaseException:
-        client.cancel(list(pending))
+        client.cancel([f for small, (_, kept) in pending.items()
+                       for f in (small, kept) if f is not None])
         raise

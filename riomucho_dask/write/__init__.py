@@ -173,7 +173,7 @@ def to_raster(
         total = sum(len(places) for _, places in pairs) - len(journal.entries if skip else ())
     store = RasterStore(path, out_profile, lock=lock if lock not in (None, True) else None,
                         progress=progress, total=total, encoding=encoding, journal=journal,
-                        parts=sink)
+                        parts=sink, masked=isinstance(array._meta, np.ma.MaskedArray))
     write = array_write(store, array) if encoding is None else tiles_write(store, arrays, skip)
     if not compute:
         return RasterWrite(write)

@@ -29,8 +29,10 @@ from .. import config, gdal_options, timings
 from ..errors import SchedulerError, StoreClosedError
 from ..progress import BlockProgress
 from ..windows import slices_to_window
+from . import upload
 from .encode import Encoding
 from .journal import Journal
+from .multipart import describe
 from .output import OutputFile
 from .parts import PartSink
 from .tiled import TiledWriter
@@ -85,6 +87,8 @@ class RasterStore:
         With ``encoding``: the sink of the graph's encoding tasks, which
         :meth:`prepare` may point at part files the workers write
         (:mod:`riomucho_dask.write.parts`).
+    masked : bool, optional
+        The blocks may be masked arrays (the array's meta is one).
 
     Examples
     --------
@@ -98,7 +102,8 @@ class RasterStore:
 
     def __init__(self, path: str | DatasetWriter, profile: dict, *, lock: Any = None,
                  progress: bool = False, total: int = 0, encoding: Encoding | None = None,
-                 journal: Journal | None = None, parts: PartSink | None = None):
+                 journal: Journal | None = None, parts: PartSink | None = None,
+                 masked: bool = False):
         dataset = path if isinstance(path, DatasetWriter) else None
         self.path = path.name if dataset is not None else os.fspath(path)
         self.profile = profile
@@ -108,6 +113,7 @@ class RasterStore:
         self._finished: str | None = None
         self.encoding = encoding if dataset is None else None
         self._resumable = journal is not None
+        self._maybe_masked = masked
         self._writer: Writer
         if self.encoding is not None:
             self._writer = TiledWriter(profile, self.encoding, self.output.temporary, journal,
@@ -128,6 +134,9 @@ class RasterStore:
         self._closed = False
         self._error: BaseException | None = None
         self.written = 0
+        #: On a cluster, run on each block where it was computed; only its result
+        #: travels here (:meth:`put_remote`); None: blocks travel whole.
+        self.remote_result: Any = None
         self._progress = (
             BlockProgress(total, label=os.path.basename(self.path)) if progress else None
         )
@@ -148,10 +157,21 @@ class RasterStore:
     def prepare(self, scheduler: str, client: Any = None) -> bool:
         """Called once the scheduler is known, before anything is computed: the
         writer may have the workers write (part files, see
-        :meth:`~riomucho_dask.write.writer.Writer.from_workers`).  Returns whether
-        they do."""
+        :meth:`~riomucho_dask.write.writer.Writer.from_workers`), or, for an
+        output on S3 computed on a cluster, upload its parts
+        (:mod:`riomucho_dask.write.upload`).  Returns whether they do."""
         if self.output is None:
             return False
+        if (self.output.remote and self.encoding is not None and not self._resumable
+                and scheduler == "distributed" and config.get("upload-parts")):
+            with gdal_options.env(self._gdal_env):
+                writer = upload.for_output(self.path, self.profile, self.encoding,
+                                           self._gdal_env, client, self._maybe_masked)
+            if writer is not None:
+                writer.on_finish = self._close_progress
+                self._writer = writer
+                self.remote_result = describe
+                return True
         return self._writer.from_workers(scheduler, client, self.output.beside)
 
     # -- receiving blocks (any thread) ----------------------------------------
@@ -187,6 +207,12 @@ class RasterStore:
                                                  name=f"riomucho-writer-{self.path}")
                 self._thread.start()
             self._cond.notify_all()
+
+    def put_remote(self, result: Any, future: Any) -> None:
+        """Queue a block still on a cluster worker (``future``), from what
+        :attr:`remote_result` made of it there."""
+        result.part.future = future
+        self.put(result, None)
 
     def _check(self, window: Window) -> None:
         if self._error is not None:
@@ -272,9 +298,10 @@ class RasterStore:
         if self._closed or not self._stopping:
             raise StoreClosedError(f"{self.path!r} is closed or not finished")
         try:
-            if self._finished is not None:
-                with self._lock, gdal_options.env(self._gdal_env):
+            with self._lock, gdal_options.env(self._gdal_env):
+                if self._finished is not None:
                     self.output.publish(self._finished)
+                self._writer.publish()
         except BaseException:
             self._abort_files()
             raise

@@ -364,6 +364,9 @@ class TiledWriter:
         if self._journal is not None:
             self._journal.close()
 
+    def publish(self) -> None:
+        """Nothing: the finished file is moved into place by the store."""
+
     def discard(self) -> None:
         """The output is in place: a resumable write's spool and journal go."""
         if self._journal is not None:

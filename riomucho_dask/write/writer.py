@@ -27,8 +27,9 @@ class Writer(Protocol):
     """Receives every block once, from one thread at a time.
 
     The store calls :meth:`from_workers` once before anything is computed,
-    :meth:`write` for each block, then :meth:`close` (and, once the output
-    is in place, :meth:`discard`), or :meth:`abort` on any failure.
+    :meth:`write` for each block, then :meth:`close`, :meth:`publish` (and,
+    once the output is in place, :meth:`discard`), or :meth:`abort` on any
+    failure.
     """
 
     #: Called with a message before a long finishing step (a COG's layout).
@@ -44,6 +45,10 @@ class Writer(Protocol):
     def close(self) -> str | None:
         """Finish the file; return the path of the finished file (None when
         writing into a dataset owned by the caller)."""
+
+    def publish(self) -> None:
+        """Make the output appear where finishing it left no file to move into
+        place (complete a multipart upload)."""
 
     def abort(self) -> None:
         """Drop what was written; idempotent."""
@@ -92,6 +97,9 @@ class GDALWriter:
 
     def discard(self) -> None:
         """Nothing is kept to resume a GDAL dataset's write."""
+
+    def publish(self) -> None:
+        """Nothing: the finished file is moved into place by the store."""
 
     def _open(self) -> DatasetWriter:
         if self._dataset is None:

@@ -1,0 +1,287 @@
+"""Outputs on object storage uploaded from the workers, as parts of one upload.
+
+On a ``dask.distributed`` cluster, an output on S3 (a tiled GeoTIFF or a
+COG encoded in the tasks) is not written in the client's scratch space:
+
+- each encoding task keeps its tiles in its worker's memory; only their
+  sizes travel to the client (:func:`~riomucho_dask.write.multipart.describe`);
+- as the tiles that come next in the file arrive, the client groups them
+  into parts of at least ``riomucho_dask.part-bytes`` (never less than the
+  store's minimum, 5 MiB on S3) and a task on a worker fetches them from
+  the workers that hold them and uploads the part;
+- at the end the client lays out the header (the TIFF header and IFDs: the
+  tiles' offsets), a worker uploads it with the tiles held for part 1,
+  and the client completes the upload.  On any failure it is aborted: no
+  object, an object already at the key untouched.
+
+GDAL numbers parts 1 ... n in file order, so a part can only be uploaded
+once every byte before it in the file is known.  A tiled GeoTIFF's tiles
+go in arrival order (its IFDs say where each is), so parts leave as soon as
+they are full.  A COG's order is fixed (GDAL's layout, bit for bit the same
+as a local COG): the full resolution's parts leave row of tiles by row of
+tiles; the header and the overview levels, which come first in the file but
+are known last, make part 1, uploaded at the end (the overview tiles, about
+a third of the full resolution's size, wait in the workers' memory until
+then; distributed spills them to the workers' disks if it must).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from dask.base import tokenize
+
+from .. import config
+from ..errors import StoreError
+from . import multipart, tiff
+from .encode import Encoding, Tiles
+from .journal import Entry
+from .tiled import TiledWriter
+
+__all__ = ["MultipartWriter", "for_output"]
+
+#: The largest part 1 (header and overview levels) a COG may have: S3's
+#: largest part is 5 GiB.
+LARGEST_PART = 5 * 2**30
+
+
+def for_output(path: str, profile: dict, encoding: Encoding, env: Any, client: Any,
+               masked: bool = False) -> MultipartWriter | None:
+    """A :class:`MultipartWriter` uploading to ``path`` from ``client``'s
+    workers, its upload started; None where it cannot be (another file system,
+    a GDAL without the multipart API, a COG whose overviews would not fit in
+    one part, or that may need an internal mask: ``masked`` blocks and no
+    nodata)."""
+    if encoding.cog:
+        if masked and encoding.nodata is None:
+            return None
+        shapes = encoding.shapes(int(profile["height"]), int(profile["width"]))
+        size = np.dtype(encoding.dtype).itemsize * encoding.count
+        if sum(h * w * size for h, w in shapes[1:]) > LARGEST_PART * 0.9:
+            return None
+    upload = multipart.start(path, env)
+    if upload is None:
+        return None
+    return MultipartWriter(profile, encoding, upload, client)
+
+
+class _Run:
+    """Tiles that come one after the other in the file, to go into one part."""
+
+    def __init__(self) -> None:
+        self.pieces: list[tuple[Tiles, bool, int, int]] = []
+        self.nbytes = 0
+
+    def add(self, tiles: Tiles, is_mask: bool, first: int, stop: int, nbytes: int) -> None:
+        if stop > first:
+            self.pieces.append((tiles, is_mask, first, stop))
+            self.nbytes += nbytes
+
+    def extend(self, other: _Run) -> None:
+        self.pieces += other.pieces
+        self.nbytes += other.nbytes
+
+
+def _unavailable() -> str:
+    raise StoreError("an output uploaded from the workers makes no temporary file")
+
+
+class MultipartWriter(TiledWriter):
+    """Places encoded tiles held by cluster workers into parts of one multipart
+    upload (see the module).
+
+    Parameters
+    ----------
+    profile : dict
+        The output's profile.
+    encoding : Encoding
+        How the tiles were encoded (a tiled GeoTIFF or a COG).
+    upload : multipart.Upload
+        The upload, started.
+    client : distributed.Client
+        Whose workers hold the tiles and upload the parts.
+    """
+
+    def __init__(self, profile: dict, encoding: Encoding, upload: multipart.Upload,
+                 client: Any):
+        super().__init__(profile, encoding, _unavailable)
+        self._upload = upload
+        self._client = client
+        self._cog = encoding.cog
+        levels = self._levels
+        tiles = sum(level.sizes.size for level in levels)
+        raw = sum(level.height * level.width for level in levels) * encoding.count \
+            * np.dtype(encoding.dtype).itemsize
+        # parts of at least the store's minimum, few enough for its count
+        self._part_bytes = max(int(config.get("part-bytes")), upload.min_part,
+                               math.ceil((raw * 1.1 + 8 * tiles) / (upload.max_parts - 2)))
+        self._next = 2  # part 1 (the header, and what comes first) is uploaded last
+        self._first: _Run | None = None  # the tiles of part 1, held until the end
+        self._run = _Run()  # tiles in file order, not yet in a part
+        self._parts: dict[int, Any] = {}  # number -> future of (number, id, size)
+        self._done: list[tuple[int, str, int]] = []
+        self._aborted = False
+        self._token = tokenize(upload.path, upload.upload_id)
+        self._end = 0 if self._cog else tiff.HEADER_SIZE[True]
+        self._data = 0  # tile bytes (without leaders and trailers)
+        # COG: chunks by level, and tile columns arrived in each full-resolution row
+        self._chunks: list[dict[tuple[int, int], Tiles]] = [{} for _ in levels]
+        self._arrived = np.zeros(levels[0].sizes.shape[1], "int64")
+        self._cursor = 0  # the next full-resolution tile row to go into a part
+
+    def from_workers(self, scheduler: str, client: Any, beside: str) -> bool:
+        return True
+
+    # -- tiles arriving (their sizes; the bytes stay on the workers) -----------
+    def write(self, tiles: Tiles, window: Any = None) -> None:
+        if not isinstance(tiles, Tiles) or not isinstance(tiles.part, multipart.Remote):
+            raise StoreError(f"this output takes tiles held by the workers, not "
+                             f"{type(tiles).__name__} (window {window!r})")
+        self._check_parts()
+        remote = tiles.part
+        if self._cog and remote.mask_sizes is not None:
+            raise StoreError(
+                "a COG uploaded from the workers got masked pixels and has no nodata: its "
+                "mask tiles would have to be in parts already uploaded.  Give the output a "
+                "nodata, or set riomucho_dask.upload-parts to False (written in scratch "
+                "space, then uploaded)")
+        entry = Entry(tiles.level, tiles.row, tiles.col, tiles.rows, tiles.cols, self._end,
+                      remote.sizes, remote.mask_sizes, 0)
+        self._levels[tiles.level].place(entry)
+        self._data += entry.end - entry.start
+        if not self._cog:  # tiles in arrival order: they go next
+            self._end = entry.end
+            self._masked |= remote.mask_sizes is not None
+            self._run.add(tiles, False, 0, len(remote.sizes), sum(remote.sizes))
+            if remote.mask_sizes is not None:
+                self._run.add(tiles, True, 0, len(remote.mask_sizes), sum(remote.mask_sizes))
+            self._flush()
+            return
+        self._chunks[tiles.level][tiles.row, tiles.col] = tiles
+        if tiles.level == 0:
+            self._arrived[tiles.row:tiles.row + tiles.rows] += tiles.cols
+            self._advance()
+
+    def _row_pieces(self, level: int, row: int, into: _Run) -> None:
+        """Add tile row ``row`` of ``level`` (all its chunks arrived) to ``into``."""
+        held = self._chunks[level]
+        covering = sorted((col, tiles) for (first, col), tiles in held.items()
+                          if first <= row < first + tiles.rows)
+        for _, tiles in covering:
+            start = (row - tiles.row) * tiles.cols
+            sizes = tiles.part.sizes[start:start + tiles.cols]
+            into.add(tiles, False, start, start + tiles.cols, sum(sizes) + 8 * len(sizes))
+
+    def _advance(self) -> None:
+        """Move every full-resolution tile row now complete, in order, into parts."""
+        level = self._levels[0]
+        width = level.sizes.shape[2]
+        rows = len(self._arrived)
+        while self._cursor < rows and self._arrived[self._cursor] == width:
+            self._row_pieces(0, self._cursor, self._run)
+            self._cursor += 1
+            held = self._chunks[0]
+            for place in [p for p, t in held.items() if t.row + t.rows <= self._cursor]:
+                del held[place]  # (its last row is in a run: the run holds it now)
+            self._flush()
+
+    def _flush(self) -> None:
+        """The run in a part once it is large enough (the first one held for part 1)."""
+        if self._run.nbytes < self._part_bytes or self._next >= self._upload.max_parts:
+            return
+        if self._first is None:
+            self._first = self._run
+        else:
+            self._submit(self._run, self._next)
+            self._next += 1
+        self._run = _Run()
+
+    def _submit(self, run: _Run, number: int, head: bytes = b"", tail: bytes = b"") -> None:
+        index: dict[int, int] = {}
+        chunks, pieces = [], []
+        for tiles, is_mask, first, stop in run.pieces:
+            if id(tiles) not in index:
+                index[id(tiles)] = len(chunks)
+                chunks.append(tiles.part.future)
+            pieces.append((index[id(tiles)], is_mask, first, stop))
+        self._parts[number] = self._client.submit(
+            multipart.upload_part, self._upload, number, head, chunks, pieces, tail,
+            self._cog, key=f"upload-part-{number}-{self._token}", priority=10)
+
+    def _check_parts(self) -> None:
+        """Raise the first failure of a part uploaded so far."""
+        for number, future in list(self._parts.items()):
+            if future.status == "error":
+                future.result()  # (raises the worker's error)
+            if future.status == "finished":
+                self._done.append(future.result())
+                del self._parts[number]
+
+    # -- finishing ------------------------------------------------------------
+    def close(self) -> None:
+        self._check_complete()
+        ifds, valid = self._ifds()
+        if self._cog:
+            if self.on_finish is not None:
+                self.on_finish("uploading the Cloud Optimized GeoTIFF's header and overviews")
+            head, _ = self._cog_head(ifds, self._data)
+            first = _Run()
+            for level in range(len(self._levels) - 1, 0, -1):
+                for row in range(self._levels[level].sizes.shape[1]):
+                    self._row_pieces(level, row, first)
+            head_tail = (head, b"")
+        else:
+            extra = valid if self._fill_masks(valid) else b""
+            end = self._end
+            header, at, ifds_bytes = self._gtiff_tail(ifds)
+            head_tail = (header.ljust(tiff.HEADER_SIZE[True], b"\0"),
+                         extra + b"\0" * (at - end) + ifds_bytes)
+            first = _Run()
+        if self._first is not None:
+            first.extend(self._first)
+            self._submit(first, 1, head=head_tail[0])
+            self._submit(self._run, self._next, tail=head_tail[1])
+        else:  # everything in one part
+            first.extend(self._run)
+            self._submit(first, 1, head=head_tail[0], tail=head_tail[1])
+        self._run, self._first = _Run(), None
+        self._chunks = [{} for _ in self._levels]
+        self._done += self._client.gather(list(self._parts.values()))
+        self._parts.clear()
+        self._done.sort()
+        numbers = [number for number, _, _ in self._done]
+        if numbers != list(range(1, len(numbers) + 1)):
+            raise StoreError(f"the parts uploaded are not numbered 1 to n: {numbers}")
+        return None
+
+    def publish(self) -> None:
+        """Complete the upload: the object appears."""
+        self._upload.complete([etag for _, etag, _ in self._done],
+                              sum(size for _, _, size in self._done))
+
+    def abort(self) -> None:
+        """Wait for the parts under way (their tiles are computed) and abort
+        the upload (no object; one already at the key untouched); idempotent."""
+        if self._aborted:
+            return
+        self._aborted = True
+        futures = list(self._parts.values())
+        self._parts.clear()
+        self._run, self._first = _Run(), None
+        self._chunks = [{} for _ in self._levels]
+        try:
+            if futures:  # (parts under way finish first: none lands after the abort)
+                from distributed import wait
+
+                with self._client.as_current():
+                    wait(futures, timeout=120)
+        except Exception:  # (a timeout: abort anyway)
+            pass
+        finally:
+            self._upload.abort()
+
+    def discard(self) -> None:
+        """Nothing is kept to resume an upload from the workers."""
+
