@@ -306,3 +306,9 @@ def sleeps(data, window, ij, g):
 
     time.sleep(g["sleep"])
     return data[0][:1].astype("float32")
+
+
+def masks_high(data, window, ij, g):
+    """Band 1, masked where it is above ``g["above"]`` (0.5 without)."""
+    band = data[0][:1]
+    return np.ma.masked_where(band > g.get("above", 0.5), band)

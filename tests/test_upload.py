@@ -1,0 +1,187 @@
+"""Outputs on S3 uploaded from a cluster's workers, as parts of one multipart upload."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import dask
+import numpy as np
+import pytest
+import rasterio
+from rio_cogeo.cogeo import cog_validate
+
+import riomucho_dask as rmd
+from riomucho_dask.errors import RunFunctionError
+from riomucho_dask.write import multipart
+
+from . import runfuncs
+from .conftest import assert_same_raster, make_raster, serial_reference
+
+MiB = 2**20
+COG = {"driver": "COG", "blocksize": 256, "compress": "deflate", "predictor": 3}
+GTIFF = {"tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
+
+
+@pytest.fixture(scope="module")
+def noise(tmp_path_factory):
+    """A 2048 x 2048 float32 field with noise: about 14 MB once compressed, so
+    several 5 MiB parts."""
+    path = tmp_path_factory.mktemp("upload") / "noise.tif"
+    return make_raster(path, count=1, height=2048, width=2048, dtype="float32", block=256)[0]
+
+
+@pytest.fixture
+def small_parts(small_disk):
+    """Parts of S3's least size, and scratch space too small for any output."""
+    with dask.config.set({"riomucho_dask.scratch": str(small_disk),
+                          "riomucho_dask.part-bytes": 5 * MiB}):
+        yield small_disk
+
+
+@pytest.fixture
+def received(cluster_client, monkeypatch):
+    """Bytes the client received from the cluster (results gathered), pickled."""
+    counted = []
+    gather = cluster_client.gather
+
+    def spy(futures, *args, **kwargs):
+        results = gather(futures, *args, **kwargs)
+        counted.append(len(pickle.dumps(results)))
+        return results
+
+    monkeypatch.setattr(cluster_client, "gather", spy)
+    return counted
+
+
+@pytest.fixture
+def no_upload_here(monkeypatch):
+    """Parts uploaded in this process (the client) fail: the workers upload them."""
+    def refuse(self, number, data):
+        raise AssertionError(f"part {number} uploaded by the client")
+
+    monkeypatch.setattr(multipart.Upload, "add", refuse)
+
+
+def _parts(s3, key) -> int:
+    """How many parts the object was uploaded in (its ETag's suffix)."""
+    etag = s3.client.head_object(Bucket=s3.bucket, Key=key)["ETag"].strip('"')
+    return int(etag.rsplit("-", 1)[1]) if "-" in etag else 1
+
+
+def open_bytes(path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _open_uploads(s3) -> list:
+    return s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", [])
+
+
+def test_cog_uploaded_from_the_workers(noise, s3, tmp_path, cluster_client, small_parts,
+                                       received, no_upload_here):
+    out = rmd.map_windows(runfuncs.passthrough, [noise])
+    with s3.env():
+        report = rmd.to_raster(out, f"s3://{s3.bucket}/out.tif", like=noise,
+                               scheduler=cluster_client, report=True, **COG)
+    got = s3.get("out.tif", tmp_path / "got.tif")
+    # the same bytes as a COG written here on threads (GDAL's layout, overviews included)
+    local = rmd.to_raster(out, tmp_path / "local.tif", like=noise, scheduler="threads", **COG)
+    assert open_bytes(got) == open_bytes(local)
+    valid, errors, _ = cog_validate(got)
+    assert valid and not errors
+    with rasterio.open(got) as written, rasterio.open(noise) as source:
+        assert np.array_equal(written.read(), source.read())
+        assert written.overviews(1) == [2, 4, 8]
+    size = os.path.getsize(got)
+    assert _parts(s3, "out.tif") >= 3
+    assert sum(received) < 0.01 * size  # no tile through the client
+    assert report.total("upload") > 0
+    assert os.listdir(small_parts) == [] and _open_uploads(s3) == []
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_gtiff_uploaded_from_the_workers(noise, s3, tmp_path, cluster_client, small_parts,
+                                         received, no_upload_here, masked):
+    run = runfuncs.masks_high if masked else runfuncs.passthrough
+    out = rmd.map_windows(run, [noise])
+    with s3.env():
+        rmd.to_raster(out, f"s3://{s3.bucket}/out.tif", like=noise, scheduler=cluster_client,
+                      **GTIFF)
+    got = s3.get("out.tif", tmp_path / "got.tif")
+    if masked:  # an internal mask, as written here on threads
+        local = rmd.to_raster(out, tmp_path / "local.tif", like=noise, scheduler="threads",
+                              **GTIFF)
+        with rasterio.open(got) as written, rasterio.open(local) as want:
+            assert np.array_equal(written.read_masks(1), want.read_masks(1))
+            assert (written.read_masks(1) == 0).any()
+            assert np.array_equal(written.read(), want.read())
+    else:
+        reference = serial_reference(run, [noise], tmp_path / "ref.tif", profile=GTIFF)
+        assert_same_raster(got, reference)
+    assert _parts(s3, "out.tif") >= 2
+    assert sum(received) < 0.01 * os.path.getsize(got)
+    assert os.listdir(small_parts) == [] and _open_uploads(s3) == []
+
+
+@pytest.mark.parametrize("options", [COG, GTIFF], ids=["COG", "GTiff"])
+def test_failure_aborts_the_upload(noise, s3, tmp_path, cluster_client, small_parts, options):
+    s3.client.put_object(Bucket=s3.bucket, Key="kept.tif", Body=b"an object already there")
+    bad = rmd.map_windows(runfuncs.fails_on_one, [noise], global_args={"bad_ij": (7, 7)})
+    with s3.env():
+        for key in ("kept.tif", "new.tif"):
+            with pytest.raises(RunFunctionError):
+                rmd.to_raster(bad, f"s3://{s3.bucket}/{key}", like=noise,
+                              scheduler=cluster_client, **options)
+    assert s3.keys() == ["kept.tif"]
+    body = s3.client.get_object(Bucket=s3.bucket, Key="kept.tif")["Body"].read()
+    assert body == b"an object already there"
+    assert _open_uploads(s3) == []  # every multipart upload aborted
+    assert os.listdir(small_parts) == []
+
+
+def test_masked_cog_without_nodata_goes_through_scratch(raster, s3, tmp_path, cluster_client):
+    """A COG whose internal mask is not known before its tiles are (masked blocks,
+    no nodata) is written in scratch space and uploaded whole, as before."""
+    import dask.array as da
+
+    path, data = raster(count=1, height=300, width=200, dtype="float32")
+    arr = da.ma.masked_greater(rmd.open_raster(path), 0.5)
+    assert isinstance(arr._meta, np.ma.MaskedArray)
+    with s3.env():
+        rmd.to_raster(arr, f"s3://{s3.bucket}/a.tif", like=path, scheduler=cluster_client,
+                      driver="COG", blocksize=64)
+    got = s3.get("a.tif", tmp_path / "a.tif")
+    assert cog_validate(got)[0]
+    with rasterio.open(got) as written:
+        assert np.array_equal(written.read_masks(1) == 0, data[0] > 0.5)
+    assert _parts(s3, "a.tif") == 1  # (GDAL's upload of the finished file: small, one part)
+
+
+def test_processes_and_threads_keep_the_scratch_route(noise, s3, tmp_path):
+    """Only a cluster uploads from its workers: elsewhere the output is written in
+    scratch space and uploaded by GDAL, as before."""
+    out = rmd.map_windows(runfuncs.passthrough, [noise])
+    with s3.env(), dask.config.set({"riomucho_dask.part-bytes": 5 * MiB}):
+        rmd.to_raster(out, f"s3://{s3.bucket}/t.tif", like=noise, scheduler="threads",
+                      **GTIFF)
+    reference = serial_reference(runfuncs.passthrough, [noise], tmp_path / "ref.tif",
+                                 profile=GTIFF)
+    assert_same_raster(s3.get("t.tif", tmp_path / "t.tif"), reference)
+
+
+def test_masked_blocks_unforeseen_in_a_cog_are_a_clear_error(noise, s3, cluster_client):
+    """Masked blocks from a plain array (the run function masks), no nodata: the COG's
+    mask tiles would belong in parts already uploaded.  A StoreError says what to do,
+    and the upload is aborted."""
+    from riomucho_dask.errors import StoreError
+
+    out = rmd.map_windows(runfuncs.masks_high, [noise])
+    with s3.env(), pytest.raises(StoreError, match="nodata"):
+        rmd.to_raster(out, f"s3://{s3.bucket}/m.tif", like=noise, scheduler=cluster_client,
+                      **COG)
+    assert s3.keys() == [] and _open_uploads(s3) == []
+    with s3.env(), dask.config.set({"riomucho_dask.upload-parts": False}):
+        rmd.to_raster(out, f"s3://{s3.bucket}/m.tif", like=noise, scheduler=cluster_client,
+                      **COG)
+    assert s3.keys() == ["m.tif"]
