@@ -49,6 +49,11 @@ class InputNotFoundError(RioMuchoDaskError, OSError):
     """An input raster does not exist or cannot be opened."""
 
 
+class InputReadError(RioMuchoDaskError, OSError):
+    """Reading an input failed (a truncated or corrupt file, a lost connection):
+    the message names the input, the window and GDAL's own words."""
+
+
 class InputMismatchError(InputError):
     """Inputs do not line up: height/width, transform or CRS differ."""
 

@@ -20,6 +20,7 @@ keeps shared keys.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -408,14 +409,16 @@ def process_pool():
     context.set_forkserver_preload(PRELOAD)
     workers = dask.config.get("num_workers", None) or multiprocessing.cpu_count()
     kept = _pool.get("pool")
-    if kept is not None and _pool.get("workers") == workers and not getattr(
-            kept, "_broken", False):
+    # (a pool started before sys.path grew, by the CLI loading a module file or
+    # a notebook's sys.path.append, would not find the modules now importable)
+    if kept is not None and _pool.get("workers") == workers and _pool.get(
+            "path") == tuple(sys.path) and not getattr(kept, "_broken", False):
         return kept
     if kept is not None:
         _discard_pool(kept)
     pool = ProcessPoolExecutor(workers, mp_context=context)
     if config.get("keep-pool"):
-        _pool.update(pool=pool, workers=workers)
+        _pool.update(pool=pool, workers=workers, path=tuple(sys.path))
     return pool
 
 

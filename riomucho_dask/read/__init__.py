@@ -60,8 +60,12 @@ def raster_info(path: str | os.PathLike) -> RasterInfo:
         When the file does not exist or GDAL cannot open it.
     """
     path = os.fspath(path)
-    if not is_remote(path) and not os.path.exists(path):
-        raise InputNotFoundError(f"input {path!r} does not exist")
+    if not is_remote(path):
+        if not os.path.exists(path):
+            raise InputNotFoundError(f"input {path!r} does not exist")
+        # absolute in the graph: workers elsewhere (a remote cluster's) may run
+        # in another directory
+        path = os.path.abspath(path)
     with handles.open_dataset(path) as src:
         dtypes = set(src.dtypes)
         dtype = np.result_type(*dtypes).name if len(dtypes) > 1 else src.dtypes[0]

@@ -29,11 +29,13 @@ from typing import Any
 
 import numpy as np
 from dask.base import tokenize
+from rasterio._err import CPLE_BaseError
 from rasterio.enums import MaskFlags, Resampling
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from .. import gdal_options, timings
-from ..errors import InputError
+from ..errors import InputError, InputReadError
 from . import handles
 from .grid import Grid, union
 
@@ -227,7 +229,17 @@ class Source:
     def _read_file(self, file: _File, window: Window, indexes, dtype,
                    want_valid: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """``(pixels, valid)`` of one file at a grid window (valid is None unless
-        asked for)."""
+        asked for); a GDAL failure is an :class:`InputReadError` naming the file,
+        the window and GDAL's message."""
+        try:
+            return self._read_file_unchecked(file, window, indexes, dtype, want_valid)
+        except (RasterioError, CPLE_BaseError) as err:
+            raise InputReadError(
+                f"reading {file.path!r} at window {_window_text(window)} failed: "
+                f"{gdal_message(err)}") from err
+
+    def _read_file_unchecked(self, file: _File, window: Window, indexes, dtype,
+                             want_valid: bool) -> tuple[np.ndarray, np.ndarray | None]:
         if not _reaches(file, window):
             data, valid = self._blank(window, indexes, dtype)
             return data, valid if want_valid else None
@@ -261,6 +273,25 @@ class Source:
         if self.on_grid:
             return handles.get_dataset(file.path)
         return handles.get_warped(file.path, self.grid, self.resampling)
+
+
+def _window_text(window: Window) -> str:
+    return (f"(row {int(window.row_off)}, col {int(window.col_off)}, "
+            f"{int(window.height)} x {int(window.width)})")
+
+
+def gdal_message(err: BaseException) -> str:
+    """GDAL's own words for a rasterio error: the first message of its chain
+    that is not rasterio's "see previous exception"."""
+    seen, chain = err, []
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    for cause in reversed(chain):
+        text = str(cause).strip()
+        if text and "See previous exception" not in text:
+            return text
+    return str(err)
 
 
 def _reaches(file: _File, window: Window) -> bool:
