@@ -370,6 +370,9 @@ def mucho(ctx: click.Context, verbose: int) -> None:
 @click.option("-f", "--format", "--driver", "driver", metavar="NAME", default=None,
               help="Output format driver.  Default: from OUTPUT's extension (.tif: GTiff), "
                    "else GTiff.")
+@click.option("--nodata", metavar="NUMBER|nan", default=None,
+              help="The output's nodata.  Default: the first input's (when it fits the "
+                   "output's dtype).")
 @click.option("--grid", "grid", metavar="PATH|first|union|intersection", default=None,
               help="Read every input onto this grid: a raster's, the first input's, or the "
                    "union or intersection of the inputs' footprints.  Default: the inputs "
@@ -399,7 +402,8 @@ def mucho(ctx: click.Context, verbose: int) -> None:
 @click.pass_context
 def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, global_args: Any,
         args: dict, count: int | None, dtype: str | None, workers: int | None, scheduler: str,
-        creation_options: dict, driver: str | None, grid: str | None, resampling: str | None,
+        creation_options: dict, driver: str | None, nodata: str | None, grid: str | None,
+        resampling: str | None,
         masked: bool, progress: bool | None, overlap: int, boundary: Any, resume: bool,
         report: bool, output: str | None, overwrite: bool) -> None:
     """Run MODULE:FUNCTION over the windows of INPUT... and write OUTPUT.
@@ -441,6 +445,8 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
     options = dict(creation_options)
     if driver:
         options["driver"] = driver
+    if nodata is not None:
+        options["nodata"] = nodata
 
     client = None
     try:

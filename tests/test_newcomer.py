@@ -13,6 +13,7 @@ import riomucho_dask as rmd
 from riomucho_dask import cli
 from riomucho_dask.errors import InputReadError
 
+from . import runfuncs
 from .conftest import assert_same_raster, serial_reference
 from .runfuncs import passthrough
 
@@ -83,3 +84,166 @@ def test_a_kept_process_pool_sees_modules_made_importable_later(raster, tmp_path
             assert (got.read() == src.read() // 2).all()
     finally:
         sys.modules.pop("late_module", None)
+
+
+def _cli(*args):
+    return CliRunner().invoke(cli.mucho, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("given, written", [("255", 255), ("-9999", -9999), (" 7 ", 7)])
+def test_nodata_as_a_numeric_string(raster, tmp_path, given, written):
+    path, _ = raster(dtype="int16")
+    out = rmd.to_raster(rmd.open_raster(path), tmp_path / "out.tif", like=path, nodata=given)
+    with rasterio.open(out) as dst:
+        assert dst.nodata == written
+
+
+@pytest.mark.parametrize("given", ["abc", "none", [1]])
+def test_nodata_not_a_number_is_a_profile_error(raster, tmp_path, given):
+    from riomucho_dask.errors import ProfileError
+
+    path, _ = raster()
+    with pytest.raises(ProfileError, match="nodata .* is not a number"):
+        rmd.to_raster(rmd.open_raster(path), tmp_path / "out.tif", like=path, nodata=given)
+    assert not (tmp_path / "out.tif").exists()
+
+
+def test_cli_nodata(raster, tmp_path):
+    path, _ = raster(dtype="int16")
+    for args, nodata in zip((("--nodata", "-5"), ("--co", "nodata=-9999")), (-5, -9999)):
+        out = tmp_path / f"out{nodata}.tif"
+        result = _cli("run", "tests.runfuncs:passthrough", path, out, args[0], args[1])
+        assert result.exit_code == 0, result.output
+        with rasterio.open(out) as dst:
+            assert dst.nodata == nodata
+    result = _cli("run", "tests.runfuncs:passthrough", path, tmp_path / "x.tif",
+                  "--nodata", "abc")
+    assert result.exit_code == 1 and "nodata 'abc' is not a number" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_unknown_driver_and_compression_are_named(raster, tmp_path):
+    from riomucho_dask.errors import ProfileError
+
+    path, _ = raster()
+    arr = rmd.open_raster(path)
+    with pytest.raises(ProfileError, match="unknown driver 'GTiffx'"):
+        rmd.to_raster(arr, tmp_path / "a.tif", like=path, driver="GTiffx")
+    with pytest.raises(ProfileError, match="unknown compression 'defalte' for GTiff.*deflate"):
+        rmd.to_raster(arr, tmp_path / "a.tif", like=path, compress="defalte")
+    with pytest.raises(ProfileError, match="unknown compression 'packbits' for COG"):
+        rmd.to_raster(arr, tmp_path / "a.tif", like=path, driver="COG", compress="packbits")
+    result = _cli("run", "tests.runfuncs:passthrough", path, tmp_path / "b.tif", "-f", "GTiffx")
+    assert result.exit_code == 1 and "unknown driver 'GTiffx'" in result.stderr
+    result = _cli("run", "tests.runfuncs:passthrough", path, tmp_path / "b.tif",
+                  "--co", "compress=defalte")
+    assert result.exit_code == 1 and "unknown compression 'defalte'" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+    written = rmd.to_raster(arr, tmp_path / "c.tif", like=path, compress="DEFLATE")
+    with rasterio.open(written) as dst:
+        assert dst.compression.name == "deflate"
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """A read-only directory: a read-only mount as root, else no write permission."""
+    import subprocess
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    mounted = False
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs",
+                                  str(folder)], capture_output=True).returncode == 0
+    except OSError:
+        pass
+    if not mounted:
+        folder.chmod(0o555)
+    try:
+        yield folder
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(folder)], check=True)
+        else:
+            folder.chmod(0o755)
+
+
+def test_read_only_directory_fails_before_computing(raster, tmp_path, read_only):
+    from riomucho_dask.errors import OutputPathError
+
+    path, _ = raster()
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    out = rmd.map_windows(runfuncs.counted, [path], global_args={"calls": calls},
+                          dtype="float32", count=1)
+    target = read_only / "x.tif"
+    with pytest.raises(OutputPathError) as caught:
+        rmd.to_raster(out, target, like=path)
+    assert str(target) in str(caught.value) and "not writable" in str(caught.value)
+    assert ".part" not in str(caught.value)
+    assert runfuncs.calls_per_window(calls) == {}  # nothing computed
+    result = _cli("run", "tests.runfuncs:passthrough", path, target)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert str(target) in result.stderr and "not writable" in result.stderr
+
+
+def test_resume_of_strips_says_to_tile(raster, tmp_path):
+    from riomucho_dask.errors import ProfileError
+
+    path, _ = raster()
+    with pytest.raises(ProfileError, match="--co tiled=true"):
+        rmd.to_raster(rmd.open_raster(path), tmp_path / "o.tif", like=path, tiled=False,
+                      resume=True)
+    result = _cli("run", "tests.runfuncs:passthrough", path, tmp_path / "o.tif", "--resume",
+                  "--co", "tiled=false")
+    assert result.exit_code == 1 and "--co tiled=true" in result.stderr
+
+
+def test_an_interrupted_resume_that_wrote_nothing_leaves_nothing(raster, tmp_path):
+    from riomucho_dask.errors import RunFunctionError
+
+    path, _ = raster(height=32, width=32)  # one window: it fails, no chunk is journaled
+    bad = rmd.map_windows(runfuncs.fails_on_one, [path], global_args={"bad_ij": (0, 0)})
+    with pytest.raises(RunFunctionError):
+        rmd.to_raster(bad, tmp_path / "o.tif", like=path, resume=True, scheduler="sync",
+                      tiled=True, blockxsize=32, blockysize=32)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+NO_POSIX = """
+import builtins, os, sys
+sys.modules["fcntl"] = None          # (import fcntl fails, as on Windows)
+del os.pread
+real_open = builtins.open
+def no_proc(file, *args, **kwargs):  # (for riomucho_dask; psutil knows its platform)
+    caller = sys._getframe(1).f_globals.get("__name__", "")
+    if str(file).startswith("/proc") and caller.startswith("riomucho_dask"):
+        raise FileNotFoundError(file)
+    return real_open(file, *args, **kwargs)
+builtins.open = no_proc
+import numpy as np, rasterio
+import riomucho_dask as rmd
+from tests.conftest import make_raster
+from tests.runfuncs import passthrough
+src, data = make_raster(sys.argv[1] + "/in.tif", count=1, height=100, width=90)
+out = rmd.map_windows(passthrough, [src])
+for name, options in (("g.tif", dict(tiled=True, blockxsize=32, blockysize=32,
+                                     compress="deflate")),
+                      ("c.tif", dict(driver="COG", blocksize=32, compress="deflate"))):
+    written = rmd.to_raster(out, sys.argv[1] + "/" + name, like=src, resume=True,
+                            scheduler="threads", **options)
+    with rasterio.open(written) as dst:
+        assert (dst.read() == data).all(), name
+print("ok", sorted(os.listdir(sys.argv[1])))
+"""
+
+
+def test_imports_and_writes_without_fcntl_pread_or_proc(tmp_path):
+    """As on Windows (and macOS without /proc): the package imports, writes tiled
+    GeoTIFFs and COGs, and resumable writes still lock."""
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", NO_POSIX, str(tmp_path)],
+                            capture_output=True, text=True, cwd=os.getcwd())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok ['c.tif', 'g.tif', 'in.tif']"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from typing import Any
 
@@ -151,6 +152,7 @@ def to_raster(
             directory = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(directory):
                 raise OutputPathError(f"output directory {directory!r} does not exist")
+            check_directory(path, directory)
         out_profile = build_profile(array, profile, like, creation_options, path)
     if np.dtype(out_profile["dtype"]) != array.dtype:
         array = array.astype(out_profile["dtype"])
@@ -184,6 +186,19 @@ def to_raster(
     return done[0]
 
 
+def check_directory(path: str, directory: str) -> None:
+    """Raise :class:`OutputPathError` naming ``path`` when nothing can be created in
+    ``directory`` (read-only, no permission), before anything is computed."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".riomucho-probe-", dir=directory)
+    except OSError as err:
+        raise OutputPathError(
+            f"output {path!r} cannot be written: {directory!r} is not writable "
+            f"({err.strerror or err})") from err
+    os.close(fd)
+    os.remove(probe)
+
+
 def _journal(path: Any, array: da.Array, profile: dict,
              encoding: encode.Encoding | None) -> Journal:
     """The journal of a resumable write, with what an earlier run of the same
@@ -194,6 +209,10 @@ def _journal(path: Any, array: da.Array, profile: dict,
             f"or a COG with compress one of {sorted(encode.CODECS)} (and, for a COG, "
             "overview_resampling 'nearest' or 'average'), written to a path; "
             f"not {profile.get('driver')!r} with these options"
+            + ("; for a GeoTIFF, pass tiled=True (CLI: --co tiled=true)"
+               if str(profile.get("driver", "")).upper() == "GTIFF"
+               and str(profile.get("tiled", "")).upper() not in ("TRUE", "YES", "1", "ON")
+               else "")
         )
     job = tokenize(array.name, encoding, sorted((k, str(v)) for k, v in profile.items()))
     journal = Journal(path, job)

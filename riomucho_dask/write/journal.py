@@ -18,7 +18,6 @@ the CRC drops any line whose bytes did not reach the disk.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -30,6 +29,25 @@ from dataclasses import dataclass
 from ..errors import OutputPathError
 from ..paths import is_remote
 from . import remote
+
+try:  # (POSIX)
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+try:
+    import msvcrt
+except ImportError:
+    msvcrt = None
+
+
+def _lock_now(fd: int) -> None:
+    """Lock the file ``fd`` for this process, or raise OSError when another holds
+    it (flock on POSIX, msvcrt's byte lock on Windows; the lock goes when the
+    process dies)."""
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    elif msvcrt is not None:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
 
 __all__ = ["Journal", "Entry", "resume_paths"]
 
@@ -206,7 +224,8 @@ class Journal:
         self._synced = time.monotonic()
 
     def close(self, sync: bool = True) -> None:
-        """Make what is written durable, stop appending, let another run in."""
+        """Make what is written durable, stop appending, let another run in.
+        A write that journaled no chunk leaves nothing behind (nothing to resume)."""
         if self._fd is not None:
             try:
                 if sync:
@@ -214,6 +233,8 @@ class Journal:
             finally:
                 os.close(self._fd)
                 self._fd = None
+        if not self.entries and self._held:
+            self._remove(self.log + "-lock")  # (removed while still held)
         self.unlock()
 
     def lock(self) -> None:
@@ -221,7 +242,7 @@ class Journal:
         write in this process, or another process resuming the same job)."""
         fd = os.open(self.log + "-lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock_now(fd)
         except OSError:
             os.close(fd)
             raise OutputPathError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -59,6 +60,80 @@ def output_driver(path: Any, explicit: dict) -> str:
     return "GTiff"
 
 
+def nodata_value(value: Any) -> Any:
+    """A nodata given as a number or a numeric string (as rasterio's ``--nodata``
+    takes it), or None.
+
+    Examples
+    --------
+    >>> nodata_value("255"), nodata_value("-9999.5"), nodata_value(None)
+    (255, -9999.5, None)
+    >>> nodata_value("nan")
+    nan
+    >>> nodata_value("none")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    riomucho_dask.errors.ProfileError: nodata 'none' is not a number...
+    """
+    if value is None or isinstance(value, (int, float, np.number)):
+        return value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            pass
+        else:
+            return int(number) if number.is_integer() and "." not in value else number
+    raise ProfileError(f"nodata {value!r} is not a number (give a number such as 0, -9999 "
+                       "or nan, or leave nodata out)")
+
+
+@functools.cache
+def _compressions(driver: str) -> tuple[str, ...] | None:
+    """The COMPRESS values this GDAL's ``driver`` has (None where unknown)."""
+    import ctypes
+    import re
+
+    import rasterio
+
+    from .remote import _gdal
+
+    lib = _gdal()
+    if lib is None:
+        return None
+    lib.GDALGetDriverByName.restype = ctypes.c_void_p
+    lib.GDALGetDriverByName.argtypes = [ctypes.c_char_p]
+    lib.GDALGetMetadataItem.restype = ctypes.c_char_p
+    lib.GDALGetMetadataItem.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
+    with rasterio.Env():
+        handle = lib.GDALGetDriverByName(driver.encode())
+        text = lib.GDALGetMetadataItem(handle, b"DMD_CREATIONOPTIONLIST", None) \
+            if handle else None
+    found = re.search(r"<Option name='COMPRESS'.*?</Option>", (text or b"").decode(), re.S)
+    if not found:
+        return None
+    return tuple(v.lower() for v in re.findall(r"<Value>([^<]+)</Value>", found.group(0)))
+
+
+def check_driver(driver: str, compress: Any = None) -> str:
+    """``driver`` with GDAL's spelling, raising :class:`ProfileError` for a driver
+    this GDAL does not have, or (GTiff and COG) a compression it does not know."""
+    import rasterio
+
+    with rasterio.Env() as env:
+        known = {name.upper(): name for name in env.drivers()}
+    if driver.upper() not in known:
+        raise ProfileError(f"unknown driver {driver!r}: this GDAL has no driver of that name "
+                           "(GTiff, COG, HFA, ...: see `rio env --formats`)")
+    name = known[driver.upper()]
+    if compress is not None and name.upper() in ("GTIFF", "COG"):
+        names = _compressions(name)
+        if names is not None and str(compress).lower() not in names:
+            raise ProfileError(f"unknown compression {compress!r} for {name}: this GDAL has "
+                               f"{', '.join(names)}")
+    return name
+
+
 def grid_profile(array: da.Array) -> dict:
     """``{"crs", "transform"}`` of the one grid an array's graph reads (from
     ``map_windows`` or ``open_raster``, through any dask work).
@@ -112,6 +187,9 @@ def build_profile(array: da.Array, profile: dict | None, like: Any,
     explicit = {key.lower(): value for key, value in (profile or {}).items()}
     explicit.update((key.lower(), value) for key, value in creation_options.items())
     driver = output_driver(path, explicit)
+    if "nodata" in explicit:
+        explicit["nodata"] = nodata_value(explicit["nodata"])
+    check_driver(driver, explicit.get("compress"))
     if driver.upper() == "VRT":
         raise ProfileError(
             f"a VRT holds no pixels of its own, so {path!r} cannot be written as one: write "

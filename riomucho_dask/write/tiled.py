@@ -392,9 +392,9 @@ def _copy_tiles(spool, out, order: list[tuple[int, int]]) -> None:
     kernel = hasattr(os, "copy_file_range")
     pending: list[bytes] = []
     for offset, size in order:
-        tail = os.pread(source, min(4, size), offset + max(0, size - 4)).rjust(4, b"\0")
+        tail = _pread(source, min(4, size), offset + max(0, size - 4)).rjust(4, b"\0")
         if not kernel:
-            pending += [struct.pack("<I", size), os.pread(source, size, offset), tail]
+            pending += [struct.pack("<I", size), _pread(source, size, offset), tail]
             if sum(map(len, pending)) >= _COPY:
                 os.write(target, b"".join(pending))
                 pending = []
@@ -409,6 +409,14 @@ def _copy_tiles(spool, out, order: list[tuple[int, int]]) -> None:
         _write_all(target, tail)
     if pending:
         _write_all(target, b"".join(pending))
+
+
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    """``size`` bytes at ``offset`` of ``fd`` (``os.pread`` where the platform has it)."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, size)
 
 
 def _write_all(fd: int, data: bytes) -> None:
