@@ -247,3 +247,43 @@ def test_imports_and_writes_without_fcntl_pread_or_proc(tmp_path):
                             capture_output=True, text=True, cwd=os.getcwd())
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok ['c.tif', 'g.tif', 'in.tif']"
+
+
+def test_a_write_computed_again_writes_again(raster, tmp_path, local_scheduler):
+    import dask
+
+    path, _ = raster()
+    target = tmp_path / "out.tif"
+    reference = serial_reference(passthrough, [path], tmp_path / "ref.tif")
+    w1 = rmd.to_raster(rmd.map_windows(passthrough, [path]), target, like=path, compute=False)
+    w2 = rmd.to_raster(rmd.open_raster(path), tmp_path / "b.tif", like=path, compute=False,
+                       tiled=True, blockxsize=32, blockysize=32, compress="deflate")
+    assert rmd.compute(w1, w2, scheduler=local_scheduler) == (str(target),
+                                                               str(tmp_path / "b.tif"))
+    for again in (lambda: dask.compute(w1, w2, scheduler=local_scheduler),
+                  lambda: (w1.compute(scheduler=local_scheduler),
+                           w2.compute(scheduler=local_scheduler)),
+                  lambda: rmd.compute(w1, w2, scheduler=local_scheduler)):
+        os.remove(target)
+        os.remove(tmp_path / "b.tif")
+        again()
+        assert_same_raster(target, reference)
+        assert_same_raster(tmp_path / "b.tif", path)
+
+
+def test_a_failed_write_computed_again_once_fixed(raster, tmp_path):
+    path, _ = raster()
+    calls, stop = tmp_path / "calls", tmp_path / "stop"
+    calls.mkdir()
+    stop.touch()
+    g = {"calls": str(calls), "stop": str(stop), "fail_ij": (1, 1)}
+    out = rmd.map_windows(runfuncs.stops_when_told, [path], global_args=g, count=1,
+                          dtype="float32")
+    write = rmd.to_raster(out, tmp_path / "out.tif", like=path, compute=False)
+    with pytest.raises(rmd.errors.RunFunctionError):
+        write.compute(scheduler="threads")
+    assert not (tmp_path / "out.tif").exists()
+    stop.unlink()
+    assert write.compute(scheduler="threads") == str(tmp_path / "out.tif")
+    with rasterio.open(tmp_path / "out.tif") as got, rasterio.open(path) as src:
+        assert (got.read(1) == src.read(1).astype("float32")).all()

@@ -61,6 +61,13 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     executable, prefix = json.loads(printed)
     assert (executable, prefix) == (sys.executable, sys.prefix), "the kernel is another Python"
     assert list(cwd.iterdir()) == [], "the notebook wrote into its working directory"
+    for index, cell in enumerate(nb.cells[:-1]):  # outputs a reader would find odd
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream" and output.name == "stderr":
+                assert "Warning" not in output.get("text", ""), (path.name, index, output)
+            if output.output_type == "execute_result":
+                shown = output.get("data", {}).get("text/plain", "")
+                assert not shown.lstrip("-").isdigit(), (path.name, index, shown)
 
     if path.name.startswith("01-"):
         # progress=True in a notebook draws an HTML progress bar, updated in place

@@ -96,7 +96,11 @@ def tiles_write(store: Any, arrays: Sequence[da.Array], skip: Any = None) -> Wri
 
 
 def _commit(store, _written) -> str:
-    return store.commit()
+    path = store.commit()
+    renew = getattr(store, "renew", None)
+    if renew is not None and not getattr(store, "resumable", False):
+        renew()  # (ready to be computed again: dask.compute(w) twice writes twice)
+    return path
 
 
 def optimize(dsk, keys, **kwargs):
@@ -246,6 +250,10 @@ def run(writes: Sequence[Write], scheduler: Any = None, *,
         if client is not None:
             client.run(timings.harvest)
     started = time.perf_counter()
+    for write in writes:  # (a write computed again writes again)
+        renew = getattr(write.store, "renew", None)
+        if renew is not None:
+            renew()
     try:
         for write in writes:  # (part files written by the workers, where they can)
             prepare = getattr(write.store, "prepare", None)
@@ -262,6 +270,9 @@ def run(writes: Sequence[Write], scheduler: Any = None, *,
             for write in writes:
                 write.store.finish()
             paths = tuple(write.store.publish() for write in writes)
+        for write in writes:  # (ready to be computed again, by dask.compute too)
+            if hasattr(write.store, "renew") and not getattr(write.store, "resumable", False):
+                write.store.renew()
     except BaseException as err:
         explained = err
         for write in writes:  # (a worker's part file on a full disk: say so)

@@ -104,6 +104,9 @@ class RasterStore:
                  progress: bool = False, total: int = 0, encoding: Encoding | None = None,
                  journal: Journal | None = None, parts: PartSink | None = None,
                  masked: bool = False):
+        self._args = (path, profile, dict(lock=lock, progress=progress, total=total,
+                                          encoding=encoding, journal=journal, parts=parts,
+                                          masked=masked))
         dataset = path if isinstance(path, DatasetWriter) else None
         self.path = path.name if dataset is not None else os.fspath(path)
         self.profile = profile
@@ -154,6 +157,35 @@ class RasterStore:
         )
 
     # -- before computing ---------------------------------------------------------
+    @property
+    def resumable(self) -> bool:
+        """A resumable write (``resume=True``): it runs once."""
+        return self._resumable
+
+    def renew(self) -> None:
+        """Make a store that finished (or was aborted) ready to write its output
+        again: a ``to_raster(..., compute=False)`` write computed a second time
+        writes again.  A no-op on a store not yet closed.
+
+        Raises
+        ------
+        StoreClosedError
+            For a resumable write, which runs once (its graph left out what an
+            earlier run had written): call ``to_raster(..., resume=True)`` again.
+        """
+        with self._cond:
+            if not self._closed:
+                return
+        if self._resumable:
+            raise StoreClosedError(
+                f"the resumable write of {self.path!r} has run: a resumable write runs "
+                "once; call to_raster(..., resume=True) again to resume or write it again")
+        path, profile, kwargs = self._args
+        captured = self._gdal_env  # (the options of when the write was made, not of now)
+        self.__init__(path, profile, **kwargs)
+        self._gdal_env = captured
+
+
     def prepare(self, scheduler: str, client: Any = None) -> bool:
         """Called once the scheduler is known, before anything is computed: the
         writer may have the workers write (part files, see
@@ -218,7 +250,10 @@ class RasterStore:
         if self._error is not None:
             raise _again(self._error) from self._error
         if self._closed or self._stopping:
-            raise StoreClosedError(f"{self.path!r} is closed; window {window!r} not written")
+            raise StoreClosedError(
+                f"{self.path!r} is closed (its write finished or failed); window {window!r} "
+                "not written.  Compute the write again with w.compute() or "
+                "riomucho_dask.compute(w): it writes again")
 
     # -- the writer thread ----------------------------------------------------
     def _drain(self) -> None:
