@@ -287,3 +287,22 @@ def test_a_failed_write_computed_again_once_fixed(raster, tmp_path):
     assert write.compute(scheduler="threads") == str(tmp_path / "out.tif")
     with rasterio.open(tmp_path / "out.tif") as got, rasterio.open(path) as src:
         assert (got.read(1) == src.read(1).astype("float32")).all()
+
+
+def test_the_task_stream_shows_the_users_names(raster, tmp_path, cluster_client):
+    """A default tiled write fuses read, run function and encoding into one task: it
+    keeps the user's name (map_windows, their own operations), not "encode"."""
+    from dask.utils import key_split
+    from distributed import get_task_stream
+
+    path, _ = raster()
+    out = rmd.map_windows(passthrough, [path])
+    scaled = out.astype("float32") / 2
+    with get_task_stream(cluster_client) as stream:
+        rmd.to_raster(out, tmp_path / "a.tif", like=path, scheduler=cluster_client,
+                      tiled=True, blockxsize=32, blockysize=32, compress="deflate")
+        rmd.to_raster(scaled, tmp_path / "b.tif", like=path, scheduler=cluster_client,
+                      driver="COG", blocksize=32, compress="deflate")
+    names = {key_split(task["key"]) for task in stream.data}
+    assert "map_windows" in names and "truediv" in names
+    assert not any(name.startswith("encode") for name in names), names

@@ -386,7 +386,10 @@ def _encoded(array: da.Array, encoding: Encoding, level: int, sink=None) -> da.A
                             np.asarray(offsets(array.chunks[2])), sink, chunks=chunks,
                             dtype=object,
                             meta=np.empty((0, 0, 0), dtype=object),
-                            name=f"encode-{level}-" + da.core.tokenize(array, encoding, level))
+                            # (after the array's own name: fused with it, the task keeps
+                            # the user's name in the dashboard, "map_windows", "truediv")
+                            name=f"{array.name}-encode-{level}-"
+                            + da.core.tokenize(array, encoding, level))
 
 
 def _half(size: int) -> int:
