@@ -59,6 +59,9 @@ class BlockProgress:
         Where to draw (default ``sys.stderr``).
     width : int, optional
         Bar width in characters.
+    unit : str, optional
+        What is counted: ``"blocks"`` (default), or ``"tiles"`` (the output's
+        tiles at full resolution, for outputs encoded tile by tile).
 
     Examples
     --------
@@ -73,8 +76,9 @@ class BlockProgress:
     """
 
     def __init__(self, total: int, *, stream: TextIO | None = None, width: int = 30,
-                 interval: float = 0.2, label: str = ""):
+                 interval: float = 0.2, label: str = "", unit: str = "blocks"):
         self.total = total
+        self.unit = unit
         self.done = 0
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
@@ -116,7 +120,8 @@ class BlockProgress:
         else:
             eta = "ETA ?"
         prefix = f"{self.label} " if self.label else ""
-        return f"{prefix}[{bar}] {self.done}/{self.total} blocks {rate:.1f} blocks/s {eta}"
+        unit = self.unit
+        return f"{prefix}[{bar}] {self.done}/{self.total} {unit} {rate:.1f} {unit}/s {eta}"
 
     def _draw(self, now: float) -> None:
         if self._html is not None:

@@ -360,7 +360,7 @@ def test_run_progress(invoke, pair, tmp_path):
     result = invoke("run", "tests.runfuncs:passthrough", pair[0], tmp_path / "a.tif",
                     "--progress")
     assert result.exit_code == 0, result.output
-    assert "20/20 blocks" in result.stderr
+    assert "20/20 tiles" in result.stderr  # (the output's tiles, encoded in the tasks)
     assert result.stdout == f"{tmp_path / 'a.tif'}\n"
     # Off by default when stderr is not a terminal, and with --no-progress.
     for extra in ([], ["--no-progress"]):

@@ -76,4 +76,4 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
             for cell in nb.cells for output in cell.get("outputs", [])
             if output.output_type in ("display_data", "update_display_data")
         ]
-        assert any("<progress" in text and "blocks" in text for text in html)
+        assert any("<progress" in text and "tiles" in text for text in html)

@@ -254,4 +254,6 @@ def test_run_progress(raster, tmp_path, capsys, subset):
                            windows=windows) as rm:
         rm.run(2, progress=True)
     total = len(windows) if subset else len(block_windows(path))
-    assert f"{total}/{total} blocks" in capsys.readouterr().err
+    # (a grid of windows: the output's tiles, encoded in the tasks; a subset: blocks)
+    unit = "blocks" if subset else "tiles"
+    assert f"{total}/{total} {unit}" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -145,13 +146,21 @@ def test_user_lock_is_used_and_released(raster, tmp_path):
     assert lock.acquired == lock.released >= arr.npartitions
 
 
-def test_progress_counts_blocks(raster, tmp_path, capsys, scheduler):
-    path, _ = raster()
+def test_progress_counts_tiles_or_blocks(raster, tmp_path, capsys, scheduler):
+    """A tiled output counts its full-resolution tiles (a COG's overviews apart), one
+    written by GDAL the blocks (chunks) it takes."""
+    path, _ = raster(height=97, width=131, block=32)
     arr = rmd.open_raster(path)
     rmd.to_raster(arr, tmp_path / "out.tif", like=path, progress=True, scheduler=scheduler)
     err = capsys.readouterr().err
-    assert f"{arr.npartitions}/{arr.npartitions} blocks" in err
-    assert "blocks/s" in err
+    assert "20/20 tiles" in err and "tiles/s" in err  # 4 x 5 tiles of 32 px
+    rmd.to_raster(arr, tmp_path / "cog.tif", driver="COG", blocksize=32, progress=True,
+                  scheduler=scheduler)
+    assert "20/20 tiles" in capsys.readouterr().err
+    rmd.to_raster(arr, tmp_path / "strips.tif", like=path, tiled=False, progress=True,
+                  scheduler=scheduler)
+    err = capsys.readouterr().err
+    assert re.search(r" (\d+)/\1 blocks ", err) and "blocks/s" in err  # (strips grouped)
 
 
 def test_executor_as_scheduler(raster, tmp_path):

@@ -172,7 +172,10 @@ def to_raster(
         skip = None
         if journal is not None and journal.entries:
             skip = [[place in journal.entries for place in places] for _, places in pairs]
-        total = sum(len(places) for _, places in pairs) - len(journal.entries if skip else ())
+        by, bx = encoding.block  # (the bar counts full-resolution tiles)
+        total = -(-out_profile["height"] // by) * -(-out_profile["width"] // bx)
+        if skip:
+            total -= sum(e.rows * e.cols for e in journal.entries.values() if e.level == 0)
     store = RasterStore(path, out_profile, lock=lock if lock not in (None, True) else None,
                         progress=progress, total=total, encoding=encoding, journal=journal,
                         parts=sink, masked=isinstance(array._meta, np.ma.MaskedArray))

@@ -71,9 +71,10 @@ class RasterStore:
         A lock (a context manager, such as ``threading.Lock``), held around
         every write to the dataset; default ``threading.Lock()``.
     progress : bool, optional
-        Draw a progress bar of blocks written, out of ``total``.
+        Draw a progress bar of blocks written (with ``encoding``: of the
+        output's full-resolution tiles), out of ``total``.
     total : int, optional
-        Number of blocks expected, for the progress bar.
+        Number of blocks (tiles) expected, for the progress bar.
     encoding : Encoding, optional
         The output's tiles arrive encoded (:mod:`riomucho_dask.write.encode`,
         one object array of one :class:`~riomucho_dask.write.encode.Tiles`
@@ -141,7 +142,9 @@ class RasterStore:
         #: travels here (:meth:`put_remote`); None: blocks travel whole.
         self.remote_result: Any = None
         self._progress = (
-            BlockProgress(total, label=os.path.basename(self.path)) if progress else None
+            BlockProgress(total, label=os.path.basename(self.path),
+                          unit="blocks" if self.encoding is None else "tiles")
+            if progress else None
         )
 
     def __dask_tokenize__(self):
@@ -278,7 +281,10 @@ class RasterStore:
                         self._cond.notify_all()
                     if self._progress is not None:
                         with contextlib.suppress(Exception):  # a bar never fails a write
-                            self._progress.update()
+                            step = 1 if self.encoding is None else (
+                                block.rows * block.cols if block.level == 0 else 0)
+                            if step:  # (tiles at full resolution; overviews apart)
+                                self._progress.update(step)
         except BaseException as err:  # handed to the producers and to commit
             with self._cond:
                 self._error = self.explain(err)
