@@ -61,6 +61,71 @@ def make_scene(directory: str, size: int = SIZE, *, block: int = BLOCK) -> tuple
     return rgb_path, nir_path
 
 
+def make_examples(directory: str = ".") -> list[str]:
+    """Write the small rasters the README's examples use into ``directory`` and
+    return their names: ``scene_a.tif`` (3 bands) and ``scene_b.tif`` (NIR),
+    ``B04_10m.tif`` and ``B11_20m.tif`` (a 10 m and a 20 m band of one UTM
+    tile), ``dem_4326.tif`` (a DEM in EPSG:4326 over it), four mosaic tiles
+    ``n45e006.tif`` ... ``n46e007.tif`` covering it, ``dem.tif`` (a DEM on the
+    scene's grid) and ``input1.tif``/``input2.tif`` (rio-mucho's example).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> names = make_examples(tempfile.mkdtemp())
+    >>> names[:2]
+    ['scene_a.tif', 'scene_b.tif']
+    """
+    from affine import Affine
+    from rasterio.warp import transform_bounds
+
+    from .read.grid import apply
+
+    rng = np.random.default_rng(7)
+    utm = "EPSG:32633"
+    written = []
+
+    def field(height: int, width: int, scale: float = 1.0) -> np.ndarray:
+        rows, cols = np.mgrid[0:height, 0:width].astype("float32") * scale / 256
+        return 0.5 + 0.5 * np.sin(3 * rows + 2 * np.cos(2 * cols)) * np.cos(2.5 * cols)
+
+    def write(name: str, data: np.ndarray, crs: str, transform, **extra) -> None:
+        profile = dict(driver="GTiff", count=data.shape[0], height=data.shape[1],
+                       width=data.shape[2], dtype=data.dtype.name, crs=crs,
+                       transform=transform, tiled=True, blockxsize=256, blockysize=256,
+                       compress="deflate", **extra)
+        with rasterio.open(os.path.join(directory, name), "w", **profile) as dst:
+            dst.write(data)
+        written.append(name)
+
+    def uint16(values: np.ndarray) -> np.ndarray:
+        return np.clip(values + rng.normal(0, 40, values.shape), 1, 65535).astype("uint16")
+
+    os.makedirs(directory, exist_ok=True)
+    green = field(512, 512)
+    scene = Affine(10, 0, 300000, 0, -10, 5000040)
+    write("scene_a.tif", np.stack([uint16(3000 - 2000 * green), uint16(2500 - 800 * green),
+                                   uint16(2000 - 500 * green)]), utm, scene, nodata=0)
+    write("scene_b.tif", uint16(2000 + 4000 * green)[None], utm, scene, nodata=0)
+    write("B04_10m.tif", uint16(3000 - 2000 * field(1098, 1098))[None], utm, scene)
+    write("B11_20m.tif", uint16(2500 - 1000 * field(549, 549, 2.0))[None], utm,
+          Affine(20, 0, 300000, 0, -20, 5000040))
+    left, bottom, right, top = transform_bounds(utm, "EPSG:4326", 300000, 5000040 - 10980,
+                                                310980, 5000040)
+    height = width = 300
+    step_x, step_y = (right - left + 0.02) / width, (top - bottom + 0.02) / height
+    write("dem_4326.tif", (800 + 400 * field(height, width, 3.0)).astype("float32")[None],
+          "EPSG:4326", Affine(step_x, 0, left - 0.01, 0, -step_y, top + 0.01))
+    for name, (row, col) in zip(["n45e006.tif", "n45e007.tif", "n46e006.tif", "n46e007.tif"],
+                                [(549, 0), (549, 549), (0, 0), (0, 549)]):
+        write(name, uint16(1500 + 500 * field(549, 549))[None], utm,
+              apply(scene, Affine.translation(col, row)), nodata=0)
+    write("dem.tif", (500 + 300 * field(512, 512, 2.0)).astype("float32")[None], utm, scene)
+    for n in (1, 2):
+        write(f"input{n}.tif", uint16(1000 * n + 500 * field(256, 256))[None], utm, scene)
+    return written
+
+
 def _has_size(path: str, size: int) -> bool:
     if not os.path.exists(path):
         return False

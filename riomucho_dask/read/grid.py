@@ -19,6 +19,20 @@ from rasterio.warp import transform_bounds
 
 from ..errors import InputError
 
+
+def apply(transform: Affine, other: Any) -> Any:
+    """``transform`` applied to an (x, y) pair, or composed with another Affine:
+    ``@`` where affine has it (affine 3 deprecates ``*`` for this), ``*`` before.
+
+    Examples
+    --------
+    >>> apply(Affine.translation(10, 20), (1, 2))
+    (11.0, 22.0)
+    """
+    if hasattr(Affine, "__matmul__"):
+        return transform @ other
+    return transform * other
+
 __all__ = ["Grid", "union", "intersection"]
 
 #: How far (in pixels) an offset or a pixel size may be from a whole one and
@@ -151,7 +165,7 @@ class Grid:
         if self.crs != other.crs or not _close((mine.a, mine.b, mine.d, mine.e),
                                                (theirs.a, theirs.b, theirs.d, theirs.e)):
             return None
-        col, row = ~theirs * (mine.c, mine.f)
+        col, row = apply(~theirs, (mine.c, mine.f))
         if abs(col - round(col)) > _TOLERANCE or abs(row - round(row)) > _TOLERANCE:
             return None
         return (int(round(row)), int(round(col)))
@@ -180,7 +194,8 @@ class Grid:
         row0, row1 = low(rows[0] + slack), high(rows[1] - slack)
         if col1 <= col0 or row1 <= row0:
             raise InputError(f"the grid covering {bounds} would be empty")
-        return Grid(self.crs, t * Affine.translation(col0, row0), col1 - col0, row1 - row0)
+        return Grid(self.crs, apply(t, Affine.translation(col0, row0)), col1 - col0,
+                    row1 - row0)
 
 
 def _close(a, b) -> bool:

@@ -37,7 +37,7 @@ from rasterio.windows import Window
 from .. import gdal_options, timings
 from ..errors import InputError, InputReadError
 from . import handles
-from .grid import Grid, union
+from .grid import Grid, apply, union
 
 __all__ = ["Source", "resampling_of", "native_grid", "common_dtype"]
 
@@ -137,7 +137,7 @@ class Source:
         else:
             left, bottom, right, top = own.footprint(self.grid.crs)
             inverse = ~self.grid.transform
-            cols, rows = zip(*(inverse * xy for xy in ((left, top), (right, top),
+            cols, rows = zip(*(apply(inverse, xy) for xy in ((left, top), (right, top),
                                                        (left, bottom), (right, bottom))))
             reach = (math.floor(min(rows)) - _KERNEL_MARGIN,
                      math.ceil(max(rows)) + _KERNEL_MARGIN,
