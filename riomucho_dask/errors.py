@@ -14,6 +14,7 @@ __all__ = [
     "RioMuchoDaskWarning",
     "InputError",
     "InputNotFoundError",
+    "InputReadError",
     "InputMismatchError",
     "ModeError",
     "OverlapError",
@@ -154,3 +155,17 @@ class SchedulerError(RioMuchoDaskError, ValueError):
 
 class MissingExtraError(RioMuchoDaskError, ImportError):
     """An optional extra (``pip install "riomucho_dask[xarray]"``) is not installed."""
+
+
+def gdal_message(err: BaseException) -> str:
+    """GDAL's own words for a rasterio error: the first message of its chain
+    that is not rasterio's "see previous exception"."""
+    seen, chain = err, []
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    for cause in reversed(chain):
+        text = str(cause).strip()
+        if text and "See previous exception" not in text:
+            return text
+    return str(err)

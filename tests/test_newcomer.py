@@ -306,3 +306,29 @@ def test_the_task_stream_shows_the_users_names(raster, tmp_path, cluster_client)
     names = {key_split(task["key"]) for task in stream.data}
     assert "map_windows" in names and "truediv" in names
     assert not any(name.startswith("encode") for name in names), names
+
+
+def test_a_gdal_failure_while_writing_names_the_output_and_the_window(raster, tmp_path,
+                                                                      monkeypatch):
+    from rasterio._err import CPLE_AppDefinedError
+    from rasterio.errors import RasterioIOError
+
+    from riomucho_dask.errors import OutputPathError
+    from riomucho_dask.write.writer import GDALWriter
+
+    def failing(self, block, window):
+        try:
+            raise CPLE_AppDefinedError(1, 1, "out.tif: TIFFWriteEncodedStrip failed")
+        except CPLE_AppDefinedError as cause:
+            raise RasterioIOError("Write failed. See previous exception for details.") \
+                from cause
+
+    monkeypatch.setattr(GDALWriter, "write", failing)
+    path, _ = raster()
+    with pytest.raises(OutputPathError) as caught:
+        rmd.to_raster(rmd.open_raster(path), tmp_path / "out.tif", like=path, tiled=False,
+                      scheduler="threads")
+    message = str(caught.value)
+    assert str(tmp_path / "out.tif") in message and "window Window(" in message
+    assert "TIFFWriteEncodedStrip failed" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]

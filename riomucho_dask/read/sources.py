@@ -35,7 +35,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from .. import gdal_options, timings
-from ..errors import InputError, InputReadError
+from ..errors import InputError, InputReadError, gdal_message
 from . import handles
 from .grid import Grid, apply, union
 
@@ -278,20 +278,6 @@ class Source:
 def _window_text(window: Window) -> str:
     return (f"(row {int(window.row_off)}, col {int(window.col_off)}, "
             f"{int(window.height)} x {int(window.width)})")
-
-
-def gdal_message(err: BaseException) -> str:
-    """GDAL's own words for a rasterio error: the first message of its chain
-    that is not rasterio's "see previous exception"."""
-    seen, chain = err, []
-    while seen is not None and len(chain) < 10:
-        chain.append(seen)
-        seen = seen.__cause__ or seen.__context__
-    for cause in reversed(chain):
-        text = str(cause).strip()
-        if text and "See previous exception" not in text:
-            return text
-    return str(err)
 
 
 def _reaches(file: _File, window: Window) -> bool:

@@ -22,12 +22,15 @@ from collections import deque
 from typing import Any
 
 import numpy as np
+from rasterio._err import CPLE_BaseError
+from rasterio.errors import RasterioError
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
 from .. import config, gdal_options, timings
-from ..errors import SchedulerError, StoreClosedError
+from ..errors import OutputPathError, SchedulerError, StoreClosedError
 from ..progress import BlockProgress
+from ..read.sources import gdal_message
 from ..windows import slices_to_window
 from . import upload
 from .encode import Encoding
@@ -272,7 +275,10 @@ class RasterStore:
                             return
                         block, window, nbytes = self._queue[0]
                     with self._lock, timings.timed("write"):
-                        self._writer.write(block, window)
+                        try:
+                            self._writer.write(block, window)
+                        except (RasterioError, CPLE_BaseError) as err:
+                            raise self._write_failed(err, block, window) from err
                     with self._cond:
                         if self._queue:  # (an abort may have emptied it meanwhile)
                             self._queue.popleft()
@@ -292,6 +298,19 @@ class RasterStore:
                 self._queued = 0
                 self._thread = None
                 self._cond.notify_all()
+
+    def _write_failed(self, err: BaseException, block: Any, window: Any) -> BaseException:
+        """A GDAL failure writing ``block``: a full disk said so, else an
+        :class:`~riomucho_dask.errors.OutputPathError` naming the output, the
+        place and GDAL's own message."""
+        explained = self.explain(err)
+        if explained is not err:
+            return explained
+        if window is None and hasattr(block, "level"):
+            where = f"tiles at tile row {block.row}, column {block.col} of level {block.level}"
+        else:
+            where = f"window {window!r}"
+        return OutputPathError(f"writing {self.path!r} ({where}) failed: {gdal_message(err)}")
 
     def explain(self, err: BaseException) -> BaseException:
         """``err`` (raised while computing, maybe on a worker, or by the writer),
