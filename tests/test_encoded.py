@@ -20,7 +20,7 @@ import rasterio.shutil
 from rio_cogeo.cogeo import cog_validate
 
 import riomucho_dask as rmd
-from riomucho_dask.errors import StoreError
+from riomucho_dask.errors import OutputPathError, StoreError
 from riomucho_dask.write import encode, tiff
 from riomucho_dask.write.encode import Encoding
 from riomucho_dask.write.tiled import TiledWriter
@@ -359,9 +359,10 @@ def test_gtiff_predictor_gdal_refuses_is_refused(raster, tmp_path):
     """PREDICTOR=YES is a COG option: GDAL's GTiff driver refuses it, and so does
     to_raster (through GDAL), leaving nothing behind."""
     path, _ = raster(count=1, height=64, width=64, block=32)
-    with pytest.raises(rasterio.errors.RasterioIOError, match="PREDICTOR=YES"):
+    with pytest.raises(OutputPathError, match="PREDICTOR=YES") as caught:
         rmd.to_raster(rmd.open_raster(path), tmp_path / "out.tif", like=path,
                       compress="deflate", predictor="YES")
+    assert ".part" not in str(caught.value)  # (the output named, not its temporary file)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
 
 

@@ -106,6 +106,13 @@ class OutputFile:
             os.chmod(finished, 0o666 & ~UMASK)
             os.replace(finished, self.target)
 
+    def as_target(self, text: str) -> str:
+        """``text`` with the temporary files' names replaced by the output's."""
+        for temporary in self._temporaries:
+            text = text.replace(temporary, self.path)
+            text = text.replace(os.path.basename(temporary), os.path.basename(self.path))
+        return text
+
     def remove_temporaries(self) -> None:
         _remove_all(self._temporaries)
         for sink in self._directories:

@@ -310,7 +310,10 @@ class RasterStore:
             where = f"tiles at tile row {block.row}, column {block.col} of level {block.level}"
         else:
             where = f"window {window!r}"
-        return OutputPathError(f"writing {self.path!r} ({where}) failed: {gdal_message(err)}")
+        message = gdal_message(err)
+        if self.output is not None:  # (GDAL names the temporary file: name the output)
+            message = self.output.as_target(message)
+        return OutputPathError(f"writing {self.path!r} ({where}) failed: {message}")
 
     def explain(self, err: BaseException) -> BaseException:
         """``err`` (raised while computing, maybe on a worker, or by the writer),
