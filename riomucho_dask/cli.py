@@ -238,6 +238,18 @@ def _cb_args(ctx, param, value) -> dict:
     return out
 
 
+def _cb_tags(ctx, param, value) -> dict:
+    """Collect ``--tag KEY=VALUE`` into a dict of texts (kept as given)."""
+    out: dict[str, str] = {}
+    for pair in value or ():
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}")
+        out[key] = text
+    return out
+
+
 def _cb_global_args(ctx, param, value) -> Any:
     if value is None:
         return None
@@ -373,6 +385,11 @@ def mucho(ctx: click.Context, verbose: int) -> None:
 @click.option("--nodata", metavar="NUMBER|nan", default=None,
               help="The output's nodata.  Default: the first input's (when it fits the "
                    "output's dtype).")
+@click.option("--description", "descriptions", metavar="TEXT", multiple=True,
+              help="A band's description, band 1 first: one per band.  Repeatable.  "
+                   "Default: the first input's (without --grid), when it has as many bands.")
+@click.option("--tag", "tags", metavar="KEY=VALUE", multiple=True, callback=_cb_tags,
+              help="A tag of the output (GeoTIFF and COG).  Repeatable.")
 @click.option("--grid", "grid", metavar="PATH|first|union|intersection", default=None,
               help="Read every input onto this grid: a raster's, the first input's, or the "
                    "union or intersection of the inputs' footprints.  Default: the inputs "
@@ -402,8 +419,8 @@ def mucho(ctx: click.Context, verbose: int) -> None:
 @click.pass_context
 def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, global_args: Any,
         args: dict, count: int | None, dtype: str | None, workers: int | None, scheduler: str,
-        creation_options: dict, driver: str | None, nodata: str | None, grid: str | None,
-        resampling: str | None,
+        creation_options: dict, driver: str | None, nodata: str | None,
+        descriptions: tuple[str, ...], tags: dict, grid: str | None, resampling: str | None,
         masked: bool, progress: bool | None, overlap: int, boundary: Any, resume: bool,
         report: bool, output: str | None, overwrite: bool) -> None:
     """Run MODULE:FUNCTION over the windows of INPUT... and write OUTPUT.
@@ -472,7 +489,8 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
                     written = to_raster(out, output, like=like,
                                         scheduler=client if client is not None else scheduler,
                                         progress=progress, resume=resume, report=report,
-                                        **options)
+                                        descriptions=list(descriptions) or None,
+                                        tags=tags or None, **options)
                 if report:
                     written = written.path
     except CLEAN_ERRORS as err:

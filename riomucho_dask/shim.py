@@ -36,6 +36,7 @@ from .map.contract import RunSpec, check_mode
 from .map.overlap import check as check_overlap_args
 from .windows import as_window, grid_from_windows
 from .write import RasterStore, to_raster
+from .write.metadata import METADATA_KEYS, output_metadata
 from .write.profile import output_driver
 
 __all__ = ["RioMucho", "MuchoChildError", "tb_capture"]
@@ -170,7 +171,11 @@ class RioMucho:
         The output's creation profile; default: the first input's profile,
         with the output's driver (from its extension, else GTiff) and, when
         the first input is not a GeoTIFF, only its georeferencing, size,
-        count and dtype.  The caller's dict is not modified.
+        count and dtype.  The caller's dict is not modified.  Not in
+        rio-mucho: it may also hold the output's metadata, as
+        :func:`~riomucho_dask.to_raster` takes it (``descriptions``,
+        ``tags``, ``band_tags``, ``units``, ``scales``, ``offsets``,
+        ``colormap``).
     global_args : object, optional
         Passed to every call (default ``{}``).
     kwargs : dict, optional
@@ -231,6 +236,8 @@ class RioMucho:
         self._resume = resume
         scheduler, num_workers = self._scheduler(processes)
         options = dict(self.options)
+        # the output's metadata travels apart from the creation options
+        self._metadata = {key: options.pop(key) for key in METADATA_KEYS if key in options}
         options["transform"] = guard_transform(options["transform"])
         count = int(options.get("count", 1))
         dtype = np.dtype(options.get("dtype", "uint8"))
@@ -275,12 +282,12 @@ class RioMucho:
         if isinstance(target, DatasetWriter):
             try:
                 to_raster(out, target, scheduler=scheduler, progress=self._progress,
-                          resume=self._resume)
+                          resume=self._resume, **self._metadata)
             finally:
                 target.close()
         else:
             to_raster(out, target, options, scheduler=scheduler, progress=self._progress,
-                      resume=self._resume)
+                      resume=self._resume, **self._metadata)
 
     def _run_windows(self, scheduler, options, count, dtype) -> None:
         if self._resume:
@@ -294,8 +301,14 @@ class RioMucho:
         spec = dataclasses.replace(job.spec, sources=list(job.sources))
         target = self.outpath_or_dataset
         owns = not isinstance(target, DatasetWriter)
-        store = RasterStore(target, options if owns else dict(target.profile),
-                            progress=self._progress, total=len(self.windows))
+        profile = options if owns else dict(target.profile)
+        metadata = None
+        if self._metadata:
+            driver = profile.get("driver") or output_driver(target, {})
+            metadata = output_metadata(count, profile.get("dtype", dtype), str(driver),
+                                       **self._metadata)
+        store = RasterStore(target, profile, progress=self._progress, total=len(self.windows),
+                            metadata=metadata)
         try:
             engine.run([_windows_write(store, _WindowTask(spec), list(self.windows), count,
                                        dtype)], scheduler)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dask.array as da
@@ -19,6 +20,7 @@ from ..execute.engine import RasterWrite, array_write, compute, run, tiles_write
 from ..paths import is_remote
 from . import encode, remote
 from .journal import Journal
+from .metadata import output_metadata
 from .parts import PartSink
 from .profile import align_chunks, build_profile
 from .store import RasterStore
@@ -38,6 +40,13 @@ def to_raster(
     progress: bool = False,
     resume: bool = False,
     report: bool = False,
+    descriptions: Sequence[str | None] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    band_tags: Sequence[Mapping[str, Any] | None] | None = None,
+    units: Sequence[str | None] | None = None,
+    scales: Sequence[float] | None = None,
+    offsets: Sequence[float] | None = None,
+    colormap: Mapping[int, tuple[int, ...]] | None = None,
     **creation_options: Any,
 ):
     """Write a ``(count, rows, cols)`` dask array to a raster, window by window.
@@ -62,7 +71,9 @@ def to_raster(
     like : str or os.PathLike, optional
         A raster whose CRS, transform, nodata, driver and layout the output
         copies.  ``profile`` or ``like`` is required, unless ``array`` is a
-        georeferenced DataArray.
+        georeferenced DataArray.  When it has the output's band count, a
+        GeoTIFF or COG output also takes its band descriptions, units and
+        (one-band uint8 or uint16 outputs) colour table, unless given below.
     scheduler : str or distributed.Client, optional
         As dask's ``compute(scheduler=...)``: ``"threads"``, ``"sync"``,
         ``"processes"`` or a client; default the active one.  The whole
@@ -95,6 +106,27 @@ def to_raster(
         receiving blocks, writing and finishing) and return it as a
         :class:`~riomucho_dask.timings.Report` (its ``path`` the output)
         instead of the path.
+    descriptions : list of str or None, optional
+        One description per band (None: none), e.g. ``["red", "nir"]``.
+    tags : dict, optional
+        The dataset's tags, ``{KEY: value}`` (values written as text;
+        ``TIFFTAG_*`` keys become the matching TIFF tags, as in GDAL).
+    band_tags : list of dict or None, optional
+        One dict of tags per band.
+    units : list of str or None, optional
+        One unit per band (``"m"``, ``"K"``...).
+    scales, offsets : list of float, optional
+        One scale and one offset per band: the stored pixels times the scale,
+        plus the offset, are the values meant (GDAL's, rasterio's
+        ``src.scales`` and ``src.offsets``).
+    colormap : dict, optional
+        Band 1's colour table, ``{value: (r, g, b)}`` or ``(r, g, b, a)``
+        as rasterio's ``write_colormap``; a one-band uint8 or uint16 output
+        only (a GeoTIFF palette).
+
+        The metadata arguments need a GeoTIFF or COG output; GDAL writes them
+        into the file itself (``GDAL_METADATA``, the TIFF palette and text
+        tags), the same on every route, with no ``.aux.xml`` beside it.
     **creation_options
         GDAL creation options (``compress="deflate"``, ``tiled=True``...).
         Compressed GeoTIFFs get ``NUM_THREADS=ALL_CPUS`` and
@@ -110,7 +142,11 @@ def to_raster(
     ------
     ProfileError
         No georeferencing, or a profile contradicting the array; or
-        ``resume=True`` for an output GDAL must write itself.
+        ``resume=True`` for an output GDAL must write itself; or metadata of
+        the wrong shape (naming the argument: a description per band, a
+        colour table for a one-band integer output, tags as a dict), or for
+        an output other than a GeoTIFF or COG.  All before anything is
+        computed.
     OutputPathError
         The output directory, or the bucket of an object-storage output,
         does not exist or cannot be reached (before anything is computed);
@@ -124,6 +160,10 @@ def to_raster(
     >>> out = map_windows(halve, ["scene_a.tif"])
     >>> to_raster(out, "half.tif", like="scene_a.tif", compress="deflate")
     'half.tif'
+    >>> to_raster(out, "half_described.tif", like="scene_a.tif",
+    ...           descriptions=["red / 2", "green / 2", "blue / 2"],
+    ...           tags={"source": "scene_a.tif"})
+    'half_described.tif'
     """
     if is_dataarray(array):
         array, georef = for_writing(array)
@@ -154,6 +194,11 @@ def to_raster(
                 raise OutputPathError(f"output directory {directory!r} does not exist")
             check_directory(path, directory)
         out_profile = build_profile(array, profile, like, creation_options, path)
+    metadata = output_metadata(
+        array.shape[0], out_profile["dtype"],
+        path.driver if isinstance(path, DatasetWriter) else str(out_profile["driver"]), like,
+        descriptions=descriptions, tags=tags, band_tags=band_tags, units=units, scales=scales,
+        offsets=offsets, colormap=colormap)
     if np.dtype(out_profile["dtype"]) != array.dtype:
         array = array.astype(out_profile["dtype"])
     array = align_chunks(array, out_profile)
@@ -178,7 +223,8 @@ def to_raster(
             total -= sum(e.rows * e.cols for e in journal.entries.values() if e.level == 0)
     store = RasterStore(path, out_profile, lock=lock if lock not in (None, True) else None,
                         progress=progress, total=total, encoding=encoding, journal=journal,
-                        parts=sink, masked=isinstance(array._meta, np.ma.MaskedArray))
+                        parts=sink, masked=isinstance(array._meta, np.ma.MaskedArray),
+                        metadata=metadata)
     write = array_write(store, array) if encoding is None else tiles_write(store, arrays, skip)
     if not compute:
         return RasterWrite(write)

@@ -41,6 +41,7 @@ from ..errors import StoreError
 from ..windows import offsets
 from . import tiff
 from .journal import Journal
+from .metadata import Metadata
 
 __all__ = ["Encoding", "Tiles", "for_profile", "encoded_arrays", "reduce2"]
 
@@ -127,12 +128,15 @@ class Encoding:
                 "dtype": self.dtype, "height": height, "width": width,
                 "transform": _CHUNK_TRANSFORM}
 
-    def _gtiff_bytes(self, profile: dict, data: np.ndarray, mask: np.ndarray | None) -> bytes:
+    def _gtiff_bytes(self, profile: dict, data: np.ndarray, mask: np.ndarray | None,
+                     metadata: Metadata | None = None) -> bytes:
         with MemoryFile() as memfile:
             with contextlib.ExitStack() as stack:
                 if mask is not None:  # (only then: an Env costs about 0.1 ms)
                     stack.enter_context(rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True))
                 with memfile.open(**profile) as dataset:
+                    if metadata:  # (before the pixels, as GDALWriter: a palette's
+                        metadata.apply(dataset)  # photometric is set with the first block)
                     dataset.write(data)
                     if mask is not None:
                         dataset.write_mask(mask)
@@ -173,9 +177,12 @@ class Encoding:
         return [tiles[b, r, c].tobytes()
                 for b in range(count) for r in range(rows) for c in range(cols)]
 
-    def template(self, crs: Any, transform: Any, mask: bool) -> tuple[list[dict], bytes]:
+    def template(self, crs: Any, transform: Any, mask: bool,
+                 metadata: Metadata | None = None) -> tuple[list[dict], bytes]:
         """GDAL's IFDs for the output (one tile, georeferenced; with an internal
-        mask when ``mask``), and its all-valid mask tile (``b""`` without)."""
+        mask when ``mask``; with ``metadata`` set, so GDAL writes its tags: the
+        ``GDAL_METADATA`` XML, the palette, text tags), and its all-valid mask
+        tile (``b""`` without)."""
         by, bx = self.block
         profile = {**self._chunk_profile(by, bx), "crs": crs, "transform": transform}
         if transform is None:  # no georeferencing: GDAL writes none either
@@ -186,7 +193,7 @@ class Encoding:
         with warnings.catch_warnings():  # (not georeferenced: said by the profile)
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             raw = self._gtiff_bytes(profile, data,
-                                    np.full((by, bx), 255, "uint8") if mask else None)
+                                    np.full((by, bx), 255, "uint8") if mask else None, metadata)
         ifds = tiff.read_ifds(raw)
         return ifds, (_tile_bytes(raw, ifds[1])[0] if mask else b"")
 

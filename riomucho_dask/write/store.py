@@ -35,6 +35,7 @@ from ..windows import slices_to_window
 from . import upload
 from .encode import Encoding
 from .journal import Journal
+from .metadata import Metadata
 from .multipart import describe
 from .output import OutputFile
 from .parts import PartSink
@@ -93,6 +94,9 @@ class RasterStore:
         (:mod:`riomucho_dask.write.parts`).
     masked : bool, optional
         The blocks may be masked arrays (the array's meta is one).
+    metadata : Metadata, optional
+        Descriptions, tags, units, scale/offset and colour table to write
+        (:func:`~riomucho_dask.write.metadata.output_metadata`).
 
     Examples
     --------
@@ -107,10 +111,10 @@ class RasterStore:
     def __init__(self, path: str | DatasetWriter, profile: dict, *, lock: Any = None,
                  progress: bool = False, total: int = 0, encoding: Encoding | None = None,
                  journal: Journal | None = None, parts: PartSink | None = None,
-                 masked: bool = False):
+                 masked: bool = False, metadata: Metadata | None = None):
         self._args = (path, profile, dict(lock=lock, progress=progress, total=total,
                                           encoding=encoding, journal=journal, parts=parts,
-                                          masked=masked))
+                                          masked=masked, metadata=metadata))
         dataset = path if isinstance(path, DatasetWriter) else None
         self.path = path.name if dataset is not None else os.fspath(path)
         self.profile = profile
@@ -121,14 +125,16 @@ class RasterStore:
         self.encoding = encoding if dataset is None else None
         self._resumable = journal is not None
         self._maybe_masked = masked
+        self._metadata = metadata
         self._writer: Writer
         if self.encoding is not None:
             self._writer = TiledWriter(profile, self.encoding, self.output.temporary, journal,
-                                       sink=parts)
+                                       sink=parts, metadata=metadata)
             if parts is not None:
                 self.output.also_remove(parts)
         else:
-            self._writer = GDALWriter(profile, self._temporary, dataset=dataset)
+            self._writer = GDALWriter(profile, self._temporary, dataset=dataset,
+                                      metadata=metadata)
         self._writer.on_finish = self._close_progress
         self._lock = lock if lock is not None else threading.Lock()
         self._gdal_env = gdal_options.captured_env()
@@ -204,7 +210,8 @@ class RasterStore:
                 and scheduler == "distributed" and config.get("upload-parts")):
             with gdal_options.env(self._gdal_env):
                 writer = upload.for_output(self.path, self.profile, self.encoding,
-                                           self._gdal_env, client, self._maybe_masked)
+                                           self._gdal_env, client, self._maybe_masked,
+                                           self._metadata)
             if writer is not None:
                 writer.on_finish = self._close_progress
                 self._writer = writer

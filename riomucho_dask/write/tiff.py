@@ -23,8 +23,15 @@ SHORT, LONG, LONG8 = 3, 4, 16
 
 NEW_SUBFILE_TYPE, IMAGE_WIDTH, IMAGE_LENGTH = 254, 256, 257
 TILE_OFFSETS, TILE_BYTE_COUNTS = 324, 325
+GDAL_METADATA = 42112
 #: GeoTIFF and GDAL metadata tags: only the full-resolution image carries them.
 GEO_TAGS = frozenset({33550, 33922, 34264, 34735, 34736, 34737, 42112})
+#: The TIFF tags GDAL writes from ``TIFFTAG_*`` metadata items (document name, image
+#: description, sample range, resolution, software, date, artist, host, copyright):
+#: on the full-resolution image only, as GDAL's COG driver writes them.
+TEXT_TAGS = frozenset({269, 270, 280, 281, 282, 283, 296, 305, 306, 315, 316, 33432})
+#: The tags of the full-resolution image that its overviews do not repeat.
+FULL_RESOLUTION_TAGS = GEO_TAGS | TEXT_TAGS
 
 #: Header sizes, classic and BigTIFF.
 HEADER_SIZE = {False: 8, True: 16}

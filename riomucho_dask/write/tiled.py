@@ -31,6 +31,7 @@ from ..errors import ProfileError, StoreError
 from . import tiff
 from .encode import Encoding, Tiles
 from .journal import Entry, Journal
+from .metadata import Metadata
 from .parts import PartSink, copy_range
 
 __all__ = ["TiledWriter"]
@@ -97,11 +98,17 @@ class TiledWriter:
     sink : PartSink, optional
         The sink of the graph's encoding tasks: where :meth:`from_workers`
         may send the workers' tiles (part files).
+    metadata : Metadata, optional
+        Set on the one-tile file the IFDs are taken from, so the output has
+        GDAL's own tags for it (on the full-resolution IFD; the palette on
+        every level, as GDAL's COG driver).
     """
 
     def __init__(self, profile: dict, encoding: Encoding, temporary: Callable[[], str],
-                 journal: Journal | None = None, sink: PartSink | None = None):
+                 journal: Journal | None = None, sink: PartSink | None = None,
+                 metadata: Metadata | None = None):
         self._profile = profile
+        self._metadata = metadata
         self._encoding = encoding
         self._temporary = temporary
         self._journal = journal
@@ -192,9 +199,9 @@ class TiledWriter:
         all-valid mask tile)."""
         profile = self._profile
         templates, valid = self._encoding.template(profile.get("crs"), profile.get("transform"),
-                                                   self._masked)
+                                                   self._masked, self._metadata)
         main = dict(templates[0])
-        reduced = {tag: e for tag, e in main.items() if tag not in tiff.GEO_TAGS}
+        reduced = {tag: e for tag, e in main.items() if tag not in tiff.FULL_RESOLUTION_TAGS}
         reduced[tiff.NEW_SUBFILE_TYPE] = tiff.Entry.of(1, tiff.LONG)
         images = [main] + [dict(reduced) for _ in self._levels[1:]]
         masks = []

@@ -38,6 +38,7 @@ from ..errors import StoreError
 from . import multipart, tiff
 from .encode import Encoding, Tiles
 from .journal import Entry
+from .metadata import Metadata
 from .tiled import TiledWriter
 
 __all__ = ["MultipartWriter", "for_output"]
@@ -48,7 +49,7 @@ LARGEST_PART = 5 * 2**30
 
 
 def for_output(path: str, profile: dict, encoding: Encoding, env: Any, client: Any,
-               masked: bool = False) -> MultipartWriter | None:
+               masked: bool = False, metadata: Metadata | None = None) -> MultipartWriter | None:
     """A :class:`MultipartWriter` uploading to ``path`` from ``client``'s
     workers, its upload started; None where it cannot be (another file system,
     a GDAL without the multipart API, a COG whose overviews would not fit in
@@ -64,7 +65,7 @@ def for_output(path: str, profile: dict, encoding: Encoding, env: Any, client: A
     upload = multipart.start(path, env)
     if upload is None:
         return None
-    return MultipartWriter(profile, encoding, upload, client)
+    return MultipartWriter(profile, encoding, upload, client, metadata)
 
 
 class _Run:
@@ -102,11 +103,13 @@ class MultipartWriter(TiledWriter):
         The upload, started.
     client : distributed.Client
         Whose workers hold the tiles and upload the parts.
+    metadata : Metadata, optional
+        Written into the output's first IFD (as :class:`TiledWriter`).
     """
 
     def __init__(self, profile: dict, encoding: Encoding, upload: multipart.Upload,
-                 client: Any):
-        super().__init__(profile, encoding, _unavailable)
+                 client: Any, metadata: Metadata | None = None):
+        super().__init__(profile, encoding, _unavailable, metadata=metadata)
         self._upload = upload
         self._client = client
         self._cog = encoding.cog

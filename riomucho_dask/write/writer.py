@@ -19,6 +19,7 @@ from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
 from . import cog
+from .metadata import Metadata
 
 __all__ = ["Writer", "GDALWriter"]
 
@@ -73,10 +74,13 @@ class GDALWriter:
         Returns a new temporary path for each file this writer makes.
     dataset : rasterio.io.DatasetWriter, optional
         An open dataset to write into instead (neither closed nor moved).
+    metadata : Metadata, optional
+        Set on the dataset when it is opened (for a COG, on the intermediate:
+        GDAL's CreateCopy carries it into the COG).
     """
 
     def __init__(self, profile: dict, temporary: Callable[[], str], *,
-                 dataset: DatasetWriter | None = None):
+                 dataset: DatasetWriter | None = None, metadata: Metadata | None = None):
         if cog.is_cog(profile):
             self._profile, self._cog_options = cog.split_profile(profile)
         else:
@@ -84,6 +88,7 @@ class GDALWriter:
         self._temporary = temporary
         self._dataset = dataset
         self._owned = dataset is None
+        self._metadata = metadata
         self._path: str | None = None
         self._nodata = profile.get("nodata")
         self._mask_made = False
@@ -102,9 +107,13 @@ class GDALWriter:
         """Nothing: the finished file is moved into place by the store."""
 
     def _open(self) -> DatasetWriter:
-        if self._dataset is None:
-            self._path = self._temporary()
-            self._dataset = rasterio.open(self._path, "w", **self._profile)
+        if self._dataset is None or self._metadata:
+            if self._dataset is None:
+                self._path = self._temporary()
+                self._dataset = rasterio.open(self._path, "w", **self._profile)
+            if self._metadata:
+                self._metadata.apply(self._dataset)
+                self._metadata = None  # (set once)
         return self._dataset
 
     def write(self, block: np.ndarray, window: Window) -> None:
@@ -133,6 +142,8 @@ class GDALWriter:
 
     def close(self) -> str | None:
         if not self._owned:
+            if self._metadata:  # (no block came: set it all the same)
+                self._open()
             return None
         self._open().close()  # an empty array still makes a (blank) raster
         if self._cog_options is None:
