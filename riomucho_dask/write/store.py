@@ -28,9 +28,8 @@ from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
 from .. import config, gdal_options, timings
-from ..errors import OutputPathError, SchedulerError, StoreClosedError
+from ..errors import OutputPathError, SchedulerError, StoreClosedError, gdal_message
 from ..progress import BlockProgress
-from ..read.sources import gdal_message
 from ..windows import slices_to_window
 from . import upload
 from .encode import Encoding
