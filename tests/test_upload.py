@@ -187,3 +187,34 @@ def test_masked_blocks_unforeseen_in_a_cog_are_a_clear_error(noise, s3, cluster_
         rmd.to_raster(out, f"s3://{s3.bucket}/m.tif", like=noise, scheduler=cluster_client,
                       **COG)
     assert s3.keys() == ["m.tif"]
+
+
+def test_a_cog_head_larger_than_a_part_is_cut_into_parts(noise, s3, tmp_path, cluster_client,
+                                                        small_parts, monkeypatch):
+    """The head of a COG (header, overview levels, the first full-resolution tiles) is
+    uploaded last as parts 1 .. k, each no larger than the store's largest part: here a
+    largest part of 4 MiB (S3's is 5 GiB) cuts its 5 MiB of overviews in two."""
+    from dataclasses import replace
+
+    from riomucho_dask.write import upload
+
+    start = multipart.start
+    monkeypatch.setattr(multipart, "start",
+                        lambda path, env: replace(start(path, env), max_part=4 * MiB))
+    heads = []
+    submit_head = upload.MultipartWriter._submit_head
+
+    def spy(self, run, head, parts, tail=b""):
+        heads.append(parts)
+        return submit_head(self, run, head, parts, tail)
+
+    monkeypatch.setattr(upload.MultipartWriter, "_submit_head", spy)
+    out = rmd.map_windows(runfuncs.passthrough, [noise])
+    with s3.env():
+        rmd.to_raster(out, f"s3://{s3.bucket}/out.tif", like=noise, scheduler=cluster_client,
+                      **COG)
+    got = s3.get("out.tif", tmp_path / "got.tif")
+    local = rmd.to_raster(out, tmp_path / "local.tif", like=noise, scheduler="threads", **COG)
+    assert open_bytes(got) == open_bytes(local)
+    assert heads == [2] and _parts(s3, "out.tif") >= 3
+    assert _open_uploads(s3) == []

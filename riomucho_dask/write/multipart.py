@@ -97,6 +97,7 @@ class Upload:
     upload_id: str = field(repr=False)
     env: gdal_options.GDALOptions = field(repr=False)
     min_part: int = 5 * 2**20
+    max_part: int = 5 * 2**30
     max_parts: int = 10000
 
     def add(self, number: int, data: bytes) -> str:
@@ -153,7 +154,7 @@ def start(path: str, env: gdal_options.GDALOptions) -> Upload | None:
         if upload_id is None:
             raise OutputPathError(f"starting the upload of {path!r} failed: {_gdal_error(lib)}")
     return Upload(target, upload_id, env, min_part=max(1, smallest.value) * 2**20,
-                  max_parts=count.value or 10000)
+                  max_part=(largest.value or 5120) * 2**20, max_parts=count.value or 10000)
 
 
 @dataclass
@@ -189,13 +190,15 @@ def describe(tiles):
 
 
 def upload_part(upload: Upload, number: int, head: bytes, chunks: list, pieces: list,
-                tail: bytes, framed: bool) -> tuple[int, str, int]:
+                tail: bytes, framed: bool, skip: int = 0,
+                take: int | None = None) -> tuple[int, str, int]:
     """Upload part ``number``: ``head``, then tiles of ``chunks``
     (:class:`~riomucho_dask.write.encode.Tiles`), ``pieces`` saying which, in
     order, as ``(chunk, is_mask, first, stop)`` slices of its tile (or mask
     tile) list, then ``tail``.  ``framed``: each tile with its size before and
-    its last 4 bytes after (a COG's leader and trailer).  Runs on a worker;
-    returns ``(number, identifier, size)``."""
+    its last 4 bytes after (a COG's leader and trailer).  ``skip`` and ``take``:
+    only ``take`` bytes of that, from ``skip`` (a part cut from a longer run).
+    Runs on a worker; returns ``(number, identifier, size)``."""
     out = [head]
     for chunk, is_mask, first, stop in pieces:
         held = _item(chunks[chunk])
@@ -208,6 +211,8 @@ def upload_part(upload: Upload, number: int, head: bytes, chunks: list, pieces: 
     out.append(tail)
     data = b"".join(out)
     del out
+    if skip or take is not None:
+        data = data[skip:None if take is None else skip + take]
     with timings.timed("upload"):
         etag = upload.add(number, data)
     return number, etag, len(data)

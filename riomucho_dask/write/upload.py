@@ -20,9 +20,10 @@ go in arrival order (its IFDs say where each is), so parts leave as soon as
 they are full.  A COG's order is fixed (GDAL's layout, bit for bit the same
 as a local COG): the full resolution's parts leave row of tiles by row of
 tiles; the header and the overview levels, which come first in the file but
-are known last, make part 1, uploaded at the end (the overview tiles, about
-a third of the full resolution's size, wait in the workers' memory until
-then; distributed spills them to the workers' disks if it must).
+are known last, make parts 1 ... k (k as the store's largest part needs),
+uploaded at the end (the overview tiles, about a third of the full
+resolution's size, wait in the workers' memory until then; distributed
+spills them to the workers' disks if it must).
 """
 
 from __future__ import annotations
@@ -43,25 +44,14 @@ from .tiled import TiledWriter
 
 __all__ = ["MultipartWriter", "for_output"]
 
-#: The largest part 1 (header and overview levels) a COG may have: S3's
-#: largest part is 5 GiB.
-LARGEST_PART = 5 * 2**30
-
-
 def for_output(path: str, profile: dict, encoding: Encoding, env: Any, client: Any,
                masked: bool = False, metadata: Metadata | None = None) -> MultipartWriter | None:
     """A :class:`MultipartWriter` uploading to ``path`` from ``client``'s
     workers, its upload started; None where it cannot be (another file system,
-    a GDAL without the multipart API, a COG whose overviews would not fit in
-    one part, or that may need an internal mask: ``masked`` blocks and no
-    nodata)."""
-    if encoding.cog:
-        if masked and encoding.nodata is None:
-            return None
-        shapes = encoding.shapes(int(profile["height"]), int(profile["width"]))
-        size = np.dtype(encoding.dtype).itemsize * encoding.count
-        if sum(h * w * size for h, w in shapes[1:]) > LARGEST_PART * 0.9:
-            return None
+    a GDAL without the multipart API, a COG that may need an internal mask:
+    ``masked`` blocks and no nodata)."""
+    if encoding.cog and masked and encoding.nodata is None:
+        return None
     upload = multipart.start(path, env)
     if upload is None:
         return None
@@ -120,7 +110,16 @@ class MultipartWriter(TiledWriter):
         # parts of at least the store's minimum, few enough for its count
         self._part_bytes = max(int(config.get("part-bytes")), upload.min_part,
                                math.ceil((raw * 1.1 + 8 * tiles) / (upload.max_parts - 2)))
-        self._next = 2  # part 1 (the header, and what comes first) is uploaded last
+        # A COG's head (header, overview levels, the first full-resolution tiles)
+        # comes first in the file but is known last: parts 1 .. head_parts, uploaded
+        # at the end, each no larger than the store's largest part.
+        overview_raw = (raw - levels[0].height * levels[0].width * encoding.count
+                        * np.dtype(encoding.dtype).itemsize)
+        self._head_parts = max(1, math.ceil(overview_raw * 1.02 / (upload.max_part * 0.9))) \
+            if self._cog else 1
+        # (held back for the head: at least the store's minimum for each of its parts)
+        self._first_bytes = max(self._part_bytes, self._head_parts * upload.min_part)
+        self._next = self._head_parts + 1
         self._first: _Run | None = None  # the tiles of part 1, held until the end
         self._run = _Run()  # tiles in file order, not yet in a part
         self._parts: dict[int, Any] = {}  # number -> future of (number, id, size)
@@ -192,16 +191,19 @@ class MultipartWriter(TiledWriter):
 
     def _flush(self) -> None:
         """The run in a part once it is large enough (the first one held for part 1)."""
-        if self._run.nbytes < self._part_bytes or self._next >= self._upload.max_parts:
-            return
         if self._first is None:
+            if self._run.nbytes < self._first_bytes:
+                return
             self._first = self._run
+        elif self._run.nbytes < self._part_bytes or self._next >= self._upload.max_parts:
+            return
         else:
             self._submit(self._run, self._next)
             self._next += 1
         self._run = _Run()
 
-    def _submit(self, run: _Run, number: int, head: bytes = b"", tail: bytes = b"") -> None:
+    def _submit(self, run: _Run, number: int, head: bytes = b"", tail: bytes = b"",
+                skip: int = 0, take: int | None = None) -> None:
         index: dict[int, int] = {}
         chunks, pieces = [], []
         for tiles, is_mask, first, stop in run.pieces:
@@ -211,7 +213,35 @@ class MultipartWriter(TiledWriter):
             pieces.append((index[id(tiles)], is_mask, first, stop))
         self._parts[number] = self._client.submit(
             multipart.upload_part, self._upload, number, head, chunks, pieces, tail,
-            self._cog, key=f"upload-part-{number}-{self._token}", priority=10)
+            self._cog, skip, take, key=f"upload-part-{number}-{self._token}", priority=10)
+
+    def _submit_head(self, run: _Run, head: bytes, parts: int, tail: bytes = b"") -> None:
+        """Upload ``head`` + ``run`` + ``tail`` as parts 1 .. ``parts``, split into
+        byte ranges of equal size (each no smaller than the store's minimum: the
+        run held enough for that)."""
+        if parts == 1:
+            self._submit(run, 1, head=head, tail=tail)
+            return
+        total = len(head) + run.nbytes + len(tail)
+        bounds = [total * n // parts for n in range(parts + 1)]
+        # where each piece starts in the head (after the header bytes)
+        starts, at = [], len(head)
+        for tiles, is_mask, first, stop in run.pieces:
+            starts.append(at)
+            sizes = (tiles.part.mask_sizes if is_mask else tiles.part.sizes)[first:stop]
+            at += sum(sizes) + (8 * len(sizes) if self._cog else 0)
+        for number in range(1, parts + 1):
+            lo, hi = bounds[number - 1], bounds[number]
+            piece_run, first_start = _Run(), None
+            for start, piece, end in zip(starts, run.pieces, starts[1:] + [at]):
+                if end > lo and start < hi:
+                    piece_run.pieces.append(piece)
+                    first_start = start if first_start is None else first_start
+            part_head = head if lo < len(head) else b""
+            part_tail = tail if hi > at else b""
+            begin = 0 if part_head else (first_start if first_start is not None else at)
+            self._submit(piece_run, number, head=part_head, tail=part_tail,
+                         skip=lo - begin, take=hi - lo)
 
     def _check_parts(self) -> None:
         """Raise the first failure of a part uploaded so far."""
@@ -244,11 +274,14 @@ class MultipartWriter(TiledWriter):
             first = _Run()
         if self._first is not None:
             first.extend(self._first)
-            self._submit(first, 1, head=head_tail[0])
-            self._submit(self._run, self._next, tail=head_tail[1])
-        else:  # everything in one part
+            self._submit_head(first, head_tail[0], self._head_parts)
+            if self._run.pieces or head_tail[1]:
+                self._submit(self._run, self._next, tail=head_tail[1])
+        else:  # everything in the head: as few parts as its size allows
             first.extend(self._run)
-            self._submit(first, 1, head=head_tail[0], tail=head_tail[1])
+            size = len(head_tail[0]) + first.nbytes + len(head_tail[1])
+            parts = max(1, min(self._head_parts, size // self._upload.min_part))
+            self._submit_head(first, head_tail[0], parts, tail=head_tail[1])
         self._run, self._first = _Run(), None
         self._chunks = [{} for _ in self._levels]
         self._done += self._client.gather(list(self._parts.values()))
