@@ -390,6 +390,10 @@ def mucho(ctx: click.Context, verbose: int) -> None:
                    "Default: the first input's (without --grid), when it has as many bands.")
 @click.option("--tag", "tags", metavar="KEY=VALUE", multiple=True, callback=_cb_tags,
               help="A tag of the output (GeoTIFF and COG).  Repeatable.")
+@click.option("--stats", is_flag=True, default=False,
+              help="Write each band's statistics (minimum, maximum, mean, standard "
+                   "deviation, valid percent) into OUTPUT as GDAL's STATISTICS_* metadata, "
+                   "computed while writing (GeoTIFF and COG).")
 @click.option("--grid", "grid", metavar="PATH|first|union|intersection", default=None,
               help="Read every input onto this grid: a raster's, the first input's, or the "
                    "union or intersection of the inputs' footprints.  Default: the inputs "
@@ -420,9 +424,9 @@ def mucho(ctx: click.Context, verbose: int) -> None:
 def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, global_args: Any,
         args: dict, count: int | None, dtype: str | None, workers: int | None, scheduler: str,
         creation_options: dict, driver: str | None, nodata: str | None,
-        descriptions: tuple[str, ...], tags: dict, grid: str | None, resampling: str | None,
-        masked: bool, progress: bool | None, overlap: int, boundary: Any, resume: bool,
-        report: bool, output: str | None, overwrite: bool) -> None:
+        descriptions: tuple[str, ...], tags: dict, stats: bool, grid: str | None,
+        resampling: str | None, masked: bool, progress: bool | None, overlap: int,
+        boundary: Any, resume: bool, report: bool, output: str | None, overwrite: bool) -> None:
     """Run MODULE:FUNCTION over the windows of INPUT... and write OUTPUT.
 
     FUNCTION has rio-mucho's signature, f(data, window, ij, global_args),
@@ -490,7 +494,7 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
                                         scheduler=client if client is not None else scheduler,
                                         progress=progress, resume=resume, report=report,
                                         descriptions=list(descriptions) or None,
-                                        tags=tags or None, **options)
+                                        tags=tags or None, stats=stats, **options)
                 if report:
                     written = written.path
     except CLEAN_ERRORS as err:

@@ -175,7 +175,8 @@ class RioMucho:
         rio-mucho: it may also hold the output's metadata, as
         :func:`~riomucho_dask.to_raster` takes it (``descriptions``,
         ``tags``, ``band_tags``, ``units``, ``scales``, ``offsets``,
-        ``colormap``).
+        ``colormap``), and ``stats=True`` for the band statistics (windows
+        that form a grid).
     global_args : object, optional
         Passed to every call (default ``{}``).
     kwargs : dict, optional
@@ -238,6 +239,8 @@ class RioMucho:
         options = dict(self.options)
         # the output's metadata travels apart from the creation options
         self._metadata = {key: options.pop(key) for key in METADATA_KEYS if key in options}
+        if options.pop("stats", False):  # (band statistics, as to_raster's stats=True)
+            self._metadata["stats"] = True
         options["transform"] = guard_transform(options["transform"])
         count = int(options.get("count", 1))
         dtype = np.dtype(options.get("dtype", "uint8"))
@@ -293,6 +296,9 @@ class RioMucho:
         if self._resume:
             raise ProfileError("resume=True needs windows that form a grid (these do not): "
                                "the tiles of a window must be written whole")
+        if self._metadata.pop("stats", False):
+            raise ProfileError("options['stats'] needs windows that form a grid (these do "
+                               "not): the statistics of the output are those of its blocks")
         # One task a window, each reading its files itself: the spec of the same
         # job as map_windows, read as manual_read or an overlap reads.
         job = prepare(self.run_function, self.inpaths, mode=self.mode,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import warnings
@@ -20,9 +21,10 @@ from ..execute.engine import RasterWrite, array_write, compute, run, tiles_write
 from ..paths import is_remote
 from . import encode, remote
 from .journal import Journal
-from .metadata import output_metadata
+from .metadata import DRIVERS, output_metadata
 from .parts import PartSink
 from .profile import align_chunks, build_profile
+from .statistics import measured_blocks
 from .store import RasterStore
 
 __all__ = ["to_raster", "RasterStore", "RasterWrite", "compute", "build_profile"]
@@ -47,6 +49,7 @@ def to_raster(
     scales: Sequence[float] | None = None,
     offsets: Sequence[float] | None = None,
     colormap: Mapping[int, tuple[int, ...]] | None = None,
+    stats: bool = False,
     **creation_options: Any,
 ):
     """Write a ``(count, rows, cols)`` dask array to a raster, window by window.
@@ -127,6 +130,15 @@ def to_raster(
         The metadata arguments need a GeoTIFF or COG output; GDAL writes them
         into the file itself (``GDAL_METADATA``, the TIFF palette and text
         tags), the same on every route, with no ``.aux.xml`` beside it.
+    stats : bool, optional
+        Write each band's statistics over its valid pixels (not nodata, not
+        masked, not NaN) as GDAL's band metadata: ``STATISTICS_MINIMUM``,
+        ``STATISTICS_MAXIMUM``, ``STATISTICS_MEAN``, ``STATISTICS_STDDEV``
+        (population) and ``STATISTICS_VALID_PERCENT``, which ``gdalinfo``,
+        QGIS and ``src.statistics(band)`` read as they are.  Each block is
+        measured in the task that computed it and only the numbers travel:
+        the output is neither read back nor computed again.  A GeoTIFF or
+        COG output of real numbers (not ``resume=True``).
     **creation_options
         GDAL creation options (``compress="deflate"``, ``tiled=True``...).
         Compressed GeoTIFFs get ``NUM_THREADS=ALL_CPUS`` and
@@ -142,11 +154,11 @@ def to_raster(
     ------
     ProfileError
         No georeferencing, or a profile contradicting the array; or
-        ``resume=True`` for an output GDAL must write itself; or metadata of
-        the wrong shape (naming the argument: a description per band, a
-        colour table for a one-band integer output, tags as a dict), or for
-        an output other than a GeoTIFF or COG.  All before anything is
-        computed.
+        ``resume=True`` for an output GDAL must write itself; or metadata
+        (``stats=True`` too) of the wrong shape (naming the argument: a
+        description per band, a colour table for a one-band integer output,
+        tags as a dict), or for an output other than a GeoTIFF or COG.  All
+        before anything is computed.
     OutputPathError
         The output directory, or the bucket of an object-storage output,
         does not exist or cannot be reached (before anything is computed);
@@ -164,6 +176,12 @@ def to_raster(
     ...           descriptions=["red / 2", "green / 2", "blue / 2"],
     ...           tags={"source": "scene_a.tif"})
     'half_described.tif'
+    >>> to_raster(out, "half_stats.tif", like="scene_a.tif", stats=True)
+    'half_stats.tif'
+    >>> import rasterio
+    >>> with rasterio.open("half_stats.tif") as src:
+    ...     src.tags(1)["STATISTICS_VALID_PERCENT"]
+    '100'
     """
     if is_dataarray(array):
         array, georef = for_writing(array)
@@ -199,6 +217,9 @@ def to_raster(
         path.driver if isinstance(path, DatasetWriter) else str(out_profile["driver"]), like,
         descriptions=descriptions, tags=tags, band_tags=band_tags, units=units, scales=scales,
         offsets=offsets, colormap=colormap)
+    if stats:
+        _check_stats(path.driver if isinstance(path, DatasetWriter)
+                     else str(out_profile["driver"]), out_profile["dtype"], resume)
     if np.dtype(out_profile["dtype"]) != array.dtype:
         array = array.astype(out_profile["dtype"])
     array = align_chunks(array, out_profile)
@@ -206,6 +227,8 @@ def to_raster(
     encoding = None
     if not isinstance(path, DatasetWriter) and config.get("encode-tiles"):
         encoding = encode.for_profile(out_profile)
+        if encoding is not None and stats:  # (measured as they are encoded)
+            encoding = dataclasses.replace(encoding, stats=True)
     journal = _journal(path, array, out_profile, encoding) if resume else None
     sink = None
     if encoding is None:
@@ -225,7 +248,12 @@ def to_raster(
                         progress=progress, total=total, encoding=encoding, journal=journal,
                         parts=sink, masked=isinstance(array._meta, np.ma.MaskedArray),
                         metadata=metadata)
-    write = array_write(store, array) if encoding is None else tiles_write(store, arrays, skip)
+    if encoding is not None:
+        write = tiles_write(store, arrays, skip)
+    elif stats:  # (each block measured in its own task, on its way to GDAL)
+        write = tiles_write(store, [measured_blocks(array, out_profile.get("nodata"))])
+    else:
+        write = array_write(store, array)
     if not compute:
         return RasterWrite(write)
     done = run([write], scheduler, report=report)
@@ -233,6 +261,18 @@ def to_raster(
         print(done)
         return done
     return done[0]
+
+
+def _check_stats(driver: str, dtype: Any, resume: bool) -> None:
+    """Raise :class:`ProfileError` where ``stats=True`` cannot be written."""
+    if driver.upper() not in DRIVERS:
+        raise ProfileError(f"stats=True: statistics are written into GeoTIFF and COG "
+                           f"outputs only (GDAL keeps them in the file), not {driver!r}")
+    if np.dtype(dtype).kind == "c":
+        raise ProfileError(f"stats=True needs an output of real numbers, not {np.dtype(dtype)}")
+    if resume:
+        raise ProfileError("stats=True cannot be combined with resume=True: the chunks "
+                           "written by an earlier run are not measured again")
 
 
 def check_directory(path: str, directory: str) -> None:

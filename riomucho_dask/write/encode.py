@@ -42,6 +42,7 @@ from ..windows import offsets
 from . import tiff
 from .journal import Journal
 from .metadata import Metadata
+from .statistics import measure
 
 __all__ = ["Encoding", "Tiles", "for_profile", "encoded_arrays", "reduce2"]
 
@@ -85,7 +86,9 @@ class Tiles:
 
     ``data`` holds one ``bytes`` per tile, plane by plane then row by row
     (one plane unless bands are interleaved by band); ``mask`` the tiles of
-    the internal mask, when the chunk had masked pixels and no nodata.
+    the internal mask, when the chunk had masked pixels and no nodata;
+    ``stats`` the chunk's band statistics (full resolution, when the
+    encoding asks for them: :mod:`riomucho_dask.write.statistics`).
     """
 
     level: int
@@ -96,6 +99,7 @@ class Tiles:
     data: list | None
     mask: list | None = None
     part: Any = None  # a PartRef: the bytes are in a part file (data and mask None)
+    stats: Any = None  # a BlockStatistics
 
     @property
     def nbytes(self) -> int:
@@ -121,6 +125,7 @@ class Encoding:
     overviews: int = 0
     resampling: str = "nearest"
     bigtiff: str = "if_needed"
+    stats: bool = False  # measure the full-resolution chunks (band statistics)
 
     # -- the chunk files ---------------------------------------------------
     def _chunk_profile(self, height: int, width: int) -> dict:
@@ -146,6 +151,7 @@ class Encoding:
         """Encode ``block`` (``(count, h, w)``, maybe masked), whose first pixel
         is at (``row``, ``col``) of ``level``, into its tiles."""
         data, mask = as_written(block, self.nodata)
+        stats = measure(data, mask, self.nodata) if self.stats and level == 0 else None
         _, height, width = data.shape
         by, bx = self.block
         creation = dict(self.creation)
@@ -153,12 +159,12 @@ class Encoding:
             # Uncompressed tiles are the pixels themselves: no GDAL dataset needed
             # (about 3 ms a tile saved, most of the cost of small windows).
             return Tiles(level, row // by, col // bx, -(-height // by), -(-width // bx),
-                         self._raw_tiles(data))
+                         self._raw_tiles(data), stats=stats)
         raw = self._gtiff_bytes(self._chunk_profile(height, width), data, mask)
         ifds = tiff.read_ifds(raw)
         return Tiles(level, row // by, col // bx, -(-height // by), -(-width // bx),
                      _tile_bytes(raw, ifds[0]),
-                     _tile_bytes(raw, ifds[1]) if mask is not None else None)
+                     _tile_bytes(raw, ifds[1]) if mask is not None else None, stats=stats)
 
     def _raw_tiles(self, data: np.ndarray) -> list:
         """Uncompressed tiles of ``data`` as GDAL lays them out: little-endian,

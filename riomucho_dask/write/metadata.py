@@ -16,7 +16,7 @@ from __future__ import annotations
 import numbers
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -55,6 +55,20 @@ class Metadata:
 
     def __bool__(self) -> bool:
         return any(getattr(self, field.name) for field in fields(self))
+
+    def with_band_tags(self, tags: Sequence[Mapping[str, str]]) -> Metadata:
+        """This metadata with ``tags`` (one dict per band) added to each band's
+        tags (the band statistics, known once every block is written).
+
+        Examples
+        --------
+        >>> Metadata(descriptions=("red",)).with_band_tags([{"A": "1"}]).band_tags
+        ((('A', '1'),),)
+        """
+        bands = list(self.band_tags) or [()] * len(tags)
+        merged = tuple(tuple({**dict(old), **dict(new)}.items())
+                       for old, new in zip(bands, tags, strict=True))
+        return replace(self, band_tags=merged)
 
     def apply(self, dataset: Any) -> None:
         """Set this metadata on ``dataset``, a rasterio dataset open for writing."""

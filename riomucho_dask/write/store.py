@@ -38,6 +38,7 @@ from .metadata import Metadata
 from .multipart import describe
 from .output import OutputFile
 from .parts import PartSink
+from .statistics import BlockStatistics, Measured
 from .tiled import TiledWriter
 from .writer import GDALWriter, Writer
 
@@ -138,7 +139,7 @@ class RasterStore:
         self._lock = lock if lock is not None else threading.Lock()
         self._gdal_env = gdal_options.captured_env()
         self._cond = threading.Condition()
-        self._queue: deque[tuple[np.ndarray, Window, int]] = deque()
+        self._queue: deque[tuple[Any, Window | None, int, Any]] = deque()
         self._queued = 0  # bytes in the queue
         self._limit = int(config.get("queue-bytes"))
         self._thread: threading.Thread | None = None
@@ -146,6 +147,9 @@ class RasterStore:
         self._closed = False
         self._error: BaseException | None = None
         self.written = 0
+        # the statistics each written block carried, by its place
+        # (``to_raster(..., stats=True)``)
+        self._measured: dict[tuple[int, int], BlockStatistics] = {}
         #: On a cluster, run on each block where it was computed; only its result
         #: travels here (:meth:`put_remote`); None: blocks travel whole.
         self.remote_result: Any = None
@@ -228,14 +232,22 @@ class RasterStore:
 
     def put(self, block: Any, window: Window | list | None) -> None:
         """Queue ``block`` (``(count, h, w)``) for ``window``, or encoded tiles
-        (``window`` None), or a list of blocks for a list of windows; wait while
-        the queue is full."""
+        or a :class:`~riomucho_dask.write.statistics.Measured` block (``window``
+        None: they know their place), or a list of blocks for a list of windows;
+        wait while the queue is full.  The statistics a block carries are added
+        to :attr:`statistics` once it is written."""
         if isinstance(window, list):  # (a task of several windows)
             for one, place in zip(block, window, strict=True):
                 self.put(one, place)
             return
         if isinstance(block, np.ndarray) and block.dtype == object:
             block = block.item()
+        stats = getattr(block, "stats", None)  # (measured in the block's task)
+        if isinstance(block, Measured):  # (pixels for GDAL, with their place)
+            block, window = block.block, block.window
+            stats = ((int(window.row_off), int(window.col_off)), stats)
+        elif stats is not None:
+            stats = ((block.row, block.col), stats)
         nbytes = int(getattr(block, "nbytes", 0))
         with self._cond:
             self._check(window)
@@ -244,7 +256,7 @@ class RasterStore:
                     while self._queued and self._queued + nbytes > self._limit:
                         self._cond.wait()
                         self._check(window)
-            self._queue.append((block, window, nbytes))
+            self._queue.append((block, window, nbytes, stats))
             self._queued += nbytes
             if self._thread is None:  # (re)started here, after the block is in
                 self._thread = threading.Thread(target=self._drain, daemon=True,
@@ -267,6 +279,18 @@ class RasterStore:
                 "not written.  Compute the write again with w.compute() or "
                 "riomucho_dask.compute(w): it writes again")
 
+    @property
+    def statistics(self) -> BlockStatistics | None:
+        """The band statistics of the blocks written so far, when they carry
+        them (``to_raster(..., stats=True)``), else None: added up pairwise in
+        the blocks' order, so the same on every scheduler, to the last bit."""
+        with self._cond:
+            measured = [self._measured[place] for place in sorted(self._measured)]
+        while len(measured) > 1:
+            pairs = [a + b for a, b in zip(measured[::2], measured[1::2])]
+            measured = pairs + measured[len(pairs) * 2:]
+        return measured[0] if measured else None
+
     # -- the writer thread ----------------------------------------------------
     def _drain(self) -> None:
         # Runs while blocks are queued, then ends: an idle store holds no
@@ -279,7 +303,7 @@ class RasterStore:
                         if not self._queue:
                             self._thread = None
                             return
-                        block, window, nbytes = self._queue[0]
+                        block, window, nbytes, stats = self._queue[0]
                     with self._lock, timings.timed("write"):
                         try:
                             self._writer.write(block, window)
@@ -290,6 +314,8 @@ class RasterStore:
                             self._queue.popleft()
                             self._queued -= nbytes
                         self.written += 1
+                        if stats is not None:
+                            self._measured[stats[0]] = stats[1]
                         self._cond.notify_all()
                     if self._progress is not None:
                         with contextlib.suppress(Exception):  # a bar never fails a write
@@ -353,6 +379,9 @@ class RasterStore:
                 raise _again(self._error) from self._error
             with self._lock, gdal_options.env(self._gdal_env):
                 try:
+                    statistics = self.statistics
+                    if statistics is not None:
+                        self._writer.add_band_tags(statistics.band_tags())
                     self._finished = self._writer.close()
                 except Exception as err:
                     raise self.explain(err) from err

@@ -194,6 +194,11 @@ class TiledWriter:
             self._journal.record(entry)
 
     # -- finishing ---------------------------------------------------------
+    def add_band_tags(self, tags: list[dict[str, str]]) -> None:
+        """Written with the metadata, into the full-resolution IFD's
+        ``GDAL_METADATA`` (by GDAL, in the template :meth:`close` takes)."""
+        self._metadata = (self._metadata or Metadata()).with_band_tags(tags)
+
     def _ifds(self) -> tuple[list[dict], bytes]:
         """(tags of each IFD in file order, tile offsets left to fill; the
         all-valid mask tile)."""

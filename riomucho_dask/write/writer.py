@@ -43,6 +43,10 @@ class Writer(Protocol):
     def write(self, block: np.ndarray, window: Window) -> None:
         """Place ``block`` (``(count, h, w)``, maybe masked) at ``window``."""
 
+    def add_band_tags(self, tags: list[dict[str, str]]) -> None:
+        """Band tags known only once every block is written (the band
+        statistics), one dict per band: written into the file by :meth:`close`."""
+
     def close(self) -> str | None:
         """Finish the file; return the path of the finished file (None when
         writing into a dataset owned by the caller)."""
@@ -93,6 +97,7 @@ class GDALWriter:
         self._nodata = profile.get("nodata")
         self._mask_made = False
         self._unmasked: list[Window] = []
+        self._late_tags: list[dict[str, str]] = []
         #: Called with a message before a long finishing step (the COG pass).
         self.on_finish: Callable[[str], None] | None = None
 
@@ -140,12 +145,25 @@ class GDALWriter:
         valid = np.where(mask.any(axis=0), 0, 255).astype("uint8")
         dataset.write_mask(valid, window=window)
 
+    def add_band_tags(self, tags: list[dict[str, str]]) -> None:
+        """Set on the dataset by :meth:`close` (for a COG, on the intermediate:
+        GDAL's COG driver copies them)."""
+        self._late_tags = list(tags)
+
+    def _set_late_tags(self, dataset: DatasetWriter) -> None:
+        for band, tags in enumerate(self._late_tags, 1):
+            if tags:
+                dataset.update_tags(band, **tags)
+        self._late_tags = []
+
     def close(self) -> str | None:
         if not self._owned:
-            if self._metadata:  # (no block came: set it all the same)
-                self._open()
+            if self._metadata or self._late_tags:  # (no block came: set it all the same)
+                self._set_late_tags(self._open())
             return None
-        self._open().close()  # an empty array still makes a (blank) raster
+        dataset = self._open()  # an empty array still makes a (blank) raster
+        self._set_late_tags(dataset)
+        dataset.close()
         if self._cog_options is None:
             return self._path
         if self.on_finish is not None:
