@@ -312,3 +312,19 @@ def masks_high(data, window, ij, g):
     """Band 1, masked where it is above ``g["above"]`` (0.5 without)."""
     band = data[0][:1]
     return np.ma.masked_where(band > g.get("above", 0.5), band)
+
+
+def unseeded_noise(data, window, ij, g):
+    """Random whole numbers up to a random bound, as float32: another draw each call
+    (not deterministic), compressing to other sizes."""
+    rng = np.random.default_rng()
+    return np.round(rng.random(data[0].shape) * rng.integers(1, 10000)).astype("float32")
+
+
+def exit_soon():
+    """End this (worker) process in 0.2 s, as a crash would."""
+    import os
+    import threading
+
+    threading.Timer(0.2, os._exit, (1,)).start()
+    return True

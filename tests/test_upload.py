@@ -218,3 +218,53 @@ def test_a_cog_head_larger_than_a_part_is_cut_into_parts(noise, s3, tmp_path, cl
     assert open_bytes(got) == open_bytes(local)
     assert heads == [2] and _parts(s3, "out.tif") >= 3
     assert _open_uploads(s3) == []
+
+
+@pytest.mark.parametrize("options", [COG, GTIFF], ids=["COG", "GTiff"])
+def test_one_array_to_s3_and_to_a_local_file(noise, s3, tmp_path, cluster_client, options):
+    """Two outputs of one array with the same options: each encodes its own tiles (one
+    keeps them on the workers, the other takes them back)."""
+    out = rmd.map_windows(runfuncs.passthrough, [noise])
+    with s3.env():
+        w1 = rmd.to_raster(out, f"s3://{s3.bucket}/a.tif", like=noise, compute=False,
+                           **options)
+        w2 = rmd.to_raster(out, tmp_path / "b.tif", like=noise, compute=False, **options)
+        rmd.compute(w1, w2, scheduler=cluster_client)
+    got = s3.get("a.tif", tmp_path / "a.tif")
+    assert_same_raster(got, tmp_path / "b.tif")
+    if options is COG:
+        assert open_bytes(got) == open_bytes(tmp_path / "b.tif")
+
+
+def test_tiles_computed_again_with_other_sizes_fail_the_upload(noise, s3, tmp_path,
+                                                               cluster_client, monkeypatch,
+                                                               small_parts):
+    """The header is laid out from the sizes the tiles had: a worker lost before its
+    tiles were uploaded, and a run function that draws other pixels when computed
+    again, would give a corrupt file.  The upload fails and is aborted instead."""
+    from riomucho_dask.errors import StoreError
+    from riomucho_dask.write import upload
+
+    close = upload.MultipartWriter.close
+
+    def kill_a_holder_then_close(self):
+        future = self._first.pieces[0][0].part.future  # (held for part 1)
+        import time
+
+        holder = cluster_client.who_has([future])[future.key]
+        cluster_client.run(runfuncs.exit_soon, workers=list(holder))
+        deadline = time.monotonic() + 30
+        while set(holder) & set(cluster_client.scheduler_info()["workers"]):
+            assert time.monotonic() < deadline, "the worker did not exit"
+            time.sleep(0.05)
+        return close(self)
+
+    monkeypatch.setattr(upload.MultipartWriter, "close", kill_a_holder_then_close)
+    out = rmd.map_windows(runfuncs.unseeded_noise, [noise])
+    try:
+        with s3.env(), pytest.raises(StoreError, match="computed again"):
+            rmd.to_raster(out, f"s3://{s3.bucket}/d.tif", like=noise,
+                          scheduler=cluster_client, **GTIFF)
+        assert s3.keys() == [] and _open_uploads(s3) == []
+    finally:
+        cluster_client.wait_for_workers(2, timeout=60)

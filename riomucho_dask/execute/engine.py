@@ -453,7 +453,8 @@ def _run_distributed(writes: Sequence[Write], client) -> None:
         if remote is None:
             pending[future] = (outs, None)
         else:
-            small = client.submit(remote, future, key=f"{remote.__name__}-{future.key}")
+            small = client.submit(remote, future, key=f"{remote.__name__}-{future.key}",
+                                  priority=1)  # (before more blocks: sizes, then uploads)
             pending[small] = (outs, future)
     del futures
     ready: list = []

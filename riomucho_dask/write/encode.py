@@ -402,7 +402,8 @@ def _encoded(array: da.Array, encoding: Encoding, level: int, sink=None) -> da.A
                             # (after the array's own name: fused with it, the task keeps
                             # the user's name in the dashboard, "map_windows", "truediv")
                             name=f"{array.name}-encode-{level}-"
-                            + da.core.tokenize(array, encoding, level))
+                            + da.core.tokenize(array, encoding, level,
+                                               getattr(sink, "owner", None)))
 
 
 def _half(size: int) -> int:

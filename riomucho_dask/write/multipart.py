@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import gdal_options, timings
-from ..errors import OutputPathError
+from ..errors import OutputPathError, StoreError
 from ..paths import vsi_path
 from . import remote
 
@@ -184,6 +184,8 @@ def describe(tiles):
     from dataclasses import replace
 
     tiles = _item(tiles)
+    if tiles.data is None:  # (in a part file: not what an upload from the workers takes)
+        raise StoreError("tiles to upload from the workers were written to a part file")
     sizes = tuple(map(len, tiles.data))
     mask = None if tiles.mask is None else tuple(map(len, tiles.mask))
     return replace(tiles, data=None, mask=None, part=Remote(sizes, mask))
@@ -194,15 +196,22 @@ def upload_part(upload: Upload, number: int, head: bytes, chunks: list, pieces: 
                 take: int | None = None) -> tuple[int, str, int]:
     """Upload part ``number``: ``head``, then tiles of ``chunks``
     (:class:`~riomucho_dask.write.encode.Tiles`), ``pieces`` saying which, in
-    order, as ``(chunk, is_mask, first, stop)`` slices of its tile (or mask
-    tile) list, then ``tail``.  ``framed``: each tile with its size before and
-    its last 4 bytes after (a COG's leader and trailer).  ``skip`` and ``take``:
-    only ``take`` bytes of that, from ``skip`` (a part cut from a longer run).
+    order, as ``(chunk, is_mask, first, stop, sizes)`` slices of its tile (or
+    mask tile) list with the sizes the header was laid out with, then ``tail``.
+    ``framed``: each tile with its size before and its last 4 bytes after (a
+    COG's leader and trailer).  ``skip`` and ``take``: only ``take`` bytes of
+    that, from ``skip`` (a part cut from a longer run).
     Runs on a worker; returns ``(number, identifier, size)``."""
     out = [head]
-    for chunk, is_mask, first, stop in pieces:
+    for chunk, is_mask, first, stop, sizes in pieces:
         held = _item(chunks[chunk])
         tiles = held.mask if is_mask else held.data
+        if tuple(map(len, tiles[first:stop])) != tuple(sizes):
+            raise StoreError(
+                f"tiles at tile row {held.row}, column {held.col} of level {held.level} "
+                "were computed again (a worker was lost) with other sizes than the first "
+                "time: the run function is not deterministic, or the workers' codecs "
+                f"differ; part {number} of {upload.path!r} is not uploaded")
         for tile in tiles[first:stop]:
             if framed:
                 out += [struct.pack("<I", len(tile)), tile, tile[-4:].rjust(4, b"\0")]

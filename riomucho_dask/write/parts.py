@@ -21,6 +21,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import uuid
 import zlib
 from dataclasses import dataclass, replace
 
@@ -48,19 +49,24 @@ class PartSink:
 
     Its dask token is the same whatever the directory: the job, and so a
     resumable write's identity, does not depend on where the parts go.
+    ``owner`` tells the encoding tasks of one output from another's (two
+    outputs of the same array and options encode their tiles apart: one may
+    keep them on the workers while the other takes them back).
     """
 
     def __init__(self) -> None:
         self.directory: str | None = None
+        self.owner = uuid.uuid4().hex
 
     def __dask_tokenize__(self):
         return ("PartSink",)
 
     def __getstate__(self):
-        return {"directory": self.directory}
+        return {"directory": self.directory, "owner": self.owner}
 
     def __setstate__(self, state):
         self.directory = state["directory"]
+        self.owner = state.get("owner")
 
     def use(self, beside: str) -> str:
         """Make a new hidden parts directory beside ``beside`` (a file path) and

@@ -210,7 +210,8 @@ class MultipartWriter(TiledWriter):
             if id(tiles) not in index:
                 index[id(tiles)] = len(chunks)
                 chunks.append(tiles.part.future)
-            pieces.append((index[id(tiles)], is_mask, first, stop))
+            sizes = (tiles.part.mask_sizes if is_mask else tiles.part.sizes)[first:stop]
+            pieces.append((index[id(tiles)], is_mask, first, stop, sizes))
         self._parts[number] = self._client.submit(
             multipart.upload_part, self._upload, number, head, chunks, pieces, tail,
             self._cog, skip, take, key=f"upload-part-{number}-{self._token}", priority=10)
@@ -254,6 +255,7 @@ class MultipartWriter(TiledWriter):
 
     # -- finishing ------------------------------------------------------------
     def close(self) -> None:
+        self._check_parts()  # (a part that failed: no more uploads)
         self._check_complete()
         ifds, valid = self._ifds()
         if self._cog:
