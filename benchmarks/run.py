@@ -41,7 +41,7 @@ RESULTS = os.path.join(HERE, "RESULTS.md")
 
 #: Back ends of the main table, in the order they run and are shown.
 BACKENDS = ("serial", "serial-nt2", "rio-mucho", "threads", "processes", "processes-cold",
-            "distributed", "shim")
+            "distributed", "distributed-cold", "shim")
 #: Back ends without riomucho_dask: "speed-up vs best anchor" divides by the fastest of them.
 ANCHORS = ("serial", "serial-nt2", "rio-mucho")
 #: GDAL's NUM_THREADS creation option of the ``serial-nt2`` output.
@@ -60,6 +60,7 @@ RUNS_ON = {
     "processes": "WORKERS processes (from a fork server)",
     "processes-cold": "WORKERS processes, started by the write",
     "distributed": "WORKERS worker processes",
+    "distributed-cold": "WORKERS worker processes, new",
     "shim": "this process, WORKERS threads",
 }
 MAIN_JOBS = ("heavy", "light")
@@ -94,7 +95,9 @@ DESCRIPTIONS = {
     "processes-cold": "the same, the first write of a session (its wall time includes "
     "starting the pool)",
     "distributed": "rmd.to_raster(..., scheduler=Client(LocalCluster(n_workers=WORKERS, "
-    "threads_per_worker=1)))",
+    "threads_per_worker=1))), its workers warmed (riomucho_dask.workers.warm)",
+    "distributed-cold": "the same, the first write on a new cluster whose workers have "
+    "imported nothing yet (its first tasks import dask.array, rasterio, riomucho_dask)",
     "shim": "riomucho_dask.RioMucho(...).run(WORKERS): WORKERS threads (its default)",
     "shim-sync": "riomucho_dask.RioMucho(...).run(1): dask's synchronous scheduler, in-process",
     "rio-mucho-sync": "riomucho.RioMucho(...).run(1): rio-mucho's in-process MockTub",
@@ -397,7 +400,7 @@ def child_main(spec: dict) -> dict:
         os.remove(output)
     _warm_imports(backend)
 
-    if backend == "distributed":
+    if backend in ("distributed", "distributed-cold"):
         from distributed import Client, LocalCluster
 
         started = time.perf_counter()
@@ -405,6 +408,12 @@ def child_main(spec: dict) -> dict:
                                dashboard_address=None)
         client = Client(cluster)
         client.wait_for_workers(workers)
+        if backend == "distributed":
+            # Its workers import what the tasks need, as the process pool's fork server
+            # does (distributed-cold: in the write's first tasks).
+            from riomucho_dask.workers import warm
+
+            warm(client)
         result["startup"] = time.perf_counter() - started
         try:
             cpu = _cpu_seconds()
@@ -1171,9 +1180,13 @@ def render_results(args, info, table, overhead, windows, startups, cells, load_b
     )
     if startups.get("distributed"):
         notes.append(
-            f"`distributed`: starting the LocalCluster ({args.workers} worker processes) took "
+            f"`distributed`: starting the LocalCluster ({args.workers} worker processes) and "
+            "importing the tasks' modules in its workers (`riomucho_dask.workers.warm`, as the "
+            "process pool's fork server preloads them) took "
             f"{statistics.median(startups['distributed']):.1f} s (median), not included in "
-            "its wall time."
+            "its wall time. `distributed-cold` starts its cluster the same way (not timed) but "
+            "does not warm it: its wall time includes the imports in the write's first tasks, "
+            "as the first write on a new cluster does."
         )
     if startups.get("processes"):
         notes.append(

@@ -181,3 +181,14 @@ def test_tune_malloc_only_undoes_the_nanny_setting(env, changed):
     result = subprocess.run([sys.executable, "-c", code], env={**clean, **env},
                             capture_output=True, text=True, check=True)
     assert result.stdout.split() == [str(changed), "False"]  # once per process
+
+
+def test_warm_imports_the_tasks_modules_in_the_workers(cluster_client):
+    import sys
+
+    from riomucho_dask.execute.engine import PRELOAD
+    from riomucho_dask.workers import warm
+
+    warm(cluster_client)
+    loaded = cluster_client.run(lambda: all(name in sys.modules for name in PRELOAD))
+    assert loaded and all(loaded.values())
