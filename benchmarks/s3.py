@@ -144,7 +144,12 @@ def main() -> None:
         "`scratch`: `riomucho_dask.upload-parts=False`, scratch on the system temporary "
         f"directory. The local COG (threads, the bytes' reference) took {local_wall:.2f} s.",
         "- `client received`: the pickled results of every `client.gather` of the write "
-        "(tile bytes, sizes, part identifiers).",
+        "(tile bytes, sizes, part identifiers). On a LocalCluster the `scratch` route's "
+        "workers write their tiles into part files in the client's scratch directory (they "
+        "see it), so few bytes are gathered there too: but the client's disk then holds the "
+        "output twice (the tiles, then the COG) and the client uploads every byte; on a "
+        "remote cluster the tiles come back to the client. The `workers` route needs neither "
+        "(its scratch is the 1 MB tmpfs).",
         f"- Multipart uploads left open on the bucket after both: {len(open_uploads)}.",
         "",
         "| route | wall (s) | object (MB) | parts | client received (MB) | % of the object |"
