@@ -47,7 +47,8 @@ def _gdal():
             paths = {line.split()[-1] for line in maps if "libgdal" in line}
     except OSError:
         return None
-    for path in sorted(paths):
+    # (rasterio's own copy first: another, osgeo's say, would not see rasterio's options)
+    for path in sorted(paths, key=lambda path: ("rasterio" not in path, path)):
         try:
             lib = ctypes.CDLL(path)
             lib.VSIStatExL.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int]

@@ -29,13 +29,14 @@ spills them to the workers' disks if it must).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 from dask.base import tokenize
 
 from .. import config
-from ..errors import StoreError
+from ..errors import RioMuchoDaskWarning, StoreError
 from . import multipart, tiff
 from .encode import Encoding, Tiles
 from .journal import Entry
@@ -318,7 +319,11 @@ class MultipartWriter(TiledWriter):
         except Exception:  # (a timeout: abort anyway)
             pass
         finally:
-            self._upload.abort()
+            if not self._upload.abort():
+                warnings.warn(RioMuchoDaskWarning(
+                    f"the multipart upload to {self._upload.path!r} could not be aborted: "
+                    "its parts stay (and are billed) until a lifecycle rule for incomplete "
+                    "multipart uploads removes them"), stacklevel=2)
 
     def discard(self) -> None:
         """Nothing is kept to resume an upload from the workers."""
