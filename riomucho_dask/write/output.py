@@ -5,10 +5,21 @@ An :class:`OutputFile` is where the bytes go, apart from how blocks arrive
 temporary files beside the target (in scratch space for object storage) and
 moved into place (or uploaded) only when complete, with the permissions a
 plain ``open`` would give it; on abort they are removed.
+
+What GDAL writes is made in a private hidden directory beside the target
+(:meth:`OutputFile.staged`), under the target's own name: GDAL names the
+side-cars it writes (``.aux.xml``, ENVI's ``.hdr``, ``.msk``, world files)
+after it.  Publishing moves every file of that directory next to the target,
+the side-cars first and the main file last (a reader that finds the main file
+finds its side-cars), then removes the files of the output it replaced that
+the new one does not have (a stale ``.aux.xml`` would give the new pixels the
+old CRS), as GDAL's own Create and CreateCopy do.  One file is one atomic
+rename; several are several renames.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -20,7 +31,7 @@ import numpy as np
 
 from ..errors import NoSpaceError
 from ..paths import is_remote
-from . import remote
+from . import drivers, remote
 
 __all__ = ["OutputFile", "UMASK"]
 
@@ -30,6 +41,9 @@ NO_SPACE_MARGIN = 2**20
 
 def _remove_all(paths: list[str]) -> None:
     for path in paths:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+            continue
         try:
             os.remove(path)
         except FileNotFoundError:
@@ -71,6 +85,7 @@ class OutputFile:
         self.remote = is_remote(path)
         self.target = path if self.remote else os.path.abspath(path)
         self._temporaries: list[str] = []
+        self._staged: list[str] = []  # outputs made in private directories (their main file)
         self._directories: list[Any] = []  # part sinks to remove with the temporaries
         self._cleanup = None
 
@@ -93,21 +108,57 @@ class OutputFile:
             self._cleanup = weakref.finalize(self, _remove_all, self._temporaries)
         return path
 
+    def staged(self) -> str:
+        """A path with the output's own name in a new private hidden directory
+        beside the target (``.NAME.riomucho-XXXX/NAME``; in scratch space for
+        object storage): what GDAL writes there, side-cars included, is named
+        as at the target, and :meth:`publish` moves all of it into place."""
+        directory, name = os.path.split(self.beside)
+        folder = tempfile.mkdtemp(prefix=f".{name}.riomucho-", dir=directory)
+        self._temporaries.append(folder)
+        if self._cleanup is None:
+            self._cleanup = weakref.finalize(self, _remove_all, self._temporaries)
+        path = os.path.join(folder, name)
+        self._staged.append(path)
+        return path
+
     def also_remove(self, sink: Any) -> None:
         """Remove ``sink`` (with a ``remove()``: workers' part files) with the
         temporary files."""
         self._directories.append(sink)
 
     def publish(self, finished: str) -> None:
-        """Move the finished file into place, or upload it."""
-        if self.remote:
-            remote.upload(finished, self.path)
+        """Move the finished file into place, or upload it; a :meth:`staged`
+        output with every file beside it, the main file last."""
+        if finished in self._staged:
+            folder, name = os.path.split(finished)
+            names = sorted(os.listdir(folder), key=lambda each: (each == name, each))
+            files = [(os.path.join(folder, each), each) for each in names]
         else:
-            os.chmod(finished, 0o666 & ~UMASK)
-            os.replace(finished, self.target)
+            files = [(finished, os.path.basename(self.target))]
+        if self.remote:
+            base = self.path.rstrip("/").rsplit("/", 1)[0]
+            for local, each in files:
+                remote.upload(local, self.path if local == finished else f"{base}/{each}")
+            return
+        directory = os.path.dirname(self.target)
+        replaced = drivers.dataset_files(self.target)  # (before anything moves)
+        for local, each in files:
+            os.chmod(local, 0o666 & ~UMASK)
+            os.replace(local, os.path.join(directory, each))
+        published = {each for _, each in files}
+        for old in replaced:  # what the output replaced had beside it, and this has not
+            if os.path.dirname(os.path.abspath(old)) == directory and \
+                    os.path.basename(old) not in published:
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                    os.remove(old)
 
     def as_target(self, text: str) -> str:
         """``text`` with the temporary files' names replaced by the output's."""
+        for staged in self._staged:
+            text = text.replace(staged, self.path)
+            text = text.replace(os.path.dirname(staged) + os.sep,
+                                os.path.join(os.path.dirname(self.path), ""))
         for temporary in self._temporaries:
             text = text.replace(temporary, self.path)
             text = text.replace(os.path.basename(temporary), os.path.basename(self.path))

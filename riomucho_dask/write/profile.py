@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any
 
@@ -13,14 +12,15 @@ from rasterio.drivers import driver_from_extension
 from ..errors import ProfileError
 from ..nodata import nodata_fits
 from ..read import array_grids, raster_info, raster_sources
-from . import cog
+from . import cog, copied, drivers
 
 __all__ = ["build_profile", "output_driver", "grid_profile", "align_chunks", "nodata_fits"]
 
 
-#: Drivers an output's extension chooses by itself: written window by window into
-#: one file, nothing beside it.  Others must be asked for (``driver=``).
-FROM_EXTENSION = frozenset({"GTIFF", "HFA"})
+#: Drivers an output's extension chooses by itself, each tested to write what
+#: rasterio writes (side-cars named after the output, CreateCopy-only drivers
+#: through a GeoTIFF intermediate).  Others must be asked for (``driver=``).
+FROM_EXTENSION = frozenset({"GTIFF", "HFA", "PNG", "JPEG", "WEBP", "JP2OPENJPEG", "GPKG"})
 
 #: What ``like=`` gives any output: georeferencing and nodata.
 _GEOREFERENCING = ("crs", "transform", "nodata")
@@ -34,10 +34,12 @@ def output_driver(path: Any, explicit: dict) -> str:
     --------
     >>> output_driver("x.tif", {}), output_driver("x.img", {}), output_driver("x", {})
     ('GTiff', 'HFA', 'GTiff')
-    >>> output_driver("x.png", {})  # doctest: +ELLIPSIS
+    >>> output_driver("x.png", {}), output_driver("x.jp2", {}), output_driver("x.gpkg", {})
+    ('PNG', 'JP2OpenJPEG', 'GPKG')
+    >>> output_driver("x.nc", {})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    riomucho_dask.errors.ProfileError: 'x.png': GDAL's driver for this extension is 'PNG', ...
+    riomucho_dask.errors.ProfileError: 'x.nc': GDAL's driver for this extension is 'netCDF', ...
     >>> output_driver("x.tif", {"driver": "COG"})
     'COG'
     """
@@ -53,9 +55,9 @@ def output_driver(path: Any, explicit: dict) -> str:
             if driver.upper() not in FROM_EXTENSION:
                 raise ProfileError(
                     f"{os.fspath(path)!r}: GDAL's driver for this extension is {driver!r}, "
-                    "which is not written from its extension alone (its side-car files and "
-                    "CreateCopy-only writing are not handled yet): write a GeoTIFF "
-                    "('.tif'), or pass driver= to ask for it anyway")
+                    "which is not written from its extension alone (GTiff, HFA, PNG, JPEG, "
+                    "WEBP, JP2OpenJPEG and GPKG are): write a GeoTIFF ('.tif'), or pass "
+                    "driver= to ask for it anyway")
             return driver
     return "GTiff"
 
@@ -88,33 +90,6 @@ def nodata_value(value: Any) -> Any:
                        "or nan, or leave nodata out)")
 
 
-@functools.cache
-def _compressions(driver: str) -> tuple[str, ...] | None:
-    """The COMPRESS values this GDAL's ``driver`` has (None where unknown)."""
-    import ctypes
-    import re
-
-    import rasterio
-
-    from .remote import _gdal
-
-    lib = _gdal()
-    if lib is None:
-        return None
-    lib.GDALGetDriverByName.restype = ctypes.c_void_p
-    lib.GDALGetDriverByName.argtypes = [ctypes.c_char_p]
-    lib.GDALGetMetadataItem.restype = ctypes.c_char_p
-    lib.GDALGetMetadataItem.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
-    with rasterio.Env():
-        handle = lib.GDALGetDriverByName(driver.encode())
-        text = lib.GDALGetMetadataItem(handle, b"DMD_CREATIONOPTIONLIST", None) \
-            if handle else None
-    found = re.search(r"<Option name='COMPRESS'.*?</Option>", (text or b"").decode(), re.S)
-    if not found:
-        return None
-    return tuple(v.lower() for v in re.findall(r"<Value>([^<]+)</Value>", found.group(0)))
-
-
 def check_driver(driver: str, compress: Any = None) -> str:
     """``driver`` with GDAL's spelling, raising :class:`ProfileError` for a driver
     this GDAL does not have, or (GTiff and COG) a compression it does not know."""
@@ -127,7 +102,7 @@ def check_driver(driver: str, compress: Any = None) -> str:
                            "(GTiff, COG, HFA, ...: see `rio env --formats`)")
     name = known[driver.upper()]
     if compress is not None and name.upper() in ("GTIFF", "COG"):
-        names = _compressions(name)
+        names = drivers.compressions(name)
         if names is not None and str(compress).lower() not in names:
             raise ProfileError(f"unknown compression {compress!r} for {name}: this GDAL has "
                                f"{', '.join(names)}")
@@ -230,6 +205,14 @@ def build_profile(array: da.Array, profile: dict | None, like: Any,
         out["nodata"] = None  # like's nodata cannot be stored in the new dtype
     if out.get("nodata") is None:
         out.pop("nodata", None)
+    types = drivers.creation_dtypes(driver)
+    if (driver.upper() not in drivers.UNFILTERED and types is not None
+            and drivers.gdal_dtype(dtype) not in types):
+        raise ProfileError(
+            f"{driver} cannot hold {dtype} pixels (GDAL's {driver} driver writes "
+            f"{', '.join(sorted(types))}): pass dtype= (the array is cast), or write a "
+            "GeoTIFF ('.tif')")
+    out = drivers.supported(out)  # (no option the driver would only warn it ignores)
     compress = str(out.get("compress", "none")).lower()
     if str(out["driver"]).upper() in ("GTIFF", "COG") and compress not in ("none", ""):
         # Let GDAL compress on every core, so the one writer is not the
@@ -267,6 +250,8 @@ def align_chunks(array: da.Array, profile: dict) -> da.Array:
     new: dict[int, Any] = {0: -1} if len(array.chunks[0]) > 1 else {}
     if cog.is_cog(profile):
         profile, _ = cog.split_profile(profile)
+    elif copied.is_copied(profile):
+        profile, _ = copied.split_profile(profile)
     if _truthy(profile.get("tiled", False)):
         block_rows = int(profile.get("blockysize", 256))
         block_cols = int(profile.get("blockxsize", 256))

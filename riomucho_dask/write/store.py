@@ -134,6 +134,7 @@ class RasterStore:
                 self.output.also_remove(parts)
         else:
             self._writer = GDALWriter(profile, self._temporary, dataset=dataset,
+                                      staged=self.output.staged if self._owns else None,
                                       metadata=metadata)
         self._writer.on_finish = self._close_progress
         self._lock = lock if lock is not None else threading.Lock()

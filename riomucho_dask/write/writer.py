@@ -10,6 +10,8 @@ on the workers (tiled GeoTIFFs and COGs with the codecs it knows).
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -18,7 +20,7 @@ import rasterio
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
-from . import cog
+from . import cog, copied, drivers
 from .metadata import Metadata
 
 __all__ = ["Writer", "GDALWriter"]
@@ -72,10 +74,16 @@ class GDALWriter:
     Parameters
     ----------
     profile : dict
-        Creation profile; a ``driver="COG"`` profile is written as a tiled
-        GeoTIFF and turned into a COG by :meth:`close`.
+        Creation profile; a ``driver="COG"`` profile, or one of a driver GDAL
+        writes only by CreateCopy (PNG, JPEG, WEBP, JP2OpenJPEG...), is written
+        as a tiled GeoTIFF and copied to the output by :meth:`close`.  Creation
+        options the driver does not list are left out.
     temporary : callable
-        Returns a new temporary path for each file this writer makes.
+        Returns a new temporary path for each intermediate file this writer makes.
+    staged : callable, optional
+        Returns the path of the output itself, with its own name, in a private
+        directory whose every file is published (GDAL's side-cars named after
+        it); default ``temporary``.
     dataset : rasterio.io.DatasetWriter, optional
         An open dataset to write into instead (neither closed nor moved).
     metadata : Metadata, optional
@@ -84,12 +92,18 @@ class GDALWriter:
     """
 
     def __init__(self, profile: dict, temporary: Callable[[], str], *,
+                 staged: Callable[[], str] | None = None,
                  dataset: DatasetWriter | None = None, metadata: Metadata | None = None):
+        self._cog_options = self._copy_options = None
+        self._driver = str(profile.get("driver", "GTiff"))
         if cog.is_cog(profile):
             self._profile, self._cog_options = cog.split_profile(profile)
+        elif dataset is None and copied.is_copied(profile):
+            self._profile, self._copy_options = copied.split_profile(profile)
         else:
-            self._profile, self._cog_options = profile, None
+            self._profile = drivers.supported(profile)
         self._temporary = temporary
+        self._staged = staged or temporary
         self._dataset = dataset
         self._owned = dataset is None
         self._metadata = metadata
@@ -114,7 +128,8 @@ class GDALWriter:
     def _open(self) -> DatasetWriter:
         if self._dataset is None or self._metadata:
             if self._dataset is None:
-                self._path = self._temporary()
+                intermediate = self._cog_options is not None or self._copy_options is not None
+                self._path = self._temporary() if intermediate else self._staged()
                 self._dataset = rasterio.open(self._path, "w", **self._profile)
             if self._metadata:
                 self._metadata.apply(self._dataset)
@@ -164,11 +179,19 @@ class GDALWriter:
         dataset = self._open()  # an empty array still makes a (blank) raster
         self._set_late_tags(dataset)
         dataset.close()
+        if self._copy_options is not None:
+            if self.on_finish is not None:
+                self.on_finish(f"making the {self._driver} output")
+            finished = self._staged()
+            copied.finish(self._path, finished, self._driver, self._copy_options)
+            with contextlib.suppress(OSError):  # (room for what comes next)
+                os.remove(self._path)
+            return finished
         if self._cog_options is None:
             return self._path
         if self.on_finish is not None:
             self.on_finish("making the Cloud Optimized GeoTIFF (overviews)")
-        finished = self._temporary()
+        finished = self._staged()
         cog.finish(self._path, finished, self._cog_options)
         return finished
 

@@ -1,0 +1,167 @@
+"""What this GDAL's drivers can do, read from their own metadata.
+
+Which drivers create datasets window by window (``DCAP_CREATE``) and which
+only copy a finished one (``DCAP_CREATECOPY``: PNG, JPEG, WEBP,
+JP2OpenJPEG...), which creation options (``DMD_CREATIONOPTIONLIST``) and data
+types (``DMD_CREATIONDATATYPES``) each takes, and which files a dataset is
+made of (``GDALGetFileList``: its side-cars).  Read through GDAL's C library
+(the copy rasterio loaded); where it cannot be found, nothing is filtered.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import re
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio._base import driver_can_create, driver_can_create_copy
+from rasterio.dtypes import _gdal_typename
+
+from .remote import _gdal
+
+__all__ = ["DATASET_KEYS", "creation_options", "creation_dtypes", "compressions",
+           "copy_only", "supported", "dataset_files"]
+
+#: Profile keys rasterio takes as the dataset's own (not creation options).
+DATASET_KEYS = frozenset({"driver", "count", "width", "height", "dtype", "crs", "transform",
+                          "nodata"})
+
+#: Drivers whose every creation option is passed on as given (the GeoTIFF routes
+#: check their own, and GDAL says what it does not know).
+UNFILTERED = frozenset({"GTIFF", "COG"})
+
+
+def _library():
+    lib = _gdal()
+    if lib is None:
+        return None
+    lib.GDALGetDriverByName.restype = ctypes.c_void_p
+    lib.GDALGetDriverByName.argtypes = [ctypes.c_char_p]
+    lib.GDALGetMetadataItem.restype = ctypes.c_char_p
+    lib.GDALGetMetadataItem.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
+    return lib
+
+
+@functools.cache
+def _metadata_item(driver: str, item: str) -> str | None:
+    """The driver's metadata ``item``, or None (no such driver or item, or no library)."""
+    lib = _library()
+    if lib is None:
+        return None
+    with rasterio.Env():
+        handle = lib.GDALGetDriverByName(driver.encode())
+        text = lib.GDALGetMetadataItem(handle, item.encode(), None) if handle else None
+    return text.decode() if text is not None else None
+
+
+def creation_options(driver: str) -> frozenset[str] | None:
+    """The creation option names ``driver`` lists, upper case (None where unknown).
+
+    Examples
+    --------
+    >>> "ZLEVEL" in creation_options("PNG"), "TILED" in creation_options("PNG")
+    (True, False)
+    """
+    text = _metadata_item(driver, "DMD_CREATIONOPTIONLIST")
+    if text is None:
+        return None
+    return frozenset(name.upper() for name in re.findall(r"<Option\s+name='([^']+)'", text))
+
+
+def creation_dtypes(driver: str) -> frozenset[str] | None:
+    """GDAL's names of the data types ``driver`` creates (None where unknown).
+
+    Examples
+    --------
+    >>> sorted(creation_dtypes("PNG"))
+    ['Byte', 'UInt16']
+    """
+    text = _metadata_item(driver, "DMD_CREATIONDATATYPES")
+    return frozenset(text.split()) if text else None
+
+
+def gdal_dtype(dtype: Any) -> str:
+    """GDAL's name of a numpy dtype (``uint8`` -> ``Byte``)."""
+    return _gdal_typename(np.dtype(dtype).name)
+
+
+def compressions(driver: str) -> tuple[str, ...] | None:
+    """The COMPRESS values this GDAL's ``driver`` has, lower case (None where unknown)."""
+    text = _metadata_item(driver, "DMD_CREATIONOPTIONLIST")
+    found = re.search(r"<Option name='COMPRESS'.*?</Option>", text or "", re.S)
+    if not found:
+        return None
+    return tuple(v.lower() for v in re.findall(r"<Value>([^<]+)</Value>", found.group(0)))
+
+
+def copy_only(driver: str) -> bool:
+    """Whether GDAL writes ``driver`` only by copying a finished dataset
+    (CreateCopy: PNG, JPEG, WEBP, JP2OpenJPEG, GIF...).  COG is one too; it has
+    its own route (:mod:`riomucho_dask.write.cog`).
+
+    Examples
+    --------
+    >>> copy_only("PNG"), copy_only("ENVI"), copy_only("GTiff")
+    (True, False, False)
+    """
+    with rasterio.Env():
+        return not driver_can_create(driver) and bool(driver_can_create_copy(driver))
+
+
+def supported(profile: dict) -> dict:
+    """``profile`` without the creation options its driver does not list (GDAL
+    would only warn that it ignores them: ``tiled``, ``compress`` for a PNG).
+
+    GeoTIFF and COG profiles are returned whole.
+
+    Examples
+    --------
+    >>> sorted(supported({"driver": "PNG", "count": 1, "tiled": True, "blockxsize": 256,
+    ...                   "compress": "deflate", "zlevel": 9}))
+    ['count', 'driver', 'zlevel']
+    """
+    driver = str(profile.get("driver", "GTiff"))
+    names = creation_options(driver)
+    if driver.upper() in UNFILTERED or names is None:
+        return dict(profile)
+    return {key: value for key, value in profile.items()
+            if key.lower() in DATASET_KEYS or key.upper() in names}
+
+
+def dataset_files(path: str) -> list[str]:
+    """The files of the raster dataset at ``path`` (its side-cars too: ``.aux.xml``,
+    ``.hdr``, ``.ovr``, world files), as GDAL lists them; ``[path]`` where it is no
+    raster GDAL opens, ``[]`` where there is no file."""
+    if not os.path.exists(path):
+        return []
+    lib = _library()
+    if lib is None:
+        return [path]
+    lib.GDALOpenEx.restype = ctypes.c_void_p
+    lib.GDALOpenEx.argtypes = [ctypes.c_char_p, ctypes.c_uint, ctypes.c_void_p,
+                               ctypes.c_void_p, ctypes.c_void_p]
+    lib.GDALGetFileList.restype = ctypes.POINTER(ctypes.c_char_p)
+    lib.GDALGetFileList.argtypes = [ctypes.c_void_p]
+    lib.CSLDestroy.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
+    lib.GDALClose.argtypes = [ctypes.c_void_p]
+    gdal_of_raster = 0x02  # read-only, no error message when it is not a raster
+    with rasterio.Env():
+        handle = lib.GDALOpenEx(os.fsencode(path), gdal_of_raster, None, None, None)
+        if not handle:
+            return [path]
+        try:
+            listed = lib.GDALGetFileList(handle)
+            files = []
+            if listed:
+                index = 0
+                while listed[index] is not None:
+                    files.append(os.fsdecode(listed[index]))
+                    index += 1
+                lib.CSLDestroy(listed)
+        finally:
+            lib.GDALClose(handle)
+    return files or [path]
