@@ -37,6 +37,8 @@ __all__ = ["OutputFile", "UMASK"]
 
 #: A write error with less room than this left on the device is a full disk.
 NO_SPACE_MARGIN = 2**20
+#: Side-cars larger than this are not searched for the private directory's name.
+SIDECAR_BYTES = 2**20
 
 
 def _remove_all(paths: list[str]) -> None:
@@ -122,6 +124,21 @@ class OutputFile:
         self._staged.append(path)
         return path
 
+    def _name_target(self, sidecar: str) -> None:
+        """Where a staged output's text side-car names the private directory (ENVI's
+        ``.hdr`` holds the file's path as its description), name the target's."""
+        if os.path.getsize(sidecar) > SIDECAR_BYTES:
+            return
+        folder = os.path.dirname(sidecar)
+        with open(sidecar, "rb") as file:
+            text = file.read()
+        here = os.fsencode(os.path.join(folder, ""))
+        if here in text:
+            base = (self.path.rstrip("/").rsplit("/", 1)[0] + "/" if self.remote and "/" in
+                    self.path else os.path.join(os.path.dirname(self.path), ""))
+            with open(sidecar, "wb") as file:
+                file.write(text.replace(here, os.fsencode(base)))
+
     def also_remove(self, sink: Any) -> None:
         """Remove ``sink`` (with a ``remove()``: workers' part files) with the
         temporary files."""
@@ -134,6 +151,8 @@ class OutputFile:
             folder, name = os.path.split(finished)
             names = sorted(os.listdir(folder), key=lambda each: (each == name, each))
             files = [(os.path.join(folder, each), each) for each in names]
+            for local, each in files[:-1]:
+                self._name_target(local)
         else:
             files = [(finished, os.path.basename(self.target))]
         if self.remote:
