@@ -151,7 +151,7 @@ class OutputFile:
             folder, name = os.path.split(finished)
             names = sorted(os.listdir(folder), key=lambda each: (each == name, each))
             files = [(os.path.join(folder, each), each) for each in names]
-            for local, each in files[:-1]:
+            for local, _ in files[:-1]:
                 self._name_target(local)
         else:
             files = [(finished, os.path.basename(self.target))]
