@@ -180,3 +180,17 @@ def test_a_replaced_output_leaves_no_stale_side_car(tmp_path, source):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out.tif"]  # as GDAL's Create
     with rasterio.open(out) as src:
         assert src.crs == rasterio.crs.CRS.from_string(CRS) and np.array_equal(src.read(), data)
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_an_output_without_georeferencing_has_no_side_car(tmp_path):
+    from affine import Affine
+
+    data = np.arange(20 * 30, dtype="uint8").reshape(1, 20, 30)
+    written = rmd.to_raster(data, tmp_path / "out.png", scheduler="sync",
+                            profile={"transform": Affine.identity()})
+    with rasterio.open(tmp_path / "ref.png", "w", driver="PNG", count=1, height=20, width=30,
+                       dtype="uint8") as dst:
+        dst.write(data)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "ref.png"]  # (as rasterio)
+    assert Path(written).read_bytes() == (tmp_path / "ref.png").read_bytes()

@@ -13,6 +13,7 @@ the side-cars it writes (``.aux.xml``, world files) after the output.
 from __future__ import annotations
 
 import rasterio.shutil
+from affine import Affine
 
 from . import drivers
 
@@ -43,6 +44,8 @@ def split_profile(profile: dict) -> tuple[dict, dict]:
     """
     lower = {key.lower(): value for key, value in profile.items()}
     intermediate = {key: value for key, value in lower.items() if key in drivers.DATASET_KEYS}
+    if intermediate.get("transform") == Affine.identity() and not intermediate.get("crs"):
+        del intermediate["transform"]  # (no georeferencing: no .aux.xml saying so, as rasterio)
     intermediate.update(
         driver="GTiff", tiled=True, blockxsize=BLOCK, blockysize=BLOCK,
         compress="deflate", zlevel=1, num_threads="all_cpus", bigtiff="if_safer",
