@@ -194,3 +194,16 @@ def test_an_output_without_georeferencing_has_no_side_car(tmp_path):
         dst.write(data)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "ref.png"]  # (as rasterio)
     assert Path(written).read_bytes() == (tmp_path / "ref.png").read_bytes()
+
+
+def test_a_png_on_object_storage_with_its_side_car(source, s3, tmp_path):
+    path, data = source
+    target = f"s3://{s3.bucket}/out/out.png"
+    with s3.env():
+        assert rmd.to_raster(rmd.open_raster(path), target, scheduler="threads") == target
+    assert s3.keys() == ["out/out.png", "out/out.png.aux.xml"]
+    got = tmp_path / "got"
+    got.mkdir()
+    s3.get("out/out.png", got / "out.png")
+    s3.get("out/out.png.aux.xml", got / "out.png.aux.xml")
+    assert_as_rasterio(got / "out.png", reference(tmp_path / "ref", "out.png", "PNG", data))

@@ -155,10 +155,8 @@ class OutputFile:
                 self._name_target(local)
         else:
             files = [(finished, os.path.basename(self.target))]
-        if self.remote:
-            base = self.path.rstrip("/").rsplit("/", 1)[0]
-            for local, each in files:
-                remote.upload(local, self.path if local == finished else f"{base}/{each}")
+        if self.remote:  # (GDAL copies the dataset's files: the side-cars it lists too)
+            remote.upload(finished, self.path)
             return
         directory = os.path.dirname(self.target)
         replaced = drivers.dataset_files(self.target)  # (before anything moves)
