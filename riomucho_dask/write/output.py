@@ -30,10 +30,11 @@ NO_SPACE_MARGIN = 2**20
 
 def _remove_all(paths: list[str]) -> None:
     for path in paths:
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
+        for name in (path, path + ".aux.xml"):  # (and a side-car GDAL may have made)
+            try:
+                os.remove(name)
+            except FileNotFoundError:
+                pass
 
 
 def _umask() -> int:
