@@ -343,6 +343,13 @@ def _rasterio_env(ctx: click.Context):
 # -- the group ----------------------------------------------------------------
 
 
+#: to_raster's own keywords: never creation options (``--co stats=yes`` would clash).
+_NOT_CREATION_OPTIONS = frozenset({
+    "profile", "like", "scheduler", "lock", "compute", "progress", "resume", "report",
+    "stats", "descriptions", "tags", "band_tags", "units", "scales", "offsets", "colormap",
+})
+
+
 @click.group(name="mucho")
 @click.version_option(__version__, "--version", prog_name="riomucho_dask",
                       message="%(prog)s %(version)s")
@@ -464,6 +471,13 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
         isatty = getattr(sys.stderr, "isatty", None)
         progress = bool(isatty and isatty())
     options = dict(creation_options)
+    taken = sorted(set(map(str.lower, options)) & _NOT_CREATION_OPTIONS)
+    if taken:
+        raise click.UsageError(
+            f"--co {taken[0]}=... is not a creation option: "
+            + ("use --stats" if taken[0] == "stats" else
+               "use --description/--tag" if taken[0] in ("descriptions", "tags") else
+               "it is not taken on the command line"))
     if driver:
         options["driver"] = driver
     if nodata is not None:

@@ -383,3 +383,64 @@ def test_open_dataset_and_resumable_write_get_the_metadata(raster, tmp_path):
                             **LAYOUTS["cog"], **BANDS)
     assert_metadata(written, BANDS)
     only(tmp_path, "in.tif", "open.tif", "resumed.tif")
+
+
+# -- review fixes -----------------------------------------------------------------------
+def _paletted16(tmp_path):
+    import numpy as np
+    from rasterio.transform import from_origin
+
+    src = tmp_path / "classes16.tif"
+    with rasterio.open(src, "w", driver="GTiff", width=64, height=64, count=1, dtype="uint16",
+                       crs="EPSG:32631", transform=from_origin(0, 640, 10, 10)) as dst:
+        dst.write(np.arange(64 * 64, dtype="uint16").reshape(1, 64, 64) % 300)
+        dst.write_colormap(1, {0: (0, 0, 0, 255), 1: (255, 0, 0, 255), 299: (0, 255, 0, 255)})
+    return str(src)
+
+
+def test_like_a_uint16_palette_for_a_uint8_output_brings_none(tmp_path):
+    """What like= brings never fails a write: a uint16 colour table (65536 entries) does
+    not go to a uint8 output, of other classes."""
+    import dask.array as da
+
+    src = _paletted16(tmp_path)
+    out = da.zeros((1, 64, 64), dtype="uint8", chunks=(1, 32, 32))
+    written = rmd.to_raster(out, tmp_path / "out.tif", like=src, dtype="uint8")
+    with rasterio.open(written) as dst:
+        with pytest.raises(ValueError):
+            dst.colormap(1)
+
+
+def test_a_palette_with_a_lossy_codec_is_refused_before_computing(raster, tmp_path):
+    from riomucho_dask.errors import ProfileError
+
+    path, _ = raster(count=1, dtype="uint8")
+    with pytest.raises(ProfileError, match="colour table cannot go with compress='jpeg'"):
+        rmd.to_raster(rmd.open_raster(path), tmp_path / "o.tif", driver="COG",
+                      compress="jpeg", colormap={0: (0, 0, 0), 1: (255, 0, 0)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_a_tiff_profile_without_gdal_metadata_is_refused(raster, tmp_path):
+    from riomucho_dask.errors import ProfileError
+
+    path, _ = raster(count=1, dtype="uint8")
+    for extra in ({"tags": {"source": "a"}}, {"stats": True}):
+        with pytest.raises(ProfileError, match="keeps no GDAL metadata"):
+            rmd.to_raster(rmd.open_raster(path), tmp_path / "o.tif", like=path,
+                          PROFILE="GeoTIFF", **extra)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_cli_co_keys_that_are_not_creation_options(raster, tmp_path):
+    from click.testing import CliRunner
+
+    from riomucho_dask import cli
+
+    path, _ = raster()
+    for key, says in (("stats=yes", "use --stats"), ("tags=x", "--description/--tag"),
+                      ("profile=GeoTIFF", "not a creation option")):
+        result = CliRunner().invoke(cli.mucho, ["run", "tests.runfuncs:passthrough", path,
+                                                str(tmp_path / "o.tif"), "--co", key])
+        assert result.exit_code == 2 and says in result.output, result.output
+        assert "Traceback" not in result.output

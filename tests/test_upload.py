@@ -142,13 +142,18 @@ def test_failure_aborts_the_upload(noise, s3, tmp_path, cluster_client, small_pa
     assert os.listdir(small_parts) == []
 
 
-def test_masked_cog_without_nodata_goes_through_scratch(raster, s3, tmp_path, cluster_client):
+@pytest.mark.parametrize("how", ["da.ma", "map_windows(masked=True)"])
+def test_masked_cog_without_nodata_goes_through_scratch(raster, s3, tmp_path, cluster_client,
+                                                        how):
     """A COG whose internal mask is not known before its tiles are (masked blocks,
     no nodata) is written in scratch space and uploaded whole, as before."""
     import dask.array as da
 
     path, data = raster(count=1, height=300, width=200, dtype="float32")
-    arr = da.ma.masked_greater(rmd.open_raster(path), 0.5)
+    if how == "da.ma":
+        arr = da.ma.masked_greater(rmd.open_raster(path), 0.5)
+    else:
+        arr = rmd.map_windows(runfuncs.masks_high, [path], masked=True)
     assert isinstance(arr._meta, np.ma.MaskedArray)
     with s3.env():
         rmd.to_raster(arr, f"s3://{s3.bucket}/a.tif", like=path, scheduler=cluster_client,

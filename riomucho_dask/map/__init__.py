@@ -407,6 +407,8 @@ def map_windows(
         *arrays,
         chunks=((count,), task_rows, task_cols),
         dtype=dtype,
-        meta=np.empty((0, 0, 0), dtype=dtype),
+        # (masked reads give masked results, as a rule: the array says so, and a COG
+        # uploaded from a cluster's workers knows it may need an internal mask)
+        meta=(np.ma.empty if masked else np.empty)((0, 0, 0), dtype=dtype),
         name="map_windows-" + tokenize(runner, *[a.name for a in arrays], row_chunks, col_chunks),
     )

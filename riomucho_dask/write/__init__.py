@@ -216,7 +216,9 @@ def to_raster(
         array.shape[0], out_profile["dtype"],
         path.driver if isinstance(path, DatasetWriter) else str(out_profile["driver"]), like,
         descriptions=descriptions, tags=tags, band_tags=band_tags, units=units, scales=scales,
-        offsets=offsets, colormap=colormap)
+        offsets=offsets, colormap=colormap,
+        profile=dict(path.profile) if isinstance(path, DatasetWriter) else out_profile,
+        stats=stats)
     if stats:
         _check_stats(path.driver if isinstance(path, DatasetWriter)
                      else str(out_profile["driver"]), out_profile["dtype"], resume)

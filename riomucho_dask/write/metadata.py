@@ -175,15 +175,28 @@ def _from_like(like: Any, count: int, dtype: np.dtype) -> dict:
                 colormap = src.colormap(1)
             except ValueError:  # (no colour table)
                 colormap = None
-            if colormap:
-                found["colormap"] = _colormap(colormap, count, dtype)
+            if colormap and np.dtype(src.dtypes[0]) == dtype:  # (the same classes)
+                try:
+                    found["colormap"] = _colormap(colormap, count, dtype)
+                except ProfileError:  # (what like= brings never fails a write)
+                    pass
     return found
+
+
+#: Codecs a GeoTIFF palette cannot go with.
+LOSSY = frozenset({"jpeg", "webp", "jxl"})
+
+
+def palette_allowed(profile: Mapping) -> bool:
+    """Whether the output's codec takes a colour table."""
+    return str(profile.get("compress", "none")).lower() not in LOSSY
 
 
 def output_metadata(count: int, dtype: Any, driver: str, like: Any = None, *,
                     descriptions: Any = None, tags: Any = None, band_tags: Any = None,
                     units: Any = None, scales: Any = None, offsets: Any = None,
-                    colormap: Any = None) -> Metadata:
+                    colormap: Any = None, profile: Mapping | None = None,
+                    stats: bool = False) -> Metadata:
     """The output's :class:`Metadata`, checked.
 
     ``like`` (a raster path) brings its band descriptions, units and colour
@@ -209,6 +222,7 @@ def output_metadata(count: int, dtype: Any, driver: str, like: Any = None, *,
     riomucho_dask.errors.ProfileError: descriptions= has 1 values but the output has 2 bands...
     """
     dtype = np.dtype(dtype)
+    profile = {key.lower(): value for key, value in (profile or {}).items()}
     given = {name: value for name, value in (
         ("descriptions", descriptions), ("tags", tags), ("band_tags", band_tags),
         ("units", units), ("scales", scales), ("offsets", offsets), ("colormap", colormap),
@@ -220,6 +234,18 @@ def output_metadata(count: int, dtype: Any, driver: str, like: Any = None, *,
     out: dict[str, Any] = {}
     if like is not None and driver.upper() in DRIVERS:
         out.update(_from_like(like, count, dtype))
+        if not palette_allowed(profile):  # (a palette like= brings: left out)
+            out.pop("colormap", None)
+    if colormap is not None and not palette_allowed(profile):
+        raise ProfileError(
+            f"colormap=: a colour table cannot go with compress={profile.get('compress')!r} "
+            "(a lossy codec: GDAL refuses the palette)")
+    if (given or stats) and str(profile.get("profile", "GDALGeoTIFF")).upper() not in (
+            "GDALGEOTIFF",):
+        raise ProfileError(
+            f"{', '.join([*(f'{name}=' for name in given), *(['stats=True'] if stats else [])])}"
+            f": profile={profile.get('profile')!r} keeps no GDAL metadata in the file "
+            "(GDAL would write it to an .aux.xml beside it): leave profile= out")
     if descriptions is not None:
         out["descriptions"] = _texts("descriptions", descriptions, count)
     if units is not None:

@@ -43,13 +43,14 @@ SIDECAR_BYTES = 2**20
 
 def _remove_all(paths: list[str]) -> None:
     for path in paths:
-        if os.path.isdir(path) and not os.path.islink(path):
+        if os.path.isdir(path) and not os.path.islink(path):  # (a private directory)
             shutil.rmtree(path, ignore_errors=True)
             continue
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
+        for name in (path, path + ".aux.xml"):  # (and a side-car GDAL may have made)
+            try:
+                os.remove(name)
+            except FileNotFoundError:
+                pass
 
 
 def _umask() -> int:
