@@ -332,3 +332,22 @@ def test_a_gdal_failure_while_writing_names_the_output_and_the_window(raster, tm
     assert str(tmp_path / "out.tif") in message and "window Window(" in message
     assert "TIFFWriteEncodedStrip failed" in message
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_tiles_gdal_fails_to_compress_are_an_error_not_a_blank_file(tmp_path):
+    """GDAL only prints "Error when compressing strip/tile" when it flushes a file whose
+    codec refuses the tiles (WEBP with one band): the write fails, nothing is left."""
+    import dask.array as da
+    import numpy as np
+    from rasterio.transform import from_origin
+
+    from riomucho_dask.errors import OutputPathError
+
+    pixels = np.random.default_rng(0).integers(1, 200, (1, 256, 256)).astype("uint8")
+    with pytest.raises(OutputPathError, match="WEBP") as caught:
+        rmd.to_raster(da.from_array(pixels, chunks=(1, 128, 128)), tmp_path / "o.tif",
+                      dict(driver="GTiff", crs="EPSG:32631",
+                           transform=from_origin(0, 2560, 10, 10)),
+                      scheduler="sync", driver="COG", blocksize=128, compress="webp")
+    assert str(tmp_path / "o.tif") in str(caught.value)
+    assert list(tmp_path.iterdir()) == []

@@ -112,3 +112,43 @@ def upload(local: str, path: str) -> None:
         rasterio.shutil.copyfiles(local, vsi_path(path))
     except Exception as err:  # GDAL's errors say which request failed
         raise OutputPathError(f"uploading the output to {path!r} failed: {err}") from err
+
+
+class GDALFailures:
+    """Counts the errors (``CE_Failure`` and worse) GDAL reports in this thread
+    while the block runs, which rasterio does not always raise (a tile that
+    failed to compress when a dataset is flushed or copied): ``failed()``
+    gives GDAL's last message when there was one.  Does nothing where GDAL's
+    C library is not found.
+
+    Examples
+    --------
+    >>> with GDALFailures() as failures:
+    ...     pass
+    >>> failures.failed() is None
+    True
+    """
+
+    def __enter__(self) -> GDALFailures:
+        lib = _gdal()
+        self._lib = lib
+        self._start = None
+        if lib is not None and hasattr(lib, "CPLGetErrorCounter"):
+            lib.CPLGetErrorCounter.restype = ctypes.c_uint32
+            lib.CPLGetLastErrorType.restype = ctypes.c_int
+            lib.CPLGetLastErrorMsg.restype = ctypes.c_char_p
+            self._start = lib.CPLGetErrorCounter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._end = self._lib.CPLGetErrorCounter() if self._start is not None else None
+
+    def failed(self) -> str | None:
+        """GDAL's message when an error of class CE_Failure or worse was the last
+        reported in the block (None otherwise)."""
+        if self._start is None or self._end == self._start:
+            return None
+        if self._lib.CPLGetLastErrorType() < 3:  # (CE_Failure)
+            return None
+        message = self._lib.CPLGetLastErrorMsg()
+        return message.decode(errors="replace") if message else "GDAL reported an error"

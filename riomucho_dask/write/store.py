@@ -341,6 +341,8 @@ class RasterStore:
             return explained
         if window is None and hasattr(block, "level"):
             where = f"tiles at tile row {block.row}, column {block.col} of level {block.level}"
+        elif isinstance(window, str):
+            where = window
         else:
             where = f"window {window!r}"
         message = gdal_message(err)
@@ -384,6 +386,8 @@ class RasterStore:
                     if statistics is not None:
                         self._writer.add_band_tags(statistics.band_tags())
                     self._finished = self._writer.close()
+                except (RasterioError, CPLE_BaseError) as err:
+                    raise self._write_failed(err, None, "finishing the file") from err
                 except Exception as err:
                     raise self.explain(err) from err
         except BaseException:

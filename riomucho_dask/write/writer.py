@@ -17,10 +17,11 @@ from typing import Any, Protocol
 
 import numpy as np
 import rasterio
+from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
-from . import cog, copied, drivers
+from . import cog, copied, drivers, remote
 from .metadata import Metadata
 
 __all__ = ["Writer", "GDALWriter"]
@@ -178,12 +179,16 @@ class GDALWriter:
             return None
         dataset = self._open()  # an empty array still makes a (blank) raster
         self._set_late_tags(dataset)
-        dataset.close()
+        with remote.GDALFailures() as failures:  # (tiles compressed as the file closes)
+            dataset.close()
+        _raise_failure(failures)
         if self._copy_options is not None:
             if self.on_finish is not None:
                 self.on_finish(f"making the {self._driver} output")
             finished = self._staged()
-            copied.finish(self._path, finished, self._driver, self._copy_options)
+            with remote.GDALFailures() as failures:
+                copied.finish(self._path, finished, self._driver, self._copy_options)
+            _raise_failure(failures)
             with contextlib.suppress(OSError):  # (room for what comes next)
                 os.remove(self._path)
             return finished
@@ -192,9 +197,19 @@ class GDALWriter:
         if self.on_finish is not None:
             self.on_finish("making the Cloud Optimized GeoTIFF (overviews)")
         finished = self._staged()
-        cog.finish(self._path, finished, self._cog_options)
+        with remote.GDALFailures() as failures:
+            cog.finish(self._path, finished, self._cog_options)
+        _raise_failure(failures)
         return finished
 
     def abort(self) -> None:
         if self._owned and self._dataset is not None and not self._dataset.closed:
             self._dataset.close()
+
+
+def _raise_failure(failures: remote.GDALFailures) -> None:
+    """Raise GDAL's failure that rasterio did not (a tile that could not be
+    compressed as the file was flushed): the output would be missing tiles."""
+    message = failures.failed()
+    if message is not None:
+        raise RasterioIOError(message)
