@@ -152,11 +152,13 @@ def measure(data: np.ndarray, mask: np.ndarray | None, nodata: Any) -> BlockStat
         valid = valid_all
         if value is not None:
             invalid = np.isnan(band) if floating and np.isnan(value) else band == value
-            valid = ~invalid if valid is None else valid & ~invalid
+            if invalid.any():  # (a copy of the valid pixels only where some are not)
+                valid = ~invalid if valid is None else valid & ~invalid
         if floating:
-            finite = ~np.isnan(band)
-            valid = finite if valid is None else valid & finite
-        pixels = band if valid is None else band[valid]
+            nan = np.isnan(band)
+            if nan.any():
+                valid = ~nan if valid is None else valid & ~nan
+        pixels = (band if valid is None else band[valid]).ravel()
         n = int(pixels.size)
         count.append(n)
         if not n:
@@ -165,15 +167,37 @@ def measure(data: np.ndarray, mask: np.ndarray | None, nodata: Any) -> BlockStat
             low.append(None)
             high.append(None)
             continue
-        values = pixels.astype("float64")
-        average = float(values.mean())
-        deviations = values - average
+        average, squares = _moments(pixels)
         mean.append(average)
-        m2.append(float(np.dot(deviations.ravel(), deviations.ravel())))
+        m2.append(squares)
         low.append(pixels.min().item())
         high.append(pixels.max().item())
     return BlockStatistics(tuple(count), tuple(mean), tuple(m2), tuple(low), tuple(high),
                            int(data.shape[1] * data.shape[2]))
+
+
+#: Pixels taken at a time by :func:`_moments` (their float64 copy stays in cache).
+_SLICE = 2**16
+
+
+def _moments(pixels: np.ndarray) -> tuple[float, float]:
+    """(mean, sum of squared deviations) of the 1-d ``pixels``, in float64, a
+    slice at a time merged as Chan et al. (no float64 copy of the whole block:
+    two threads copying 12 MB blocks slowed each other's compression by 30%)."""
+    n, mean, m2 = 0, 0.0, 0.0
+    for start in range(0, pixels.size, _SLICE):
+        part = pixels[start:start + _SLICE].astype(np.float64)
+        k = part.size
+        part_mean = float(np.add.reduce(part)) / k
+        part -= part_mean
+        part *= part  # (not np.dot: BLAS would start threads of its own beside dask's)
+        part_m2 = float(np.add.reduce(part))
+        total = n + k
+        delta = part_mean - mean
+        mean += delta * (k / total)
+        m2 += part_m2 + delta * delta * (n * k / total)
+        n = total
+    return mean, m2
 
 
 @dataclass(frozen=True)
