@@ -351,3 +351,22 @@ def test_tiles_gdal_fails_to_compress_are_an_error_not_a_blank_file(tmp_path):
                       scheduler="sync", driver="COG", blocksize=128, compress="webp")
     assert str(tmp_path / "o.tif") in str(caught.value)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+def test_dask_compute_of_a_write_and_a_reduction_runs_each_window_once(raster, tmp_path,
+                                                                       tiled):
+    import dask
+    import numpy as np
+
+    path, data = raster(count=1, height=128, width=128, block=32)
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    out = rmd.map_windows(runfuncs.counted, [path], global_args={"calls": str(calls)},
+                          count=1, dtype="float32")
+    write = rmd.to_raster(out, tmp_path / "o.tif", like=path, compute=False, tiled=tiled,
+                          blockxsize=32, blockysize=32)
+    _, mean = dask.compute(write, out.mean(), scheduler="threads")
+    per_window = runfuncs.calls_per_window(calls)
+    assert len(per_window) == 16 and set(per_window.values()) == {1}
+    assert np.isclose(mean, data[0].astype("float32").mean())

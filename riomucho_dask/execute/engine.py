@@ -118,7 +118,10 @@ class _Delayed(Delayed):
     """A delayed value optimized as arrays are, together with them and with writes."""
 
     __slots__ = ()
-    __dask_optimize__ = staticmethod(optimize)
+    # dask's own array optimization (the same function object): dask.compute of a
+    # write beside a plain array of the same graph (out.mean()) optimizes them
+    # together, so the shared work keeps its keys and is computed once
+    __dask_optimize__ = staticmethod(optimize_array)
 
 
 def _then(write: Write, func, prefix: str) -> _Delayed:
@@ -264,8 +267,9 @@ def run(writes: Sequence[Write], scheduler: Any = None, *,
         elif which == "processes":
             timings.merge(tables, _run_processes(writes))
         else:
-            dask.compute(*[_then(w, _in_store, "in-store-") for w in writes],
-                         scheduler=scheduler)
+            with dask.config.set({"optimization.fuse.active": False}):  # (see optimize)
+                dask.compute(*[_then(w, _in_store, "in-store-") for w in writes],
+                             scheduler=scheduler)
         with timings.timed("finish"):
             for write in writes:
                 write.store.finish()
