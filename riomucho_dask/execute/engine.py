@@ -97,10 +97,15 @@ def tiles_write(store: Any, arrays: Sequence[da.Array], skip: Any = None) -> Wri
 
 def _commit(store, _written) -> str:
     path = store.commit()
-    renew = getattr(store, "renew", None)
-    if renew is not None and not getattr(store, "resumable", False):
-        renew()  # (ready to be computed again: dask.compute(w) twice writes twice)
+    _ready_again(store)
     return path
+
+
+def _ready_again(store) -> None:
+    """A store whose output is in place, ready to be written again (a write
+    computed twice writes twice, by dask.compute too); a resumable one runs once."""
+    if hasattr(store, "renew") and not getattr(store, "resumable", False):
+        store.renew()
 
 
 def optimize(dsk, keys, **kwargs):
@@ -274,9 +279,8 @@ def run(writes: Sequence[Write], scheduler: Any = None, *,
             for write in writes:
                 write.store.finish()
             paths = tuple(write.store.publish() for write in writes)
-        for write in writes:  # (ready to be computed again, by dask.compute too)
-            if hasattr(write.store, "renew") and not getattr(write.store, "resumable", False):
-                write.store.renew()
+        for write in writes:
+            _ready_again(write.store)
     except BaseException as err:
         explained = err
         for write in writes:  # (a worker's part file on a full disk: say so)

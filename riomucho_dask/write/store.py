@@ -201,7 +201,6 @@ class RasterStore:
         self.__init__(path, profile, **kwargs)
         self._gdal_env = captured
 
-
     def prepare(self, scheduler: str, client: Any = None) -> bool:
         """Called once the scheduler is known, before anything is computed: the
         writer may have the workers write (part files, see
