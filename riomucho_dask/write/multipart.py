@@ -63,8 +63,6 @@ def _lib():
         lib.VSIMultipartUploadAbort.argtypes = [c_str, c_str, c_void]
         lib.VSIMultipartUploadAbort.restype = ctypes.c_int
         lib.VSIFree.argtypes = [c_void]
-        lib.CPLGetLastErrorMsg.restype = c_str
-        lib.CPLErrorReset.restype = None
     except AttributeError:
         return None
     return lib
@@ -78,11 +76,6 @@ def _taken(lib, pointer) -> str | None:
         return ctypes.string_at(pointer).decode()
     finally:
         lib.VSIFree(pointer)
-
-
-def _gdal_error(lib) -> str:
-    message = lib.CPLGetLastErrorMsg()
-    return message.decode(errors="replace") if message else "no message from GDAL"
 
 
 @dataclass(frozen=True)
@@ -109,7 +102,7 @@ class Upload:
                 self.path.encode(), self.upload_id.encode(), number, 0, data, len(data), None))
             if etag is None:
                 raise OutputPathError(f"uploading part {number} of {self.path!r} "
-                                      f"({len(data)} bytes) failed: {_gdal_error(lib)}")
+                                      f"({len(data)} bytes) failed: {remote.last_error(lib)}")
         return etag
 
     def complete(self, etags: list[str], size: int) -> None:
@@ -121,7 +114,7 @@ class Upload:
             if not lib.VSIMultipartUploadEnd(self.path.encode(), self.upload_id.encode(),
                                              len(etags), ids, size, None):
                 raise OutputPathError(f"completing the upload of {self.path!r} failed: "
-                                      f"{_gdal_error(lib)}")
+                                      f"{remote.last_error(lib)}")
 
     def abort(self) -> bool:
         """Abort the upload (its parts are dropped); whether the store agreed."""
@@ -152,7 +145,8 @@ def start(path: str, env: gdal_options.GDALOptions) -> Upload | None:
         lib.CPLErrorReset()
         upload_id = _taken(lib, lib.VSIMultipartUploadStart(target.encode(), None))
         if upload_id is None:
-            raise OutputPathError(f"starting the upload of {path!r} failed: {_gdal_error(lib)}")
+            raise OutputPathError(f"starting the upload of {path!r} failed: "
+                                  f"{remote.last_error(lib)}")
     return Upload(target, upload_id, env, min_part=max(1, smallest.value) * 2**20,
                   max_part=(largest.value or 5120) * 2**20, max_parts=count.value or 10000)
 

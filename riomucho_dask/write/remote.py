@@ -52,6 +52,9 @@ def _gdal():
         try:
             lib = ctypes.CDLL(path)
             lib.VSIStatExL.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int]
+            lib.CPLGetLastErrorMsg.restype = ctypes.c_char_p
+            lib.CPLGetLastErrorType.restype = ctypes.c_int
+            lib.CPLErrorReset.restype = None
             return lib
         except (OSError, AttributeError):
             continue
@@ -135,8 +138,6 @@ class GDALFailures:
         self._start = None
         if lib is not None and hasattr(lib, "CPLGetErrorCounter"):
             lib.CPLGetErrorCounter.restype = ctypes.c_uint32
-            lib.CPLGetLastErrorType.restype = ctypes.c_int
-            lib.CPLGetLastErrorMsg.restype = ctypes.c_char_p
             self._start = lib.CPLGetErrorCounter()
         return self
 
@@ -150,5 +151,10 @@ class GDALFailures:
             return None
         if self._lib.CPLGetLastErrorType() < 3:  # (CE_Failure)
             return None
-        message = self._lib.CPLGetLastErrorMsg()
-        return message.decode(errors="replace") if message else "GDAL reported an error"
+        return last_error(self._lib)
+
+
+def last_error(lib) -> str:
+    """GDAL's last error message in this thread (``lib``: :func:`_gdal`'s)."""
+    message = lib.CPLGetLastErrorMsg()
+    return message.decode(errors="replace") if message else "no message from GDAL"

@@ -63,12 +63,17 @@ class _Run:
     """Tiles that come one after the other in the file, to go into one part."""
 
     def __init__(self) -> None:
-        self.pieces: list[tuple[Tiles, bool, int, int]] = []
+        #: (tiles, is_mask, first, stop, bytes in the file): a slice of a chunk's tiles
+        self.pieces: list[tuple[Tiles, bool, int, int, int]] = []
         self.nbytes = 0
 
-    def add(self, tiles: Tiles, is_mask: bool, first: int, stop: int, nbytes: int) -> None:
+    def add(self, tiles: Tiles, is_mask: bool, first: int, stop: int, framed: bool) -> None:
+        """Add tiles ``first:stop`` of ``tiles`` (its mask tiles with ``is_mask``),
+        each with a leader and a trailer when ``framed`` (a COG)."""
         if stop > first:
-            self.pieces.append((tiles, is_mask, first, stop))
+            sizes = (tiles.part.mask_sizes if is_mask else tiles.part.sizes)[first:stop]
+            nbytes = sum(sizes) + (8 * len(sizes) if framed else 0)
+            self.pieces.append((tiles, is_mask, first, stop, nbytes))
             self.nbytes += nbytes
 
     def extend(self, other: _Run) -> None:
@@ -157,9 +162,9 @@ class MultipartWriter(TiledWriter):
         if not self._cog:  # tiles in arrival order: they go next
             self._end = entry.end
             self._masked |= remote.mask_sizes is not None
-            self._run.add(tiles, False, 0, len(remote.sizes), sum(remote.sizes))
+            self._run.add(tiles, False, 0, len(remote.sizes), framed=False)
             if remote.mask_sizes is not None:
-                self._run.add(tiles, True, 0, len(remote.mask_sizes), sum(remote.mask_sizes))
+                self._run.add(tiles, True, 0, len(remote.mask_sizes), framed=False)
             self._flush()
             return
         self._chunks[tiles.level][tiles.row, tiles.col] = tiles
@@ -174,8 +179,7 @@ class MultipartWriter(TiledWriter):
                           if first <= row < first + tiles.rows)
         for _, tiles in covering:
             start = (row - tiles.row) * tiles.cols
-            sizes = tiles.part.sizes[start:start + tiles.cols]
-            into.add(tiles, False, start, start + tiles.cols, sum(sizes) + 8 * len(sizes))
+            into.add(tiles, False, start, start + tiles.cols, framed=True)
 
     def _advance(self) -> None:
         """Move every full-resolution tile row now complete, in order, into parts."""
@@ -207,7 +211,7 @@ class MultipartWriter(TiledWriter):
                 skip: int = 0, take: int | None = None) -> None:
         index: dict[int, int] = {}
         chunks, pieces = [], []
-        for tiles, is_mask, first, stop in run.pieces:
+        for tiles, is_mask, first, stop, _ in run.pieces:
             if id(tiles) not in index:
                 index[id(tiles)] = len(chunks)
                 chunks.append(tiles.part.future)
@@ -228,10 +232,9 @@ class MultipartWriter(TiledWriter):
         bounds = [total * n // parts for n in range(parts + 1)]
         # where each piece starts in the head (after the header bytes)
         starts, at = [], len(head)
-        for tiles, is_mask, first, stop in run.pieces:
+        for *_, nbytes in run.pieces:
             starts.append(at)
-            sizes = (tiles.part.mask_sizes if is_mask else tiles.part.sizes)[first:stop]
-            at += sum(sizes) + (8 * len(sizes) if self._cog else 0)
+            at += nbytes
         for number in range(1, parts + 1):
             lo, hi = bounds[number - 1], bounds[number]
             piece_run, first_start = _Run(), None
