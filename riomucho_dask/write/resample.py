@@ -343,6 +343,8 @@ def _fast2x2(data, x0, y0, dst_cols, dst_width, dtype):
             scalar = (((a + b) + c) + d) * quarter
             out = np.where(tail[None, None, :], scalar, out)
         return out
+    if dtype == np.float64:
+        return (((a + b) + c) + d) * 0.25
     return None
 
 
@@ -378,8 +380,9 @@ def _round(mean: np.ndarray, empty: np.ndarray | None, dtype: np.dtype,
 
 
 def _mode(data, valid, rows, cols, nodata, dtype):
-    """The most frequent valid value of each window; of values as frequent,
-    the first to reach that count in GDAL's scan (rows, then columns)."""
+    """The most frequent valid value of each window (NaNs are one value); of
+    values as frequent, the first to reach that count in GDAL's scan (rows,
+    then columns)."""
     y0, y1 = rows[:2]
     x0, x1 = cols[:2]
     span_y, span_x = int((y1 - y0).max()), int((x1 - x0).max())
@@ -399,8 +402,12 @@ def _mode(data, valid, rows, cols, nodata, dtype):
     best = np.zeros(values[0].shape, dtype)
     for k, (value, ok) in enumerate(zip(values, oks)):
         count = ok.astype("int32")  # occurrences of value up to k (itself included)
+        nan = np.isnan(value) if dtype.kind == "f" else None
         for j in range(k):
-            count = count + (oks[j] & (values[j] == value))
+            same = values[j] == value
+            if nan is not None:  # NaN is NaN (GDAL's IsSame)
+                same |= nan & np.isnan(values[j])
+            count = count + (oks[j] & same)
         better = ok & (count > best_count)
         best = np.where(better, value, best)
         best_count = np.where(better, count, best_count)
@@ -468,7 +475,7 @@ def resample(piece: np.ndarray, piece_row: int, piece_col: int,
         return out
     valid = _valid(data, nodata, mask)
     if method == "mode":
-        fill = nodata if nodata is not None else 0
+        fill = _mode_fill(nodata, np.dtype(dtype))
         out = _mode(data, valid, rows, cols, fill if valid is not None else None, dtype)
         if masked:
             return _masked(out, rows, cols, mask)
@@ -486,6 +493,18 @@ def resample(piece: np.ndarray, piece_row: int, piece_col: int,
     if masked:
         return _masked(out, rows, cols, mask)
     return out
+
+
+def _mode_fill(nodata: float | None, dtype: np.dtype):
+    """What GDAL's mode writes for a window without a valid pixel: nodata if
+    it fits the unsigned type of the band's size (GDAL's mode works on
+    int16 as uint16, int32 as uint32; on floats a NaN does not fit), else 0."""
+    if nodata is None or math.isnan(nodata):
+        return 0
+    if dtype.kind == "f":
+        return nodata
+    unsigned = np.iinfo(f"uint{dtype.itemsize * 8}")
+    return nodata if unsigned.min <= nodata <= unsigned.max else 0
 
 
 def _fast_rows(rows, cols, src_shape, dst_shape, c):
