@@ -427,8 +427,15 @@ def resample(piece: np.ndarray, piece_row: int, piece_col: int,
     piece : numpy.ndarray or numpy.ma.MaskedArray
         ``(count, h, w)``: source pixels ``[piece_row, piece_row + h) x
         [piece_col, piece_col + w)`` of the source level, at least the
-        :func:`source_range` of the wanted pixels.  A masked array's masked
-        pixels count as nodata (leave ``nodata`` None then).
+        :func:`source_range` of the wanted pixels.  A masked array (leave
+        ``nodata`` None) is a GeoTIFF with an internal mask: ``average``
+        leaves masked pixels out (0 where all are) and masks the pixels
+        whose window has no valid pixel; ``mode`` takes the mode of the
+        data, mask included, and the mode of the mask (as GDAL does);
+        ``nearest`` takes the nearest pixel and its mask, but GDAL computes
+        a mask's ``nearest`` levels from the full resolution (not from
+        the previous level, as the data), so give the full-resolution mask
+        for them.
     piece_row, piece_col : int
         Where ``piece`` starts in the source level.
     dst_rows, dst_cols : (int, int)
@@ -473,13 +480,15 @@ def resample(piece: np.ndarray, piece_row: int, piece_col: int,
         if masked:
             return np.ma.MaskedArray(out, _take(_take(mask, rows[0], 1), cols[0], 2))
         return out
-    valid = _valid(data, nodata, mask)
-    if method == "mode":
+    if method == "mode":  # GDAL's mode leaves the mask out: the mask's own mode
+        valid = _valid(data, nodata, None)
         fill = _mode_fill(nodata, np.dtype(dtype))
         out = _mode(data, valid, rows, cols, fill if valid is not None else None, dtype)
         if masked:
-            return _masked(out, rows, cols, mask)
+            flag = _mode(mask.astype("uint8"), None, rows, cols, None, np.dtype("uint8"))
+            return np.ma.MaskedArray(out, flag.astype(bool))
         return out
+    valid = _valid(data, nodata, mask)
     mean, empty = _mean(data.astype("float64"), valid, rows, cols)
     fill = nodata if nodata is not None else 0
     out = _round(mean, empty, np.dtype(dtype), nodata, fill)
