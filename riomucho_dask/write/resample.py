@@ -43,7 +43,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["level_sizes", "auto_factors", "source_range", "resample", "METHODS"]
+__all__ = ["level_sizes", "source_levels", "auto_factors", "source_range", "resample", "METHODS"]
 
 METHODS = ("nearest", "average", "mode")
 _EPS = 1e-8
@@ -104,6 +104,59 @@ def level_sizes(height: int, width: int, factors: Sequence[int]) -> list[tuple[i
             continue
         sizes.append((_div_round_up(height, factor), _div_round_up(width, factor)))
     return sizes
+
+
+def source_levels(height: int, width: int, factors: Sequence[int], method: str,
+                  interleave: str = "pixel") -> list[int | None]:
+    """The level GDAL computes each level of :func:`level_sizes` from.
+
+    ``-1`` is the full resolution, ``k`` the level ``k``; None a level GDAL
+    makes but never fills (left all zeros): one whose factor GDAL does not
+    find again when it looks the levels up (``GDALComputeOvFactor`` on the
+    X side, ``GDALOvLevelAdjust2`` on the Y side, as for a 5 x 3 raster
+    and a factor 8).
+
+    * Pixel-interleaved (and single-band) files go through
+      ``GDALRegenerateOverviewsMultiBand``: a level is computed from the
+      previous computed level when that level is wider, else from the full
+      resolution, whatever the method.
+    * Band-interleaved files with more than one band (and an internal mask)
+      go band by band through ``GDALRegenerateOverviewsEx``: ``average``
+      and ``mode`` cascade (each level from the previous one),
+      ``nearest`` takes every level from the full resolution.
+
+    Examples
+    --------
+    >>> source_levels(301, 257, [2, 4, 8], "average")
+    [-1, 0, 1]
+    >>> source_levels(40, 1, [2, 4], "average")
+    [-1, -1]
+    >>> source_levels(45, 37, [2, 4], "nearest", interleave="band")
+    [-1, -1]
+    >>> source_levels(5, 3, [2, 4, 8], "average")
+    [-1, 0, None]
+    """
+    method = _check(method)
+    sizes = level_sizes(height, width, factors)
+    filled = [False] * len(sizes)
+    for factor in factors:
+        adjusted = _ov_level_adjust(int(factor), width, height)
+        for k, (h, w) in enumerate(sizes):
+            if _ov_factor(w, width, h, height) in (int(factor), adjusted):
+                filled[k] = True
+                break
+    out: list[int | None] = []
+    previous = -1
+    for k, (_, w) in enumerate(sizes):
+        if not filled[k]:
+            out.append(None)
+            continue
+        if interleave == "band":
+            out.append(-1 if method == "nearest" else previous)
+        else:
+            out.append(previous if previous >= 0 and sizes[previous][1] > w else -1)
+        previous = k
+    return out
 
 
 def auto_factors(height: int, width: int, block: int | tuple[int, int]) -> list[int]:
@@ -181,7 +234,7 @@ def source_range(dst_start: int, dst_stop: int, src_size: int, dst_size: int,
     >>> source_range(0, 10, 301, 151, "average")
     (0, 20)
     >>> source_range(150, 151, 301, 151, "average")
-    (298, 301)
+    (299, 301)
     >>> source_range(3, 5, 100, 50, "nearest")
     (6, 9)
     """
@@ -261,7 +314,7 @@ def _line_pass(data, valid, first, end, left, right, axis):
     n = np.reshape(end - first, shape)
     w_left = np.reshape(left, shape)
     w_right = np.reshape(right, shape)
-    value = _take(data, first, axis)
+    value = _take(data, first, axis).astype("float64")
     if valid is None:
         total = value * w_left
         weight = count = None
@@ -271,7 +324,7 @@ def _line_pass(data, valid, first, end, left, right, axis):
         weight = np.where(ok, w_left, 0.0)
         count = ok.astype("int32")
     for k in range(1, int(n.max())):
-        value = _take(data, first + k, axis)
+        value = _take(data, first + k, axis).astype("float64")
         middle = k + 1 < n
         last = k + 1 == n
         term = np.where(middle, value, np.where(last, value * w_right, 0.0))
@@ -322,18 +375,29 @@ def _mean(data, valid, rows, cols):
     return mean, count == 0
 
 
+def _grid(data, y, x):
+    """``data[:, y][:, :, x]``, by slices when ``y`` and ``x`` step by 2."""
+    def as_slice(index):
+        if len(index) and index[0] >= 0 and np.all(np.diff(index) == 2):
+            return slice(int(index[0]), int(index[-1]) + 1, 2)
+        return None
+    sy, sx = as_slice(y), as_slice(x)
+    rows = data[:, sy] if sy is not None else _take(data, y, 1)
+    return rows[:, :, sx] if sx is not None else _take(rows, x, 2)
+
+
 def _fast2x2(data, x0, y0, dst_cols, dst_width, dtype):
     """GDAL's code for exact 2 x 2 windows without nodata (rows ``y0``,
     columns ``x0`` of ``data``, each window's top-left pixel)."""
-    a = _take(_take(data, y0, 1), x0, 2)
-    b = _take(_take(data, y0, 1), x0 + 1, 2)
-    c = _take(_take(data, y0 + 1, 1), x0, 2)
-    d = _take(_take(data, y0 + 1, 1), x0 + 1, 2)
-    if dtype.kind in "ui" and dtype.itemsize <= 2:
-        if dtype.kind == "u":  # integer sums, (sum + 2) / 4
-            total = a.astype("uint32") + b + c + d
-            return ((total + 2) >> 2).astype(dtype)
-        total = a.astype("int32") + b + c + d  # int16: float32 mean, exact
+    a = _grid(data, y0, x0)
+    b = _grid(data, y0, x0 + 1)
+    c = _grid(data, y0 + 1, x0)
+    d = _grid(data, y0 + 1, x0 + 1)
+    if dtype == np.uint8 or dtype == np.uint16:  # integer sums, (sum + 2) / 4
+        total = a.astype("uint32") + b + c + d
+        return ((total + 2) >> 2).astype(dtype)
+    if dtype.kind in "iu" and dtype.itemsize <= 4:  # exact means, half away from zero
+        total = a.astype("int64") + b + c + d
         return (np.sign(total) * ((np.abs(total) + 2) // 4)).astype(dtype)
     if dtype == np.float32:
         quarter = np.float32(0.25)
@@ -341,11 +405,11 @@ def _fast2x2(data, x0, y0, dst_cols, dst_width, dtype):
         tail = np.asarray(dst_cols) >= dst_width - dst_width % 4
         if tail.any():
             scalar = (((a + b) + c) + d) * quarter
-            out = np.where(tail[None, None, :], scalar, out)
+            out[:, :, tail] = scalar[:, :, tail]
         return out
-    if dtype == np.float64:
-        return (((a + b) + c) + d) * 0.25
-    return None
+    # float64 working type (float64, int64, ...): the scalar sum
+    mean = (((a.astype("float64") + b) + c) + d) * 0.25
+    return _round(mean, None, dtype, None, 0)
 
 
 def _round(mean: np.ndarray, empty: np.ndarray | None, dtype: np.dtype,
@@ -489,16 +553,18 @@ def resample(piece: np.ndarray, piece_row: int, piece_col: int,
             return np.ma.MaskedArray(out, flag.astype(bool))
         return out
     valid = _valid(data, nodata, mask)
-    mean, empty = _mean(data.astype("float64"), valid, rows, cols)
+    fast = None if valid is not None else _fast_rows(rows, src_shape, dst_shape)
+    if fast is not None and fast.all():  # the common case: exact 2 x 2 windows
+        return _fast2x2(data, cols[0], rows[0], np.arange(c, d), dst_shape[1], np.dtype(dtype))
+    slow = slice(None) if fast is None else ~fast
+    some = tuple(r[slow] if r is not None else None for r in rows)
+    mean, empty = _mean(data, valid, some, cols)
     fill = nodata if nodata is not None else 0
-    out = _round(mean, empty, np.dtype(dtype), nodata, fill)
-    if valid is None:
-        fast = _fast_rows(rows, cols, src_shape, dst_shape, c)
-        if fast is not None and fast.any():
-            two = _fast2x2(data, cols[0], rows[0][fast], np.arange(c, d), dst_shape[1],
-                           np.dtype(dtype))
-            if two is not None:
-                out[:, fast, :] = two
+    out = np.empty((data.shape[0], b - a, d - c), dtype)
+    out[:, slow, :] = _round(mean, empty, np.dtype(dtype), nodata, fill)
+    if fast is not None and fast.any():
+        out[:, fast, :] = _fast2x2(data, cols[0], rows[0][fast], np.arange(c, d),
+                                   dst_shape[1], np.dtype(dtype))
     if masked:
         return _masked(out, rows, cols, mask)
     return out
@@ -516,7 +582,7 @@ def _mode_fill(nodata: float | None, dtype: np.dtype):
     return nodata if unsigned.min <= nodata <= unsigned.max else 0
 
 
-def _fast_rows(rows, cols, src_shape, dst_shape, c):
+def _fast_rows(rows, src_shape, dst_shape):
     """The destination rows GDAL computes with its exact 2 x 2 code: all
     windows of the level's columns are 2 wide and follow each other, and
     the row's window is 2 high."""
