@@ -111,7 +111,7 @@ def source_levels(height: int, width: int, factors: Sequence[int], method: str,
     """The level GDAL computes each level of :func:`level_sizes` from.
 
     ``-1`` is the full resolution, ``k`` the level ``k``; None a level GDAL
-    makes but never fills (left all zeros): one whose factor GDAL does not
+    makes but never fills (left all nodata, or 0 without nodata): one whose factor GDAL does not
     find again when it looks the levels up (``GDALComputeOvFactor`` on the
     X side, ``GDALOvLevelAdjust2`` on the Y side, as for a 5 x 3 raster
     and a factor 8).
@@ -360,10 +360,10 @@ def _vertical_count(line_n, first, end):
 
 def _mean(data, valid, rows, cols):
     """The weighted mean of each window, as GDAL sums it (float64), and
-    where no pixel is valid (None without ``valid``)."""
-    (y0, y1, yo, yo2), (x0, x1, xo, xo2) = rows, cols
-    y_left, y_right, y_full = _axis_weights(y0, y1, yo, yo2)
-    x_left, x_right, x_full = _axis_weights(x0, x1, xo, xo2)
+    where no pixel is valid (None without ``valid``).  ``rows`` and ``cols``:
+    each window's first and end pixel in ``data``, first and last weight,
+    and total weight."""
+    (y0, y1, y_left, y_right, y_full), (x0, x1, x_left, x_right, x_full) = rows, cols
     line, line_w, line_n = _line_pass(data, valid, x0, x1, x_left, x_right, axis=2)
     total = _vertical(line, y0, y1, y_left, y_right)
     if valid is None:
@@ -537,6 +537,9 @@ def resample(piece: np.ndarray, piece_row: int, piece_col: int,
     if rows[0].min() < piece_row or rows[1].max() > piece_row + height \
             or cols[0].min() < piece_col or cols[1].max() > piece_col + width:
         raise ValueError("the piece does not hold the source pixels the destination needs")
+    if method == "average":  # weights from the level's own offsets
+        rows = rows[:2] + _axis_weights(*rows)
+        cols = cols[:2] + _axis_weights(*cols)
     rows = (rows[0] - piece_row, rows[1] - piece_row) + rows[2:]
     cols = (cols[0] - piece_col, cols[1] - piece_col) + cols[2:]
     if method == "nearest":
