@@ -302,7 +302,16 @@ def _axis_weights(first, end, off, off2):
 
 
 def _take(piece: np.ndarray, index: np.ndarray, axis: int) -> np.ndarray:
-    return np.take(piece, np.clip(index, 0, piece.shape[axis] - 1), axis=axis)
+    """``piece``'s rows or columns ``index`` (clipped to it); a view when
+    ``index`` steps regularly (ratio 2, say)."""
+    index = np.clip(index, 0, piece.shape[axis] - 1)
+    if len(index) > 1:
+        step = int(index[1] - index[0])
+        if step > 0 and np.all(np.diff(index) == step):
+            cut = [slice(None)] * piece.ndim
+            cut[axis] = slice(int(index[0]), int(index[-1]) + 1, step)
+            return piece[tuple(cut)]
+    return np.take(piece, index, axis=axis)
 
 
 def _line_pass(data, valid, first, end, left, right, axis):
@@ -543,7 +552,7 @@ def resample(piece: np.ndarray, piece_row: int, piece_col: int,
     rows = (rows[0] - piece_row, rows[1] - piece_row) + rows[2:]
     cols = (cols[0] - piece_col, cols[1] - piece_col) + cols[2:]
     if method == "nearest":
-        out = _take(_take(data, rows[0], 1), cols[0], 2)
+        out = _take(_take(data, rows[0], 1), cols[0], 2).copy()
         if masked:
             return np.ma.MaskedArray(out, _take(_take(mask, rows[0], 1), cols[0], 2))
         return out
