@@ -31,9 +31,16 @@ against GDAL 3.10.3 by ``tests/test_resample.py``):
   sums ``((a + c) + (b + d)) * 0.25`` by groups of 4 destination pixels,
   and ``(((a + b) + c) + d) * 0.25`` for the last ``width % 4`` columns.
 * Nodata pixels (NaN for a NaN nodata) are left out of ``average`` and
-  ``mode``; a window without a valid pixel gives nodata; a mean that
-  rounds to nodata is replaced by a value next to it (GDAL's replacement
-  value).  ``nearest`` copies whatever it lands on.
+  ``mode``; a window without a valid pixel gives nodata (``mode``: 0 when
+  nodata does not fit the unsigned type of the band's size, e.g. -9999
+  on int16, or is NaN); a mean equal to nodata in the working type is
+  replaced by a value next to it (GDAL's replacement value).  Without
+  nodata a float NaN is averaged in (NaN), and ``mode`` counts NaNs as
+  one value.  ``nearest`` copies whatever it lands on.
+* ``mode`` picks the most frequent value; of values as frequent, the one
+  that reached that count first scanning rows then columns.
+* Levels cascade: which level each one is computed from is
+  :func:`source_levels` (the previous level for the usual 2, 4, 8, ...).
 """
 
 from __future__ import annotations
