@@ -238,6 +238,16 @@ def _cb_args(ctx, param, value) -> dict:
     return out
 
 
+def _cb_overviews(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """``auto``, ``none`` or comma-separated reduction factors (``2,4,8``)."""
+    if value is None or value.strip().lower() in ("auto", "none"):
+        return value if value is None else value.strip().lower()
+    try:
+        return [int(part) for part in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give auto, none or factors such as 2,4,8") from None
+
+
 def _cb_tags(ctx, param, value) -> dict:
     """Collect ``--tag KEY=VALUE`` into a dict of texts (kept as given)."""
     out: dict[str, str] = {}
@@ -401,6 +411,14 @@ def mucho(ctx: click.Context, verbose: int) -> None:
               help="Write each band's statistics (minimum, maximum, mean, standard "
                    "deviation, valid percent) into OUTPUT as GDAL's STATISTICS_* metadata, "
                    "computed while writing (GeoTIFF and COG).")
+@click.option("--overviews", metavar="auto|none|2,4,8", default=None, callback=_cb_overviews,
+              help="Internal overviews of a tiled GeoTIFF (--co tiled=true), made while "
+                   "writing as GDAL's BuildOverviews makes them: 'auto' (2, 4, 8... until a "
+                   "level fits in one tile) or reduction factors.  A COG has 'auto' by default.")
+@click.option("--overview-resampling", "overview_resampling", default=None,
+              type=click.Choice(["nearest", "average", "mode"], case_sensitive=False),
+              help="How overview pixels are made (default nearest; average for a COG of "
+                   "real numbers).")
 @click.option("--grid", "grid", metavar="PATH|first|union|intersection", default=None,
               help="Read every input onto this grid: a raster's, the first input's, or the "
                    "union or intersection of the inputs' footprints.  Default: the inputs "
@@ -431,7 +449,8 @@ def mucho(ctx: click.Context, verbose: int) -> None:
 def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, global_args: Any,
         args: dict, count: int | None, dtype: str | None, workers: int | None, scheduler: str,
         creation_options: dict, driver: str | None, nodata: str | None,
-        descriptions: tuple[str, ...], tags: dict, stats: bool, grid: str | None,
+        descriptions: tuple[str, ...], tags: dict, stats: bool, overviews: Any,
+        overview_resampling: str | None, grid: str | None,
         resampling: str | None, masked: bool, progress: bool | None, overlap: int,
         boundary: Any, resume: bool, report: bool, output: str | None, overwrite: bool) -> None:
     """Run MODULE:FUNCTION over the windows of INPUT... and write OUTPUT.
@@ -480,6 +499,10 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
                "it is not taken on the command line"))
     if driver:
         options["driver"] = driver
+    if overviews is not None:
+        options["overviews"] = overviews
+    if overview_resampling is not None:
+        options["overview_resampling"] = overview_resampling.lower()
     if nodata is not None:
         options["nodata"] = nodata
 

@@ -21,7 +21,7 @@ from rio_cogeo.cogeo import cog_validate
 
 import riomucho_dask as rmd
 from riomucho_dask.errors import OutputPathError, StoreError
-from riomucho_dask.write import encode, tiff
+from riomucho_dask.write import codec, encode, tiff
 from riomucho_dask.write.encode import Encoding
 from riomucho_dask.write.tiled import TiledWriter
 
@@ -207,7 +207,7 @@ def test_tiles_are_encoded_on_the_workers(raster, tmp_path, monkeypatch, request
         raise AssertionError("encoded in the client")
 
     scheduler = request.getfixturevalue("cluster_client") if where == "distributed" else where
-    monkeypatch.setattr(Encoding, "encode", broken)
+    monkeypatch.setattr(codec, "encode", broken)
     written = rmd.to_raster(rmd.open_raster(path), tmp_path / "cog.tif", like=path,
                             driver="COG", blocksize=64, scheduler=scheduler)
     assert cog_validate(written)[0]
@@ -277,7 +277,7 @@ def test_gdal_writes_what_tiles_cannot(raster, tmp_path, options):
 
 def _tiles_of(encoding: Encoding, data: np.ndarray, chunk: int) -> list:
     _, height, width = data.shape
-    return [encoding.encode(data[:, r:r + chunk, c:c + chunk], r, c)
+    return [codec.encode(encoding, data[:, r:r + chunk, c:c + chunk], r, c)
             for r in range(0, height, chunk) for c in range(0, width, chunk)]
 
 

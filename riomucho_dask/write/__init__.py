@@ -50,6 +50,8 @@ def to_raster(
     offsets: Sequence[float] | None = None,
     colormap: Mapping[int, tuple[int, ...]] | None = None,
     stats: bool = False,
+    overviews: str | Sequence[int] | None = None,
+    overview_resampling: str | None = None,
     **creation_options: Any,
 ):
     """Write a ``(count, rows, cols)`` dask array to a raster, window by window.
@@ -139,6 +141,18 @@ def to_raster(
         measured in the task that computed it and only the numbers travel:
         the output is neither read back nor computed again.  A GeoTIFF or
         COG output of real numbers (not ``resume=True``).
+    overviews : "auto", list of int or None, optional
+        Internal overviews: reduction factors (``[2, 4, 8]``), or ``"auto"``
+        (2, 4, 8... until a level fits in one tile), made in the same graph
+        as the full resolution, from the blocks as they are computed (the
+        output is not read back).  A tiled GeoTIFF gets GDAL's levels and
+        pixels, those ``BuildOverviews`` would give it; a COG has overviews
+        by default (``"auto"``; ``"none"`` for none; a list of factors 2, 4,
+        8... sets their number).
+    overview_resampling : str, optional
+        ``"nearest"`` (the default for a GeoTIFF, and for a COG of integers),
+        ``"average"`` (a COG of real numbers) or ``"mode"`` (class rasters;
+        GeoTIFF); a COG also takes GDAL's other resamplings, through GDAL.
     **creation_options
         GDAL creation options (``compress="deflate"``, ``tiled=True``...).
         Compressed GeoTIFFs get ``NUM_THREADS=ALL_CPUS`` and
@@ -222,15 +236,24 @@ def to_raster(
     if stats:
         _check_stats(path.driver if isinstance(path, DatasetWriter)
                      else str(out_profile["driver"]), out_profile["dtype"], resume)
+    factors = None
+    if overviews is not None or overview_resampling is not None:
+        factors = _overviews(path, out_profile, overviews, overview_resampling, resume)
     if np.dtype(out_profile["dtype"]) != array.dtype:
         array = array.astype(out_profile["dtype"])
     array = align_chunks(array, out_profile)
 
     encoding = None
     if not isinstance(path, DatasetWriter) and config.get("encode-tiles"):
-        encoding = encode.for_profile(out_profile)
+        encoding = encode.for_profile(out_profile, factors, overview_resampling)
         if encoding is not None and stats:  # (measured as they are encoded)
             encoding = dataclasses.replace(encoding, stats=True)
+    if factors and encoding is None:
+        raise ProfileError(
+            "overviews= on a GeoTIFF needs a tiled one (tiled=True; CLI --co tiled=true) "
+            f"with compress one of {sorted(encode.CODECS)}, blocks multiples of 16 and the "
+            "tiles encoded in the graph (riomucho_dask.encode-tiles); not these options: "
+            f"{ {k: v for k, v in out_profile.items() if k not in ('crs', 'transform')} }")
     journal = _journal(path, array, out_profile, encoding) if resume else None
     sink = None
     if encoding is None:
@@ -263,6 +286,51 @@ def to_raster(
         print(done)
         return done
     return done[0]
+
+
+def _overviews(path: Any, profile: dict, overviews: Any, resampling: str | None,
+               resume: bool) -> Any:
+    """Check ``overviews=`` and ``overview_resampling=``; a COG's go into its
+    ``profile``; a GeoTIFF's factors (or "auto") are returned (None: none)."""
+    driver = str(path.driver if isinstance(path, DatasetWriter)
+                 else profile.get("driver", "")).upper()
+    if isinstance(path, DatasetWriter) or driver not in ("GTIFF", "COG"):
+        raise ProfileError(f"overviews= and overview_resampling= need a GeoTIFF or COG output "
+                           f"written to a path, not {driver!r}")
+    text = overviews.lower() if isinstance(overviews, str) else None
+    if isinstance(overviews, str) and text not in ("auto", "none"):
+        raise ProfileError(f"overviews={overviews!r}: give 'auto', 'none' or a list of "
+                           "reduction factors such as [2, 4, 8]")
+    factors = None
+    if overviews is not None and text is None:
+        try:
+            factors = [int(f) for f in overviews]
+        except (TypeError, ValueError):
+            factors = None
+        if not factors or any(f < 2 or f != g for f, g in zip(factors, overviews)) \
+                or factors != sorted(set(factors)):
+            raise ProfileError(f"overviews={overviews!r}: give increasing whole reduction "
+                               "factors of at least 2, such as [2, 4, 8], or 'auto'")
+    if resampling is not None:
+        resampling = str(resampling).lower()
+    if driver == "COG":
+        if factors is not None:
+            if factors != [2 ** (n + 1) for n in range(len(factors))]:
+                raise ProfileError(f"overviews={overviews!r}: a COG's overviews halve level "
+                                   "after level: give [2, 4, 8, ...], 'auto' or 'none'")
+            profile["overview_count"] = len(factors)
+        elif text is not None:
+            profile["overviews"] = text
+        if resampling is not None:
+            profile["overview_resampling"] = resampling
+        return None
+    if resampling is not None and resampling not in encode.GTIFF_RESAMPLINGS:
+        raise ProfileError(
+            f"overview_resampling={resampling!r}: a GeoTIFF's overviews are made with one of "
+            f"{sorted(encode.GTIFF_RESAMPLINGS)} (for bilinear or cubic, write a COG)")
+    if resume and text != "none" and (factors or text == "auto"):
+        raise ProfileError("overviews= on a GeoTIFF cannot be combined with resume=True yet")
+    return None if text == "none" else (factors or text)
 
 
 def _check_stats(driver: str, dtype: Any, resume: bool) -> None:

@@ -6,7 +6,7 @@
 dataset with :meth:`Metadata.apply`: the output itself on GDAL's route, the
 tiled intermediate a COG is copied from, and the one-tile file whose IFD an
 output of encoded tiles takes its tags from
-(:meth:`~riomucho_dask.write.encode.Encoding.template`).  So GDAL writes it,
+(:func:`~riomucho_dask.write.codec.template`).  So GDAL writes it,
 the same way on every route, into the file (its ``GDAL_METADATA``,
 ``ColorMap`` and text tags): nothing goes to an ``.aux.xml`` side-car.
 """

@@ -224,7 +224,8 @@ def build_profile(array: da.Array, profile: dict | None, like: Any,
     return out
 
 
-def _truthy(value: Any) -> bool:
+def truthy(value: Any) -> bool:
+    """A GDAL yes/no option as a bool (YES, TRUE, ON, 1 or a true Python value)."""
     if isinstance(value, str):
         return value.strip().upper() in ("YES", "TRUE", "ON", "1")
     return bool(value)
@@ -252,7 +253,7 @@ def align_chunks(array: da.Array, profile: dict) -> da.Array:
         profile, _ = cog.split_profile(profile)
     elif copied.is_copied(profile):
         profile, _ = copied.split_profile(profile)
-    if _truthy(profile.get("tiled", False)):
+    if truthy(profile.get("tiled", False)):
         block_rows = int(profile.get("blockysize", 256))
         block_cols = int(profile.get("blockxsize", 256))
     elif "blockysize" in profile:

@@ -127,8 +127,8 @@ def source_levels(height: int, width: int, factors: Sequence[int], method: str,
       ``GDALRegenerateOverviewsMultiBand``: a level is computed from the
       previous computed level when that level is wider, else from the full
       resolution, whatever the method.
-    * Band-interleaved files with more than one band (and an internal mask)
-      go band by band through ``GDALRegenerateOverviewsEx``: ``average``
+    * Band-interleaved files (one band too: GDAL writes INTERLEAVE=BAND as
+      separate planes) go band by band through ``GDALRegenerateOverviewsEx``: ``average``
       and ``mode`` cascade (each level from the previous one),
       ``nearest`` takes every level from the full resolution.
 

@@ -32,8 +32,8 @@ from ..errors import OutputPathError, SchedulerError, StoreClosedError, gdal_mes
 from ..progress import BlockProgress
 from ..windows import slices_to_window
 from . import upload
-from .encode import Encoding
 from .journal import Journal
+from .layout import Encoding
 from .metadata import Metadata
 from .multipart import describe
 from .output import OutputFile
@@ -81,7 +81,7 @@ class RasterStore:
         Number of blocks (tiles) expected, for the progress bar.
     encoding : Encoding, optional
         The output's tiles arrive encoded (:mod:`riomucho_dask.write.encode`,
-        one object array of one :class:`~riomucho_dask.write.encode.Tiles`
+        one object array of one :class:`~riomucho_dask.write.codec.Tiles`
         per block) and a :class:`~riomucho_dask.write.tiled.TiledWriter`
         places them; default: blocks of pixels, written by GDAL.
     journal : Journal, optional

@@ -1,6 +1,6 @@
 """The writer of tiles encoded on the workers: it only places bytes.
 
-:class:`TiledWriter` receives :class:`~riomucho_dask.write.encode.Tiles`
+:class:`TiledWriter` receives :class:`~riomucho_dask.write.codec.Tiles`
 in any order and appends their bytes to a file as they come, so blocks
 waiting for their turn wait compressed, on disk, not in memory.
 
@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import ProfileError, StoreError
-from . import tiff
-from .encode import Encoding, Tiles
+from . import codec, tiff
+from .codec import Tiles
 from .journal import Entry, Journal
+from .layout import Encoding
 from .metadata import Metadata
 from .parts import PartSink, copy_range
 
@@ -88,7 +89,7 @@ class TiledWriter:
     profile : dict
         The output's profile (size, CRS, transform...).
     encoding : Encoding
-        How the tiles were encoded (:func:`~riomucho_dask.write.encode.for_profile`).
+        How the tiles were encoded (:func:`~riomucho_dask.write.layout.for_profile`).
     temporary : callable
         Returns a new temporary path for each file this writer makes.
     journal : Journal, optional
@@ -203,8 +204,8 @@ class TiledWriter:
         """(tags of each IFD in file order, tile offsets left to fill; the
         all-valid mask tile)."""
         profile = self._profile
-        templates, valid = self._encoding.template(profile.get("crs"), profile.get("transform"),
-                                                   self._masked, self._metadata)
+        templates, valid = codec.template(self._encoding, profile.get("crs"),
+                                          profile.get("transform"), self._masked, self._metadata)
         main = dict(templates[0])
         reduced = {tag: e for tag, e in main.items() if tag not in tiff.FULL_RESOLUTION_TAGS}
         reduced[tiff.NEW_SUBFILE_TYPE] = tiff.Entry.of(1, tiff.LONG)
@@ -282,18 +283,20 @@ class TiledWriter:
 
     def _gtiff_tail(self, ifds: list[dict]) -> tuple[bytes, int, bytes]:
         """(the header, where the IFDs go, the IFDs) of a tiled GeoTIFF whose
-        tiles end at ``self._end``: the IFDs after them, on an even offset."""
-        images, masks = ifds[:1], ifds[1:]
+        tiles end at ``self._end``: the IFDs after them, on an even offset
+        (full resolution, its overviews, then their masks, if any)."""
         at = self._end + (self._end & 1)
-        level = self._levels[0]
-        big = self._big(at + 4096 + 8 * 2 * level.sizes.size * (2 if masks else 1))
-        self._tile_entries(images[0], level.offsets, level.sizes, big)
-        if masks:
-            self._tile_entries(masks[0], level.mask_offsets, level.mask_sizes, big)
+        pairs = [(level.offsets, level.sizes) for level in self._levels]
+        if len(ifds) > len(pairs):
+            pairs += [(level.mask_offsets, level.mask_sizes) for level in self._levels]
+        tiles = sum(sizes.size for _, sizes in pairs)
+        big = self._big(at + 4096 * len(ifds) + 8 * 2 * tiles)
+        for tags, (offsets, sizes) in zip(ifds, pairs):
+            self._tile_entries(tags, offsets, sizes, big)
         out, position = [], at
-        for n, tags in enumerate(images + masks):
+        for n, tags in enumerate(ifds):
             size = tiff.ifd_size(tags, big)
-            last = n == len(images + masks) - 1
+            last = n == len(ifds) - 1
             out.append(tiff.ifd_bytes(tags, position, big, 0 if last else position + size))
             position += size
         return tiff.header(big, at), at, b"".join(out)

@@ -38,8 +38,9 @@ from dask.base import tokenize
 from .. import config
 from ..errors import RioMuchoDaskWarning, StoreError
 from . import multipart, tiff
-from .encode import Encoding, Tiles
+from .codec import Tiles
 from .journal import Entry
+from .layout import Encoding
 from .metadata import Metadata
 from .tiled import TiledWriter
 

@@ -1,0 +1,252 @@
+"""Internal overviews of a tiled GeoTIFF, made in the same graph
+(``to_raster(..., overviews=..., overview_resampling=...)``).
+
+Every output is checked against GDAL itself: the full resolution read back
+from our file is written again by rasterio into a tiled GeoTIFF of the same
+layout, GDAL's ``BuildOverviews`` makes that file's overviews, and each of
+our levels must equal GDAL's, size and pixels (NaN where NaN).  The run
+function is counted: the overviews cost no second run, and the output is
+never read back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+from rasterio.enums import Resampling
+from rio_cogeo.cogeo import cog_validate
+
+import riomucho_dask as rmd
+from riomucho_dask.cli import mucho
+from riomucho_dask.errors import ProfileError
+from riomucho_dask.write import resample
+
+from . import runfuncs
+
+TILED = {"tiled": True, "blockxsize": 32, "blockysize": 32, "compress": "deflate"}
+
+
+def levels_of(path) -> list[np.ndarray]:
+    """Every level of ``path``, full resolution first."""
+    with rasterio.open(path) as src:
+        count = len(src.overviews(1))
+    out = []
+    for level in range(count + 1):
+        options = {} if level == 0 else {"overview_level": level - 1}
+        with rasterio.open(path, **options) as src:
+            out.append(src.read())
+    return out
+
+
+def gdal_levels(path, tmp_path, factors, resampling) -> list[np.ndarray]:
+    """GDAL's levels for ``path``'s full resolution: written again by rasterio,
+    overviews by ``BuildOverviews``."""
+    reference = tmp_path / "gdal-reference.tif"
+    with rasterio.open(path) as src:
+        profile = src.profile
+        data = src.read()
+    with rasterio.open(reference, "w", **profile) as dst:
+        dst.write(data)
+    with rasterio.open(reference, "r+") as dst:
+        dst.build_overviews(list(factors), Resampling[resampling])
+    levels = levels_of(reference)
+    reference.unlink()
+    return levels
+
+
+def assert_gdal_levels(path, tmp_path, factors, resampling) -> None:
+    ours = levels_of(path)
+    theirs = gdal_levels(path, tmp_path, factors, resampling)
+    assert len(ours) == len(theirs) == len(factors) + 1
+    for level, (one, other) in enumerate(zip(ours, theirs)):
+        assert one.shape == other.shape, level
+        assert np.array_equal(one, other, equal_nan=one.dtype.kind == "f"), (
+            f"level {level}: {int((one != other).sum())} pixels differ")
+
+
+@pytest.mark.parametrize("resampling", ["nearest", "average"])
+def test_levels_equal_gdal_every_scheduler(raster, tmp_path, scheduler, resampling):
+    """Odd sizes (GDAL rounds level sizes up, with fractional ratios), nodata,
+    two bands; the run function runs once per window."""
+    path, _ = raster(count=1, height=301, width=257, block=32, dtype="int16", nodata=-1000)
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    out = rmd.map_windows(runfuncs.counted, [path], global_args={"calls": str(calls)},
+                          count=1, dtype="float32")
+    written = rmd.to_raster(out, tmp_path / "out.tif", like=path, scheduler=scheduler,
+                            overviews=[2, 4, 8], overview_resampling=resampling, **TILED)
+    per_window = runfuncs.calls_per_window(calls)
+    assert len(per_window) == 10 * 9 and set(per_window.values()) == {1}
+    with rasterio.open(written) as src:
+        assert src.overviews(1) == [2, 4, 8]
+        assert src.nodata == -1000 and src.dtypes == ("float32",)
+        assert (src.read(1) == -1000).any()
+    assert_gdal_levels(written, tmp_path, [2, 4, 8], resampling)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32", "float64"])
+@pytest.mark.parametrize("resampling", ["nearest", "average"])
+def test_levels_equal_gdal_every_dtype(raster, tmp_path, dtype, resampling):
+    path, _ = raster(count=2, height=97, width=131, block=32, dtype=dtype)
+    out = rmd.map_windows(runfuncs.passthrough, [path])
+    written = rmd.to_raster(out, tmp_path / "out.tif", like=path, overviews=[2, 4],
+                            overview_resampling=resampling, **TILED)
+    assert_gdal_levels(written, tmp_path, [2, 4], resampling)
+
+
+def test_mode_on_a_class_raster(tmp_path):
+    """Classes stay classes: the most frequent class, as GDAL picks it."""
+    rng = np.random.default_rng(5)
+    classes = rng.integers(0, 6, size=(1, 203, 187)).astype("uint8")
+    classes[:, 40:120, 30:90] = 3  # a large patch: ties and runs both
+    profile = {"driver": "GTiff", "crs": "EPSG:32631", "nodata": 0,
+               "transform": rasterio.transform.from_origin(0, 0, 30, 30)}
+    written = rmd.to_raster(_dask(classes), tmp_path / "c.tif", profile, overviews=[2, 4, 8],
+                            overview_resampling="mode", **TILED)
+    assert_gdal_levels(written, tmp_path, [2, 4, 8], "mode")
+    assert set(np.unique(levels_of(written)[3])) <= set(range(6))
+
+
+def _dask(data):
+    import dask.array as da
+
+    return da.from_array(data, chunks=(data.shape[0], 64, 64))
+
+
+def test_float_nan_and_nodata(tmp_path):
+    """NaN and nodata pixels in the average, as GDAL treats them."""
+    rng = np.random.default_rng(2)
+    data = rng.normal(size=(1, 150, 133)).astype("float32")
+    data[:, 10:14, 20:60] = np.nan
+    data[:, 50:90, 50:52] = -9999.0
+    data[:, 100:104, 100:104] = -9999.0  # whole 2 x 2 blocks of nodata
+    profile = {"driver": "GTiff", "crs": "EPSG:32631", "nodata": -9999.0,
+               "transform": rasterio.transform.from_origin(0, 0, 30, 30)}
+    written = rmd.to_raster(_dask(data), tmp_path / "f.tif", profile, overviews=[2, 4, 8],
+                            overview_resampling="average", **TILED)
+    assert_gdal_levels(written, tmp_path, [2, 4, 8], "average")
+
+
+def test_auto_goes_down_to_one_tile(raster, tmp_path):
+    path, _ = raster(count=1, height=300, width=170, block=32, dtype="uint16")
+    out = rmd.map_windows(runfuncs.passthrough, [path])
+    written = rmd.to_raster(out, tmp_path / "out.tif", like=path, overviews="auto", **TILED)
+    factors = resample.auto_factors(300, 170, 32)
+    assert factors == [2, 4, 8, 16]
+    with rasterio.open(written) as src:
+        assert len(src.overviews(1)) == 4
+    last = levels_of(written)[-1]
+    assert last.shape[1] <= 32 and last.shape[2] <= 32
+    assert_gdal_levels(written, tmp_path, factors, "nearest")
+
+
+def test_band_interleaved_and_uncompressed(raster, tmp_path):
+    path, _ = raster(count=3, height=100, width=90, block=32, dtype="uint16")
+    out = rmd.map_windows(runfuncs.passthrough, [path])
+    written = rmd.to_raster(out, tmp_path / "out.tif", like=path, overviews=[2, 4],
+                            overview_resampling="average", tiled=True, blockxsize=32,
+                            blockysize=32, interleave="band")
+    assert_gdal_levels(written, tmp_path, [2, 4], "average")
+
+
+def test_cog_overview_choices(raster, tmp_path):
+    """A COG takes the same keywords: 'none', a count as [2, 4], a resampling."""
+    path, _ = raster(count=1, height=300, width=260, block=32, dtype="uint8")
+    out = rmd.map_windows(runfuncs.passthrough, [path])
+    cog = {"driver": "COG", "blocksize": 64, "compress": "deflate"}
+    none = rmd.to_raster(out, tmp_path / "none.tif", like=path, overviews="none", **cog)
+    two = rmd.to_raster(out, tmp_path / "two.tif", like=path, overviews=[2, 4],
+                        overview_resampling="average", **cog)
+    for written, count in ((none, 0), (two, 2)):
+        with rasterio.open(written) as src:
+            assert len(src.overviews(1)) == count
+        valid, errors, _ = cog_validate(written)
+        assert valid and not errors
+    with pytest.raises(ProfileError, match=r"\[2, 4, 8, \.\.\.\]"):
+        rmd.to_raster(out, tmp_path / "bad.tif", like=path, overviews=[3, 9], **cog)
+
+
+def test_refused_before_anything_runs(raster, tmp_path):
+    """Strips, other drivers, unknown resamplings and bad factors: a
+    ProfileError naming what is wrong, nothing computed, nothing written."""
+    path, _ = raster(count=1, height=64, width=64, block=32)
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    out = rmd.map_windows(runfuncs.counted, [path], global_args={"calls": str(calls)},
+                          dtype="float32")
+    cases = [
+        ({"overviews": [2, 4], "tiled": False}, "tiled=True"),  # strips
+        ({"overviews": [2], "driver": "ENVI"}, "GeoTIFF or COG"),
+        ({"overviews": [2], "overview_resampling": "cubic", **TILED}, "cubic"),
+        ({"overviews": [4, 2], **TILED}, "increasing"),
+        ({"overviews": [1], **TILED}, "at least 2"),
+        ({"overviews": "some", **TILED}, "'auto', 'none'"),
+        ({"overviews": [2], "resume": True, **TILED}, "resume=True"),
+    ]
+    for options, message in cases:
+        with pytest.raises(ProfileError, match=message):
+            rmd.to_raster(out, tmp_path / "out.tif", like=path, **options)
+    assert not list(calls.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calls", "in.tif"]
+
+
+def test_cli(raster, tmp_path):
+    path, _ = raster(count=1, height=150, width=140, block=32, dtype="uint16")
+    output = tmp_path / "out.tif"
+    result = CliRunner().invoke(mucho, [
+        "run", "tests.runfuncs:passthrough", path, str(output), "--co", "tiled=true",
+        "--co", "blockxsize=32", "--co", "blockysize=32", "--overviews", "2,4",
+        "--overview-resampling", "average"])
+    assert result.exit_code == 0, result.output
+    assert_gdal_levels(output, tmp_path, [2, 4], "average")
+    result = CliRunner().invoke(mucho, ["run", "tests.runfuncs:passthrough", path,
+                                        str(tmp_path / "x.tif"), "--overviews", "2,x"])
+    assert result.exit_code == 2 and "factors such as 2,4,8" in result.output
+
+
+def test_uploaded_from_the_workers(raster, s3, tmp_path, cluster_client):
+    """A tiled GeoTIFF with overviews uploaded as parts by a cluster's workers
+    is the file written locally, level for level."""
+    path, _ = raster(count=1, height=300, width=260, block=32, dtype="uint16", nodata=0)
+    out = rmd.map_windows(runfuncs.passthrough, [path])
+    with s3.env():
+        rmd.to_raster(out, f"s3://{s3.bucket}/out.tif", like=path, scheduler=cluster_client,
+                      overviews=[2, 4, 8], overview_resampling="average", **TILED)
+    got = s3.get("out.tif", tmp_path / "got.tif")
+    local = rmd.to_raster(out, tmp_path / "local.tif", like=path, overviews=[2, 4, 8],
+                          overview_resampling="average", **TILED)
+    for one, other in zip(levels_of(got), levels_of(local)):
+        assert np.array_equal(one, other)
+    assert_gdal_levels(got, tmp_path, [2, 4, 8], "average")
+    assert s3.keys() == ["out.tif"]
+    assert Path(got).stat().st_size > 0
+
+
+@pytest.mark.parametrize("resampling", ["nearest", "average", "mode"])
+@pytest.mark.parametrize("interleave", ["pixel", "band"])
+def test_internal_mask_levels_equal_gdal(raster, tmp_path, resampling, interleave):
+    """Masked results without nodata: the levels' pixels and their masks as
+    GDAL makes them for a GeoTIFF with an internal mask."""
+    path, _ = raster(count=2, height=181, width=150, block=32, dtype="float32")
+    out = rmd.map_windows(runfuncs.mask_low, [path], global_args={"threshold": 0.0})
+    written = rmd.to_raster(out, tmp_path / "out.tif", like=path, overviews=[2, 4, 8],
+                            overview_resampling=resampling, interleave=interleave, **TILED)
+    reference = tmp_path / "reference.tif"
+    with rasterio.open(written) as src:
+        assert src.nodata is None and (src.read_masks(1) == 0).any()
+        profile, data, mask = src.profile, src.read(), src.read_masks(1)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(reference, "w", **profile) as dst:
+            dst.write(data)
+            dst.write_mask(mask)
+        with rasterio.open(reference, "r+") as dst:
+            dst.build_overviews([2, 4, 8], Resampling[resampling])
+    for level in range(3):
+        with rasterio.open(written, overview_level=level) as one, \
+                rasterio.open(reference, overview_level=level) as other:
+            assert np.array_equal(one.read_masks(1), other.read_masks(1)), level
+            assert np.array_equal(one.read(), other.read(), equal_nan=True), level
