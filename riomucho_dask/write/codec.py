@@ -91,7 +91,7 @@ def _gtiff_bytes(profile: dict, data: np.ndarray, mask: np.ndarray | None,
 def encode(encoding: Encoding, block: np.ndarray, row: int, col: int, level: int = 0) -> Tiles:
     """Encode ``block`` (``(count, h, w)``, maybe masked), whose first pixel
     is at (``row``, ``col``) of ``level``, into its tiles."""
-    data, mask = as_written(block, encoding.nodata)
+    data, mask = as_written(block, encoding.nodata, keep=level > 0)
     stats = measure(data, mask, encoding.nodata) if encoding.stats and level == 0 else None
     _, height, width = data.shape
     by, bx = encoding.block
@@ -179,10 +179,13 @@ def decode(encoding: Encoding, tiles: tuple[list, list | None], height: int,
     return masked(pixels, np.broadcast_to(~valid, pixels.shape).copy())
 
 
-def as_written(block: np.ndarray, nodata: Any) -> tuple[np.ndarray, np.ndarray | None]:
+def as_written(block: np.ndarray, nodata: Any,
+               keep: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """``block``'s pixels as the file holds them, and its internal mask (255
     valid, 0 masked) when it has one: masked pixels become nodata, or, without
-    nodata, 0 under a mask of the pixels masked in any band."""
+    nodata, 0 under a mask of the pixels masked in any band (with ``keep``,
+    the pixels under the mask stay as they are: an overview level's, which
+    GDAL computes whatever the mask)."""
     if not isinstance(block, np.ma.MaskedArray):
         return block, None
     mask = np.ma.getmaskarray(block)
@@ -190,7 +193,8 @@ def as_written(block: np.ndarray, nodata: Any) -> tuple[np.ndarray, np.ndarray |
         return block.filled(nodata), None
     if not mask.any():
         return block.data, None
-    return block.filled(0), np.where(mask.any(axis=0), 0, 255).astype("uint8")
+    pixels = block.data if keep else block.filled(0)
+    return pixels, np.where(mask.any(axis=0), 0, 255).astype("uint8")
 
 
 def _tile_bytes(raw: bytes, ifd: dict) -> list:

@@ -129,18 +129,18 @@ def _gdal_levels(array: da.Array, encoding: Encoding) -> list[da.Array]:
     interleave = dict(encoding.creation)["interleave"]
     sources = resample.source_levels(height, width, encoding.factors, encoding.resampling,
                                      interleave)
-    # A masked output without nodata: GDAL makes its mask's nearest levels
-    # from the full resolution's mask, whatever level the pixels come from.
-    masks = encoding.nodata is None and isinstance(array._meta, np.ma.MaskedArray) \
-        and encoding.resampling == "nearest"
     levels: list[da.Array] = []
     for n, (shape, source) in enumerate(zip(shapes, sources)):
         if source is None:  # a level GDAL makes but never fills
             levels.append(_unfilled(array, shape, encoding))
             continue
+        mask = None
+        if encoding.nodata is None and encoding.resampling == "nearest" and source >= 0:
+            # An internal mask's nearest levels are GDAL's from the full
+            # resolution's mask, whatever level the pixels come from.
+            mask = _nearest_mask(array, shape)
         above = array if source < 0 else levels[source]
-        levels.append(_gdal_level(above, shape, encoding, n + 1,
-                                  array if masks and source >= 0 else None))
+        levels.append(_gdal_level(above, shape, encoding, n + 1, (height, width), mask))
     return levels
 
 
@@ -152,39 +152,60 @@ def _unfilled(array: da.Array, shape: tuple[int, int], encoding: Encoding) -> da
                    chunks=(array.shape[0], by, bx))
 
 
+def _nearest_mask(array: da.Array, shape: tuple[int, int]) -> da.Array:
+    """The internal mask (1 masked, 0 valid) of ``array`` taken nearest at
+    ``shape``: each chunk of ``array`` gives the pixels it holds (a few, or
+    none), so a level's mask needs no full-resolution chunk kept in memory."""
+    picks = []
+    for axis, size in ((1, shape[0]), (2, shape[1])):
+        first, _ = resample.nearest_pixels(0, size, array.shape[axis], size)
+        edges = offsets(array.chunks[axis])
+        picks.append([first[(first >= edges[k]) & (first < edges[k + 1])] - edges[k]
+                      for k in range(len(edges) - 1)])
+    chunks = ((1,), tuple(map(len, picks[0])), tuple(map(len, picks[1])))
+    return array.map_blocks(_picked_mask, picks[0], picks[1], chunks=chunks, dtype="uint8",
+                            meta=np.empty((0, 0, 0), "uint8"),
+                            name="overview-mask-" + da.core.tokenize(array, shape))
+
+
+def _picked_mask(block: np.ndarray, rows: list, cols: list, block_id=None) -> np.ndarray:
+    mask = np.ma.getmaskarray(block).any(axis=0)
+    picked = mask[rows[block_id[1]]][:, cols[block_id[2]]]
+    return picked[np.newaxis].astype("uint8")
+
+
 def _gdal_level(source: da.Array, shape: tuple[int, int], encoding: Encoding, level: int,
-                full: da.Array | None = None) -> da.Array:
+                full_shape: tuple[int, int], mask: da.Array | None = None) -> da.Array:
     """Overview ``level`` (``shape``) made from ``source`` as GDAL's
     ``BuildOverviews`` makes it: each chunk (whole tiles, about a source
-    chunk's share) from the source chunks its pixels need; with ``full``
-    (the full resolution), its mask from ``full``'s."""
+    chunk's share) from the source chunks its pixels need; its internal mask
+    from ``mask`` (1 masked, at ``shape``) when given."""
     by, bx = encoding.block
     chunks = []
     for axis, tile in ((1, by), (2, bx)):
         ratio = source.shape[axis] / shape[axis - 1]
         tiles = max(1, round(max(source.chunks[axis]) / ratio / tile))
         chunks.append(_split(shape[axis - 1], tiles * tile))
-    name = f"overview-{level}-" + da.core.tokenize(source, encoding, level, full)
+    name = f"overview-{level}-" + da.core.tokenize(source, encoding, level, mask)
     layer = {}
     dst_rows, dst_cols = offsets(chunks[0]), offsets(chunks[1])
     for i, j in np.ndindex(len(chunks[0]), len(chunks[1])):
         rows, cols = (dst_rows[i], dst_rows[i + 1]), (dst_cols[j], dst_cols[j + 1])
-        task = [_level_piece, rows, cols, shape, encoding.resampling, encoding.nodata]
-        for above in (source, full):
-            if above is None:
-                break
-            # (the mask of a level from the full resolution is taken "nearest")
-            method = encoding.resampling if above is source else "nearest"
+        task = [_level_piece, rows, cols, shape, encoding.resampling, encoding.nodata,
+                source.shape[1:] != full_shape]
+        ranges = [(resample.source_range(*rows, source.shape[1], shape[0], encoding.resampling),
+                   resample.source_range(*cols, source.shape[2], shape[1], encoding.resampling))]
+        if mask is not None:  # (at the level's own size: the same pixels)
+            ranges.append((rows, cols))
+        for above, (src_rows, src_cols) in zip((source, mask), ranges):
             row_edges, col_edges = offsets(above.chunks[1]), offsets(above.chunks[2])
-            src_rows = _overlapping(row_edges, *resample.source_range(
-                *rows, above.shape[1], shape[0], method))
-            src_cols = _overlapping(col_edges, *resample.source_range(
-                *cols, above.shape[2], shape[1], method))
+            src_rows = _overlapping(row_edges, *src_rows)
+            src_cols = _overlapping(col_edges, *src_cols)
             task += [[[(above.name, 0, r, c) for c in src_cols] for r in src_rows],
                      (row_edges[src_rows[0]], col_edges[src_cols[0]]), above.shape[1:]]
         layer[(name, 0, i, j)] = tuple(task)
     graph = HighLevelGraph.from_collections(
-        name, layer, dependencies=[source] + ([full] if full is not None else []))
+        name, layer, dependencies=[source] + ([mask] if mask is not None else []))
     return da.Array(graph, name, (source.chunks[0], *chunks), meta=source._meta)
 
 
@@ -194,37 +215,41 @@ def _split(size: int, step: int) -> tuple[int, ...]:
 
 
 def _level_piece(rows: tuple[int, int], cols: tuple[int, int], shape: tuple[int, int],
-                 resampling: str, nodata: Any, blocks: list, corner: tuple[int, int],
-                 src_shape: tuple[int, int], full_blocks: list | None = None,
-                 full_corner: tuple[int, int] = (0, 0),
-                 full_shape: tuple[int, int] = (0, 0)) -> np.ndarray:
+                 resampling: str, nodata: Any, overview: bool, blocks: list,
+                 corner: tuple[int, int],
+                 src_shape: tuple[int, int], mask_blocks: list | None = None,
+                 mask_corner: tuple[int, int] = (0, 0), _: Any = None) -> np.ndarray:
     """Pixels ``rows`` x ``cols`` of an overview level (``shape``) from the
     source ``blocks`` (a grid of chunks whose first pixel is at ``corner``
-    of a level of ``src_shape``); the mask from ``full_blocks`` (the full
-    resolution) when given."""
+    of a level of ``src_shape``, an ``overview`` level or the full
+    resolution); the internal mask from ``mask_blocks`` (at the level's size,
+    from ``mask_corner``) when given."""
     with timings.timed("encode"):
-        out = resample.resample(_joined(blocks, nodata), *corner, rows, cols, src_shape, shape,
-                                resampling, nodata)
-        if full_blocks is None:
+        out = resample.resample(_joined(blocks, nodata, overview), *corner, rows, cols,
+                                src_shape, shape, resampling, nodata)
+        if mask_blocks is None:
             return out
-        full = _joined(full_blocks, nodata)
-        mask = np.ma.getmaskarray(full)[:1].astype("uint8")
-        taken = resample.resample(mask, *full_corner, rows, cols, full_shape, shape, "nearest")
-        return masked(np.ma.getdata(out), np.broadcast_to(taken > 0, out.shape).copy())
+        mask = np.concatenate([np.concatenate(row, axis=2) for row in mask_blocks], axis=1)
+        (top, left), data = mask_corner, np.ma.getdata(out)
+        mask = mask[:, rows[0] - top:rows[1] - top, cols[0] - left:cols[1] - left] > 0
+        if not mask.any():
+            return data
+        return masked(data, np.broadcast_to(mask, data.shape).copy())
 
 
-def _joined(blocks: list, nodata: Any) -> np.ndarray:
+def _joined(blocks: list, nodata: Any, keep: bool) -> np.ndarray:
     """A grid of chunks as one array, as the file holds them."""
-    pieces = [[_as_held(block, nodata) for block in row] for row in blocks]
+    pieces = [[_as_held(block, nodata, keep) for block in row] for row in blocks]
     join = np.ma.concatenate if any(isinstance(p, np.ma.MaskedArray)
                                     for row in pieces for p in row) else np.concatenate
     return join([join(row, axis=2) for row in pieces], axis=1)
 
 
-def _as_held(block: np.ndarray, nodata: Any) -> np.ndarray:
+def _as_held(block: np.ndarray, nodata: Any, keep: bool = False) -> np.ndarray:
     """``block`` as the file holds it: masked pixels are nodata, or under the
-    internal mask (a masked array) when there is no nodata."""
-    data, mask = as_written(block, nodata)
+    internal mask (a masked array) when there is no nodata (0 under it, or,
+    with ``keep``, as they are: an overview level's)."""
+    data, mask = as_written(block, nodata, keep)
     return data if mask is None else masked(data, np.broadcast_to(mask == 0, data.shape))
 
 

@@ -50,7 +50,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["level_sizes", "source_levels", "auto_factors", "source_range", "resample", "METHODS"]
+__all__ = ["level_sizes", "source_levels", "auto_factors", "source_range", "nearest_pixels",
+           "resample", "METHODS"]
 
 METHODS = ("nearest", "average", "mode")
 _EPS = 1e-8
@@ -247,6 +248,20 @@ def source_range(dst_start: int, dst_stop: int, src_size: int, dst_size: int,
     """
     first, end, _, _ = _windows(dst_start, dst_stop, src_size, dst_size, _check(method))
     return int(first.min()), int(end.max())
+
+
+def nearest_pixels(dst_start: int, dst_stop: int, src_size: int,
+                   dst_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The source pixel (one axis) ``nearest`` takes for each destination pixel
+    of ``[dst_start, dst_stop)``, and that pixel + 1.
+
+    Examples
+    --------
+    >>> nearest_pixels(0, 4, 7, 4)[0]
+    array([0, 2, 4, 5])
+    """
+    first, end, _, _ = _windows(dst_start, dst_stop, src_size, dst_size, "nearest")
+    return first, end
 
 
 def _check(method: str) -> str:
