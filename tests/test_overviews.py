@@ -22,7 +22,7 @@ from rio_cogeo.cogeo import cog_validate
 
 import riomucho_dask as rmd
 from riomucho_dask.cli import mucho
-from riomucho_dask.errors import ProfileError
+from riomucho_dask.errors import ProfileError, StoreError
 from riomucho_dask.write import resample
 
 from . import runfuncs
@@ -181,7 +181,7 @@ def test_refused_before_anything_runs(raster, tmp_path):
     cases = [
         ({"overviews": [2, 4], "tiled": False}, "tiled=True"),  # strips
         ({"overviews": [2], "driver": "ENVI"}, "GeoTIFF or COG"),
-        ({"overviews": [2], "overview_resampling": "cubic", **TILED}, "cubic"),
+        ({"overviews": [2], "overview_resampling": "gauss", **TILED}, "gauss"),
         ({"overviews": [4, 2], **TILED}, "increasing"),
         ({"overviews": [1], **TILED}, "at least 2"),
         ({"overviews": "some", **TILED}, "'auto', 'none'"),
@@ -250,3 +250,32 @@ def test_internal_mask_levels_equal_gdal(raster, tmp_path, resampling, interleav
                 rasterio.open(reference, overview_level=level) as other:
             assert np.array_equal(one.read_masks(1), other.read_masks(1)), level
             assert np.array_equal(one.read(), other.read(), equal_nan=True), level
+
+
+@pytest.mark.parametrize("resampling", ["bilinear", "cubic", "cubic_spline", "lanczos"])
+@pytest.mark.parametrize("dtype, nodata", [("float32", None), ("int16", None),
+                                           ("float32", -9999.0), ("uint8", 0)])
+@pytest.mark.parametrize("interleave", ["pixel", "band"])
+def test_gdal_resamplings_chunk_by_chunk(tmp_path, resampling, dtype, nodata, interleave):
+    """GDAL's own kernels, chunk by chunk from the pieces of the level above
+    (odd sizes, fractional ratios): GDAL's BuildOverviews levels."""
+    rng = np.random.default_rng(7)
+    data = (rng.normal(100, 40, size=(2, 301, 257))).clip(1, 250).astype(dtype)
+    if nodata is not None:
+        data[:, 100:140, 60:63] = nodata
+    profile = {"driver": "GTiff", "crs": "EPSG:32631", "nodata": nodata,
+               "transform": rasterio.transform.from_origin(0, 0, 30, 30)}
+    written = rmd.to_raster(_dask(data), tmp_path / "g.tif", profile, overviews=[2, 4, 8],
+                            overview_resampling=resampling, interleave=interleave, **TILED)
+    assert_gdal_levels(written, tmp_path, [2, 4, 8], resampling)
+
+
+def test_gdal_resampling_of_an_internal_mask_is_refused(raster, tmp_path):
+    """GDAL's own kernels are not given masks: a masked output without nodata
+    says to give it one, and nothing is left at the output path."""
+    path, _ = raster(count=1, height=100, width=90, block=32, dtype="float32")
+    out = rmd.map_windows(runfuncs.mask_low, [path], global_args={"threshold": 0.0})
+    with pytest.raises(StoreError, match="nodata="):
+        rmd.to_raster(out, tmp_path / "out.tif", like=path, overviews=[2],
+                      overview_resampling="cubic", **TILED)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]

@@ -151,8 +151,10 @@ def to_raster(
         8... sets their number).
     overview_resampling : str, optional
         ``"nearest"`` (the default for a GeoTIFF, and for a COG of integers),
-        ``"average"`` (a COG of real numbers) or ``"mode"`` (class rasters;
-        GeoTIFF); a COG also takes GDAL's other resamplings, through GDAL.
+        ``"average"`` (a COG of real numbers), ``"mode"`` (class rasters;
+        GeoTIFF), all three equal to GDAL's; ``"bilinear"``, ``"cubic"``,
+        ``"cubicspline"`` (or ``"cubic_spline"``), ``"lanczos"`` made by GDAL chunk by chunk
+        (a GeoTIFF; a COG through GDAL's COG driver).
     **creation_options
         GDAL creation options (``compress="deflate"``, ``tiled=True``...).
         Compressed GeoTIFFs get ``NUM_THREADS=ALL_CPUS`` and
@@ -238,7 +240,8 @@ def to_raster(
                      else str(out_profile["driver"]), out_profile["dtype"], resume)
     factors = None
     if overviews is not None or overview_resampling is not None:
-        factors = _overviews(path, out_profile, overviews, overview_resampling, resume)
+        factors, overview_resampling = _overviews(path, out_profile, overviews,
+                                                  overview_resampling, resume)
     if np.dtype(out_profile["dtype"]) != array.dtype:
         array = array.astype(out_profile["dtype"])
     array = align_chunks(array, out_profile)
@@ -289,9 +292,10 @@ def to_raster(
 
 
 def _overviews(path: Any, profile: dict, overviews: Any, resampling: str | None,
-               resume: bool) -> Any:
+               resume: bool) -> tuple[Any, str | None]:
     """Check ``overviews=`` and ``overview_resampling=``; a COG's go into its
-    ``profile``; a GeoTIFF's factors (or "auto") are returned (None: none)."""
+    ``profile``; a GeoTIFF's factors (or "auto"; None: none) are returned, and
+    the resampling's name."""
     driver = str(path.driver if isinstance(path, DatasetWriter)
                  else profile.get("driver", "")).upper()
     if isinstance(path, DatasetWriter) or driver not in ("GTIFF", "COG"):
@@ -312,7 +316,7 @@ def _overviews(path: Any, profile: dict, overviews: Any, resampling: str | None,
             raise ProfileError(f"overviews={overviews!r}: give increasing whole reduction "
                                "factors of at least 2, such as [2, 4, 8], or 'auto'")
     if resampling is not None:
-        resampling = str(resampling).lower()
+        resampling = str(resampling).lower().replace("cubic_spline", "cubicspline")
     if driver == "COG":
         if factors is not None:
             if factors != [2 ** (n + 1) for n in range(len(factors))]:
@@ -323,14 +327,14 @@ def _overviews(path: Any, profile: dict, overviews: Any, resampling: str | None,
             profile["overviews"] = text
         if resampling is not None:
             profile["overview_resampling"] = resampling
-        return None
+        return None, resampling
     if resampling is not None and resampling not in encode.GTIFF_RESAMPLINGS:
         raise ProfileError(
             f"overview_resampling={resampling!r}: a GeoTIFF's overviews are made with one of "
-            f"{sorted(encode.GTIFF_RESAMPLINGS)} (for bilinear or cubic, write a COG)")
+            f"{sorted(encode.GTIFF_RESAMPLINGS)}")
     if resume and text != "none" and (factors or text == "auto"):
         raise ProfileError("overviews= on a GeoTIFF cannot be combined with resume=True yet")
-    return None if text == "none" else (factors or text)
+    return (None if text == "none" else (factors or text)), resampling
 
 
 def _check_stats(driver: str, dtype: Any, resume: bool) -> None:

@@ -23,7 +23,7 @@ from dask.highlevelgraph import HighLevelGraph
 from .. import timings
 from ..errors import StoreError
 from ..windows import offsets
-from . import codec, resample
+from . import codec, resample, resample_gdal
 from .codec import Tiles, as_written
 from .journal import Journal
 from .layout import CODECS, GTIFF_RESAMPLINGS, Encoding, for_profile
@@ -127,8 +127,9 @@ def _gdal_levels(array: da.Array, encoding: Encoding) -> list[da.Array]:
     shapes = encoding.shapes(height, width)[1:]
     # (GDAL makes a band-interleaved file's levels band by band, one band too)
     interleave = dict(encoding.creation)["interleave"]
-    sources = resample.source_levels(height, width, encoding.factors, encoding.resampling,
-                                     interleave)
+    # (GDAL's own resamplings cascade as average does)
+    method = encoding.resampling if encoding.resampling in resample.METHODS else "average"
+    sources = resample.source_levels(height, width, encoding.factors, method, interleave)
     levels: list[da.Array] = []
     for n, (shape, source) in enumerate(zip(shapes, sources)):
         if source is None:  # a level GDAL makes but never fills
@@ -193,8 +194,9 @@ def _gdal_level(source: da.Array, shape: tuple[int, int], encoding: Encoding, le
         rows, cols = (dst_rows[i], dst_rows[i + 1]), (dst_cols[j], dst_cols[j + 1])
         task = [_level_piece, rows, cols, shape, encoding.resampling, encoding.nodata,
                 source.shape[1:] != full_shape]
-        ranges = [(resample.source_range(*rows, source.shape[1], shape[0], encoding.resampling),
-                   resample.source_range(*cols, source.shape[2], shape[1], encoding.resampling))]
+        kernels = _kernels(encoding.resampling)
+        ranges = [(kernels.source_range(*rows, source.shape[1], shape[0], encoding.resampling),
+                   kernels.source_range(*cols, source.shape[2], shape[1], encoding.resampling))]
         if mask is not None:  # (at the level's own size: the same pixels)
             ranges.append((rows, cols))
         for above, (src_rows, src_cols) in zip((source, mask), ranges):
@@ -207,6 +209,11 @@ def _gdal_level(source: da.Array, shape: tuple[int, int], encoding: Encoding, le
     graph = HighLevelGraph.from_collections(
         name, layer, dependencies=[source] + ([mask] if mask is not None else []))
     return da.Array(graph, name, (source.chunks[0], *chunks), meta=source._meta)
+
+
+def _kernels(resampling: str):
+    """The module whose kernels make ``resampling``: ours, or GDAL's own."""
+    return resample if resampling in resample.METHODS else resample_gdal
 
 
 def _split(size: int, step: int) -> tuple[int, ...]:
@@ -225,8 +232,8 @@ def _level_piece(rows: tuple[int, int], cols: tuple[int, int], shape: tuple[int,
     resolution); the internal mask from ``mask_blocks`` (at the level's size,
     from ``mask_corner``) when given."""
     with timings.timed("encode"):
-        out = resample.resample(_joined(blocks, nodata, overview), *corner, rows, cols,
-                                src_shape, shape, resampling, nodata)
+        out = _kernels(resampling).resample(_joined(blocks, nodata, overview), *corner, rows,
+                                            cols, src_shape, shape, resampling, nodata)
         if mask_blocks is None:
             return out
         mask = np.concatenate([np.concatenate(row, axis=2) for row in mask_blocks], axis=1)

@@ -25,8 +25,10 @@ __all__ = ["Encoding", "for_profile", "CODECS", "RESAMPLINGS", "GTIFF_RESAMPLING
 CODECS = frozenset({"none", "deflate", "lzw", "zstd", "packbits"})
 #: A COG's overview resamplings made here (halving); others go through GDAL.
 RESAMPLINGS = frozenset({"nearest", "average"})
-#: A GeoTIFF's overview resamplings made here (:mod:`riomucho_dask.write.resample`).
-GTIFF_RESAMPLINGS = frozenset({"nearest", "average", "mode"})
+#: A GeoTIFF's overview resamplings: our kernels' (:mod:`riomucho_dask.write.resample`)
+#: and GDAL's own, chunk by chunk (:mod:`riomucho_dask.write.resample_gdal`).
+GTIFF_RESAMPLINGS = frozenset({"nearest", "average", "mode", "bilinear", "cubic",
+                               "cubicspline", "lanczos"})
 
 _DATASET_KEYS = {"driver", "count", "width", "height", "dtype", "crs", "transform", "nodata"}
 _GTIFF_KEYS = _DATASET_KEYS | {
