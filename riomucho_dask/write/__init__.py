@@ -198,6 +198,13 @@ def to_raster(
     >>> with rasterio.open("half_stats.tif") as src:
     ...     src.tags(1)["STATISTICS_VALID_PERCENT"]
     '100'
+    >>> to_raster(out, "half_overviews.tif", like="scene_a.tif", tiled=True,
+    ...           blockxsize=64, blockysize=64, overviews="auto",
+    ...           overview_resampling="average")
+    'half_overviews.tif'
+    >>> with rasterio.open("half_overviews.tif") as src:
+    ...     src.overviews(1)
+    [2, 4]
     """
     if is_dataarray(array):
         array, georef = for_writing(array)
