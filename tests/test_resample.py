@@ -233,7 +233,7 @@ def test_mode_masked_windows():
     for dtype, expected in [("int16", [3, 0]), ("float32", [3, 0]), ("uint8", [7, 7])]:
         piece = np.ma.MaskedArray(data.astype(dtype), mask)
         out = resample(piece, 0, 0, (0, 1), (0, 2), (2, 4), (1, 2), "mode")
-        assert np.ma.getdata(out).tolist() == [expected], dtype
+        assert np.ma.getdata(out).tolist() == [[expected]], dtype
         assert np.ma.getmaskarray(out).tolist() == [[[True, True]]]
 
 
