@@ -16,7 +16,9 @@ from rasterio.errors import NotGeoreferencedWarning
 from riomucho_dask.write.resample import (
     auto_factors,
     level_sizes,
+    mask_source_levels,
     resample,
+    resample_mask,
     source_levels,
     source_range,
 )
@@ -161,27 +163,78 @@ def test_band_interleaved(tmp_path, method, nodata):
     check_levels(tmp_path, data[:2, :5, :3], [2, 4, 8], method, nodata, interleave="band")
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("shape, factors", [((1, 37, 45), [2, 4, 8]), ((2, 32, 32), [2, 4]),
-                                            ((1, 61, 47), [3, 9])])
-def test_internal_mask(tmp_path, method, shape, factors):
-    rng = np.random.default_rng(11)
-    data = rng.integers(1, 200, size=shape).astype("uint8")
-    mask = np.where(rng.random(shape[1:]) < 0.3, 0, 255).astype("uint8")
+def computed_mask(mask, dst_shape, method):
+    """A level's mask (True where masked) from ``mask``, in 3 x 2 uneven
+    sub-rectangles, each from only its ``source_range``."""
+    out = np.zeros(dst_shape, bool)
+    for (a, b), (c, d) in itertools.product(pieces(dst_shape[0], 3), pieces(dst_shape[1], 2)):
+        r0, r1 = source_range(a, b, mask.shape[0], dst_shape[0], method)
+        c0, c1 = source_range(c, d, mask.shape[1], dst_shape[1], method)
+        out[a:b, c:d] = resample_mask(mask[r0:r1, c0:c1], r0, c0, (a, b), (c, d), mask.shape,
+                                      dst_shape, method)
+    return out
+
+
+MASK_SHAPES = [(37, 45), (61, 47), (32, 32), (181, 150), (45, 37), (97, 130)]
+MASK_FACTORS = [[2, 4, 8], [3, 9], [2, 4], [2, 4, 8], [2, 5], [2, 4, 8, 16]]
+
+
+def mask_cases():
+    shapes = itertools.cycle(zip(MASK_SHAPES, MASK_FACTORS))
+    counts = itertools.cycle([1, 2, 3, 2])
+    out = []
+    for method, interleave, dtype in itertools.product(
+            METHODS, ["pixel", "band"], ["uint8", "uint16", "int16", "float32"]):
+        shape, factors = next(shapes)
+        out.append((method, interleave, dtype, (next(counts), *shape), factors))
+    return out
+
+
+@pytest.mark.parametrize("method, interleave, dtype, shape, factors", mask_cases())
+def test_internal_mask(tmp_path, method, interleave, dtype, shape, factors):
+    """Pixels from ``source_levels(masked=True)`` with that level's mask, the
+    mask from ``mask_source_levels``; masked pixels hold data (not 0), some
+    windows are all masked."""
+    rng = np.random.default_rng(zlib.crc32(repr((method, interleave, dtype, shape)).encode()))
+    if dtype == "float32":
+        data = (rng.normal(size=shape) * 1000).astype(dtype)
+    else:
+        data = rng.integers(0, 5 if rng.random() < 0.5 else 200, size=shape).astype(dtype)
+    mask = np.where(rng.random(shape[1:]) < rng.choice([0.3, 0.6]), 0, 255).astype("uint8")
     mask[:2, :2] = 0
-    mask[4:6, 4:7] = 0
-    gdal, gdal_masks = gdal_overviews(tmp_path / "m.tif", data, factors, method, mask=mask)
+    mask[4:12, 4:12] = 0  # all masked windows up to factor 8
+    gdal, gdal_masks = gdal_overviews(tmp_path / "m.tif", data, factors, method,
+                                      interleave=interleave, mask=mask)
+    height, width = shape[1:]
+    sizes = level_sizes(height, width, factors)
+    assert [level.shape[1:] for level in gdal] == sizes
+    sources = source_levels(height, width, factors, method, interleave, masked=True)
+    mask_sources = mask_source_levels(height, width, factors, method)
     full = np.ma.MaskedArray(data, np.broadcast_to(mask == 0, shape))
-    previous = full
-    for k, size in enumerate(level_sizes(*shape[1:], factors)):
-        level = computed(previous, size, method)
-        assert_same(np.ma.getdata(level), gdal[k], f"level {k}")
-        if method == "nearest":  # the mask's nearest levels come from the full resolution
-            flags = np.ma.getmaskarray(computed(full, size, method))[0]
-        else:
-            flags = np.ma.getmaskarray(level)[0]
-        assert np.array_equal(flags, gdal_masks[k] == 0), f"mask of level {k}"
-        previous = level
+    ours: list[np.ma.MaskedArray] = []
+    for k, (size, source, mask_source) in enumerate(zip(sizes, sources, mask_sources)):
+        assert source is not None and mask_source is not None
+        flags_from = (full if mask_source == -1 else ours[mask_source]).mask[0]
+        flags = computed_mask(flags_from, size, method)
+        assert np.array_equal(flags, gdal_masks[k] == 0), \
+            f"mask of level {k}: {(flags != (gdal_masks[k] == 0)).sum()} pixels differ"
+        level = computed(full if source == -1 else ours[source], size, method)
+        assert_same(np.ma.getdata(level), gdal[k], f"level {k} {size} from {source}")
+        if source == mask_source:  # resample's own mask is GDAL's
+            assert np.array_equal(np.ma.getmaskarray(level)[0], flags)
+        ours.append(np.ma.MaskedArray(np.ma.getdata(level), np.broadcast_to(flags, level.shape)))
+
+
+def test_mode_masked_windows():
+    """Masked pixels left out of a non-byte mode (0 where all are); uint8
+    takes them (GDAL's byte mode looks at nodata only)."""
+    data = np.array([[[7, 7, 1, 2], [7, 3, 7, 7]]])
+    mask = np.array([[[True, True, True, True], [True, False, True, True]]])
+    for dtype, expected in [("int16", [3, 0]), ("float32", [3, 0]), ("uint8", [7, 7])]:
+        piece = np.ma.MaskedArray(data.astype(dtype), mask)
+        out = resample(piece, 0, 0, (0, 1), (0, 2), (2, 4), (1, 2), "mode")
+        assert np.ma.getdata(out).tolist() == [[expected]], dtype
+        assert np.ma.getmaskarray(out).tolist() == [[[True, True]]]
 
 
 def test_level_sizes_round_up_and_skip_levels_gdal_takes_for_others(tmp_path):

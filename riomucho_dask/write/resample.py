@@ -41,6 +41,17 @@ against GDAL 3.10.3 by ``tests/test_resample.py``):
   that reached that count first scanning rows then columns.
 * Levels cascade: which level each one is computed from is
   :func:`source_levels` (the previous level for the usual 2, 4, 8, ...).
+* An internal (per-dataset) mask: GDAL first makes the mask's levels,
+  resampling the mask band alone (:func:`mask_source_levels`: ``nearest``
+  from the full resolution, ``average`` and ``mode`` cascade whatever the
+  interleave; :func:`resample_mask`: ``nearest`` flag, ``average`` masked
+  where no pixel of the window is valid, ``mode`` the most frequent flag).
+  Then the pixels, each level from the level :func:`source_levels` with
+  ``masked=True`` says (band-interleaved: all from the full resolution,
+  GDAL does not cascade a masked band), with that level's mask:
+  ``average`` and ``mode`` leave masked pixels out and give 0 for a
+  window without a valid pixel, except uint8 ``mode``, which GDAL takes
+  with the masked pixels.
 """
 
 from __future__ import annotations
@@ -50,8 +61,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["level_sizes", "source_levels", "auto_factors", "source_range", "nearest_pixels",
-           "resample", "METHODS"]
+__all__ = ["level_sizes", "source_levels", "mask_source_levels", "auto_factors", "source_range",
+           "nearest_pixels", "resample", "resample_mask", "METHODS"]
 
 METHODS = ("nearest", "average", "mode")
 _EPS = 1e-8
@@ -115,8 +126,8 @@ def level_sizes(height: int, width: int, factors: Sequence[int]) -> list[tuple[i
 
 
 def source_levels(height: int, width: int, factors: Sequence[int], method: str,
-                  interleave: str = "pixel") -> list[int | None]:
-    """The level GDAL computes each level of :func:`level_sizes` from.
+                  interleave: str = "pixel", masked: bool = False) -> list[int | None]:
+    """The level GDAL computes the pixels of each level of :func:`level_sizes` from.
 
     ``-1`` is the full resolution, ``k`` the level ``k``; None a level GDAL
     makes but never fills (left all nodata, or 0 without nodata): one whose factor GDAL does not
@@ -131,7 +142,13 @@ def source_levels(height: int, width: int, factors: Sequence[int], method: str,
     * Band-interleaved files (one band too: GDAL writes INTERLEAVE=BAND as
       separate planes) go band by band through ``GDALRegenerateOverviewsEx``: ``average``
       and ``mode`` cascade (each level from the previous one),
-      ``nearest`` takes every level from the full resolution.
+      ``nearest`` takes every level from the full resolution.  With an
+      internal mask (``masked``) GDAL does not cascade: every level from
+      the full resolution, whatever the method.
+
+    The pixels are resampled with the mask of the level they come from
+    (GDAL's own mask of that level: give the level as :func:`resample`
+    returned it); the mask itself comes from :func:`mask_source_levels`.
 
     Examples
     --------
@@ -143,6 +160,8 @@ def source_levels(height: int, width: int, factors: Sequence[int], method: str,
     [-1, -1]
     >>> source_levels(5, 3, [2, 4, 8], "average")
     [-1, 0, None]
+    >>> source_levels(45, 37, [2, 4, 8], "mode", interleave="band", masked=True)
+    [-1, -1, -1]
     """
     method = _check(method)
     sizes = level_sizes(height, width, factors)
@@ -160,11 +179,33 @@ def source_levels(height: int, width: int, factors: Sequence[int], method: str,
             out.append(None)
             continue
         if interleave == "band":
-            out.append(-1 if method == "nearest" else previous)
+            out.append(-1 if method == "nearest" or masked else previous)
         else:
             out.append(previous if previous >= 0 and sizes[previous][1] > w else -1)
         previous = k
     return out
+
+
+def mask_source_levels(height: int, width: int, factors: Sequence[int],
+                       method: str) -> list[int | None]:
+    """The level GDAL computes the internal (per-dataset) mask of each level from.
+
+    GDAL resamples the mask band alone, before the pixels, as one band of a
+    band-interleaved file (:func:`source_levels` with ``interleave="band"``),
+    whatever the file's interleave: ``nearest`` from the full resolution's
+    mask, ``average`` and ``mode`` from the previous level's mask; None
+    for a level GDAL never fills.  Resample it with :func:`resample_mask`
+    (or take the mask :func:`resample` returns when the pixels come from the
+    same level).
+
+    Examples
+    --------
+    >>> mask_source_levels(301, 257, [2, 4, 8], "nearest")
+    [-1, -1, -1]
+    >>> mask_source_levels(301, 257, [2, 4, 8], "mode")
+    [-1, 0, 1]
+    """
+    return source_levels(height, width, factors, method, interleave="band")
 
 
 def auto_factors(height: int, width: int, block: int | tuple[int, int]) -> list[int]:
@@ -523,14 +564,14 @@ def resample(piece: np.ndarray, piece_row: int, piece_col: int,
         ``(count, h, w)``: source pixels ``[piece_row, piece_row + h) x
         [piece_col, piece_col + w)`` of the source level, at least the
         :func:`source_range` of the wanted pixels.  A masked array (leave
-        ``nodata`` None) is a GeoTIFF with an internal mask: ``average``
-        leaves masked pixels out (0 where all are) and masks the pixels
-        whose window has no valid pixel; ``mode`` takes the mode of the
-        data, mask included, and the mode of the mask (as GDAL does);
-        ``nearest`` takes the nearest pixel and its mask, but GDAL computes
-        a mask's ``nearest`` levels from the full resolution (not from
-        the previous level, as the data), so give the full-resolution mask
-        for them.
+        ``nodata`` None; the mask the same on every band) is a GeoTIFF with
+        an internal mask, masked as GDAL masked that level: ``average``
+        leaves masked pixels out (0 where all are); ``mode`` too (0 where
+        all are), except on uint8, whose mode GDAL takes with the masked
+        pixels (its byte code looks at nodata only); ``nearest`` copies.
+        The mask returned is the one GDAL computes from ``piece``'s mask
+        (:func:`resample_mask`); GDAL's mask of a level may come from
+        another level than its pixels (:func:`mask_source_levels`).
     piece_row, piece_col : int
         Where ``piece`` starts in the source level.
     dst_rows, dst_cols : (int, int)
@@ -544,8 +585,8 @@ def resample(piece: np.ndarray, piece_row: int, piece_col: int,
     Returns
     -------
     numpy.ndarray
-        ``(count, b - a, d - c)`` of ``piece``'s dtype (masked where no
-        pixel of a window is valid, for a masked ``piece``).
+        ``(count, b - a, d - c)`` of ``piece``'s dtype (a masked array for
+        a masked ``piece``).
 
     Examples
     --------
@@ -576,15 +617,14 @@ def resample(piece: np.ndarray, piece_row: int, piece_col: int,
     if method == "nearest":
         out = _take(_take(data, rows[0], 1), cols[0], 2).copy()
         if masked:
-            return np.ma.MaskedArray(out, _take(_take(mask, rows[0], 1), cols[0], 2))
+            return _with_mask(out, _mask_level(mask[:1], rows, cols, method))
         return out
-    if method == "mode":  # GDAL's mode leaves the mask out: the mask's own mode
-        valid = _valid(data, nodata, None)
+    if method == "mode":  # GDAL's byte mode looks at nodata only, never at the mask
+        valid = _valid(data, nodata, None if dtype == np.uint8 else mask)
         fill = _mode_fill(nodata, np.dtype(dtype))
         out = _mode(data, valid, rows, cols, fill if valid is not None else None, dtype)
         if masked:
-            flag = _mode(mask.astype("uint8"), None, rows, cols, None, np.dtype("uint8"))
-            return np.ma.MaskedArray(out, flag.astype(bool))
+            return _with_mask(out, _mask_level(mask[:1], rows, cols, method))
         return out
     valid = _valid(data, nodata, mask)
     fast = None if valid is not None else _fast_rows(rows, src_shape, dst_shape)
@@ -600,7 +640,7 @@ def resample(piece: np.ndarray, piece_row: int, piece_col: int,
         out[:, fast, :] = _fast2x2(data, cols[0], rows[0][fast], np.arange(c, d),
                                    dst_shape[1], np.dtype(dtype))
     if masked:
-        return _masked(out, rows, cols, mask)
+        return _with_mask(out, _mask_level(mask[:1], rows, cols, method))
     return out
 
 
@@ -628,15 +668,82 @@ def _fast_rows(rows, src_shape, dst_shape):
     return (rows[1] - rows[0]) == 2
 
 
-def _masked(out, rows, cols, mask):
-    """``out`` masked where no pixel of the window is valid."""
+def _mask_level(mask, rows, cols, method):
+    """GDAL's internal mask of destination pixels from ``mask`` (``(1, h, w)``,
+    True where masked): ``(1, rows, cols)``.  GDAL
+    resamples the mask band alone (a byte band of 0 and 255, its own mask):
+    ``nearest`` takes the nearest flag; ``average`` masks the windows
+    without a valid pixel; ``mode`` takes the most frequent flag (masked
+    ones counted, GDAL's byte mode does not look at masks), of flags as
+    frequent the first to reach that count."""
     y0, y1 = rows[:2]
     x0, x1 = cols[:2]
+    if method == "nearest":
+        return _take(_take(mask, y0, 1), x0, 2)
+    if method == "mode":
+        return _mode(mask.astype("uint8"), None, rows, cols, None, np.dtype("uint8")).astype(bool)
     valid = ~mask
     any_row = np.zeros((mask.shape[0], len(y0), mask.shape[2]), bool)
     for k in range(int((y1 - y0).max())):
         any_row |= _take(valid, y0 + k, 1) & (k < (y1 - y0))[None, :, None]
-    any_valid = np.zeros(out.shape, bool)
+    any_valid = np.zeros((mask.shape[0], len(y0), len(x0)), bool)
     for k in range(int((x1 - x0).max())):
         any_valid |= _take(any_row, x0 + k, 2) & (k < (x1 - x0))[None, None, :]
-    return np.ma.MaskedArray(out, ~any_valid)
+    return ~any_valid
+
+
+def _with_mask(out: np.ndarray, flags: np.ndarray) -> np.ma.MaskedArray:
+    """``out`` masked by ``flags`` (``(1, h, w)``) on every band."""
+    return np.ma.MaskedArray(out, np.broadcast_to(flags, out.shape).copy())
+
+
+def resample_mask(mask: np.ndarray, piece_row: int, piece_col: int,
+                  dst_rows: tuple[int, int], dst_cols: tuple[int, int],
+                  src_shape: tuple[int, int], dst_shape: tuple[int, int],
+                  method: str) -> np.ndarray:
+    """Destination pixels of a level's internal mask, as GDAL's GTiff BuildOverviews.
+
+    GDAL makes the per-dataset mask's levels before the pixels', from the
+    level :func:`mask_source_levels` says (the full resolution for
+    ``nearest``, the previous level for ``average`` and ``mode``), whatever
+    level and interleave the pixels come from: ``nearest`` takes the
+    nearest flag, ``average`` masks the windows without a valid pixel,
+    ``mode`` takes the most frequent flag (masked ones counted; of flags as
+    frequent, the first to reach that count).  This is the mask
+    :func:`resample` gives for a masked piece; call this one when the mask
+    comes from another level than the pixels.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        ``(h, w)`` bool, True where masked: pixels ``[piece_row, piece_row +
+        h) x [piece_col, piece_col + w)`` of the mask's source level, at
+        least the :func:`source_range` of the wanted pixels.
+    piece_row, piece_col, dst_rows, dst_cols, src_shape, dst_shape, method
+        As for :func:`resample`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(b - a, d - c)`` bool, True where masked.
+
+    Examples
+    --------
+    >>> m = np.array([[1, 1, 0, 1], [1, 0, 0, 1]], bool)
+    >>> resample_mask(m, 0, 0, (0, 1), (0, 2), (2, 4), (1, 2), "average")
+    array([[False, False]])
+    >>> resample_mask(m, 0, 0, (0, 1), (0, 2), (2, 4), (1, 2), "mode")
+    array([[ True, False]])
+    """
+    method = _check(method)
+    mask = np.asarray(mask, bool)[None]
+    (a, b), (c, d) = dst_rows, dst_cols
+    rows = _windows(a, b, src_shape[0], dst_shape[0], method)
+    cols = _windows(c, d, src_shape[1], dst_shape[1], method)
+    height, width = mask.shape[1:]
+    if rows[0].min() < piece_row or rows[1].max() > piece_row + height \
+            or cols[0].min() < piece_col or cols[1].max() > piece_col + width:
+        raise ValueError("the piece does not hold the source pixels the destination needs")
+    rows = (rows[0] - piece_row, rows[1] - piece_row)
+    cols = (cols[0] - piece_col, cols[1] - piece_col)
+    return _mask_level(mask, rows, cols, method)[0]
