@@ -226,13 +226,19 @@ def test_uploaded_from_the_workers(raster, s3, tmp_path, cluster_client):
     assert Path(got).stat().st_size > 0
 
 
-@pytest.mark.parametrize("resampling", ["nearest", "average", "mode"])
-@pytest.mark.parametrize("interleave", ["pixel", "band"])
-def test_internal_mask_levels_equal_gdal(raster, tmp_path, resampling, interleave):
+@pytest.mark.parametrize("resampling, interleave, declared", [
+    *[(r, i, True) for r in ("nearest", "average", "mode") for i in ("pixel", "band")],
+    # undeclared masks (a run function returning masked arrays): the same levels,
+    # but for a band-interleaved file's average and mode, taken by GDAL from the
+    # full resolution when it is masked, which the graph must know beforehand
+    ("nearest", "pixel", False), ("average", "pixel", False), ("mode", "pixel", False),
+    ("nearest", "band", False)])
+def test_internal_mask_levels_equal_gdal(raster, tmp_path, resampling, interleave, declared):
     """Masked results without nodata: the levels' pixels and their masks as
     GDAL makes them for a GeoTIFF with an internal mask."""
     path, _ = raster(count=2, height=181, width=150, block=32, dtype="float32")
-    out = rmd.map_windows(runfuncs.mask_low, [path], global_args={"threshold": 0.0})
+    out = rmd.map_windows(runfuncs.mask_low, [path], global_args={"threshold": 0.0},
+                          masked=declared)
     written = rmd.to_raster(out, tmp_path / "out.tif", like=path, overviews=[2, 4, 8],
                             overview_resampling=resampling, interleave=interleave, **TILED)
     reference = tmp_path / "reference.tif"

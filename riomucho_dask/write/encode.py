@@ -129,17 +129,29 @@ def _gdal_levels(array: da.Array, encoding: Encoding) -> list[da.Array]:
     interleave = dict(encoding.creation)["interleave"]
     # (GDAL's own resamplings cascade as average does)
     method = encoding.resampling if encoding.resampling in resample.METHODS else "average"
-    sources = resample.source_levels(height, width, encoding.factors, method, interleave)
+    # Whether the output has an internal mask is known for sure only when its
+    # blocks come; a masked meta says it (map_windows(masked=True)).
+    declared = encoding.nodata is None and isinstance(array._meta, np.ma.MaskedArray)
+    sources = resample.source_levels(height, width, encoding.factors, method, interleave,
+                                     masked=declared)
+    masks = resample.mask_source_levels(height, width, encoding.factors, method)
     levels: list[da.Array] = []
-    for n, (shape, source) in enumerate(zip(shapes, sources)):
+    for n, (shape, source, mask_source) in enumerate(zip(shapes, sources, masks)):
         if source is None:  # a level GDAL makes but never fills
             levels.append(_unfilled(array, shape, encoding))
             continue
         mask = None
-        if encoding.nodata is None and encoding.resampling == "nearest" and source >= 0:
-            # An internal mask's nearest levels are GDAL's from the full
-            # resolution's mask, whatever level the pixels come from.
-            mask = _nearest_mask(array, shape)
+        if encoding.nodata is None and encoding.resampling in resample.METHODS \
+                and mask_source != source:
+            # GDAL makes an internal mask's levels from the mask alone, from
+            # the level mask_source_levels says, whatever level the pixels
+            # come from.
+            if encoding.resampling == "nearest":  # (from the full resolution's)
+                mask = _nearest_mask(array, shape)
+            else:
+                above = array if mask_source < 0 else levels[mask_source]
+                mask = _gdal_level(above, shape, encoding, n + 1, (height, width),
+                                   only_mask=True)
         above = array if source < 0 else levels[source]
         levels.append(_gdal_level(above, shape, encoding, n + 1, (height, width), mask))
     return levels
@@ -176,24 +188,27 @@ def _picked_mask(block: np.ndarray, rows: list, cols: list, block_id=None) -> np
 
 
 def _gdal_level(source: da.Array, shape: tuple[int, int], encoding: Encoding, level: int,
-                full_shape: tuple[int, int], mask: da.Array | None = None) -> da.Array:
+                full_shape: tuple[int, int], mask: da.Array | None = None,
+                only_mask: bool = False) -> da.Array:
     """Overview ``level`` (``shape``) made from ``source`` as GDAL's
     ``BuildOverviews`` makes it: each chunk (whole tiles, about a source
     chunk's share) from the source chunks its pixels need; its internal mask
-    from ``mask`` (1 masked, at ``shape``) when given."""
+    from ``mask`` (1 masked, at ``shape``) when given.  With ``only_mask``,
+    only the level's internal mask (1 masked), from ``source``'s."""
     by, bx = encoding.block
     chunks = []
     for axis, tile in ((1, by), (2, bx)):
         ratio = source.shape[axis] / shape[axis - 1]
         tiles = max(1, round(max(source.chunks[axis]) / ratio / tile))
         chunks.append(_split(shape[axis - 1], tiles * tile))
-    name = f"overview-{level}-" + da.core.tokenize(source, encoding, level, mask)
+    name = f"overview-{'mask-' if only_mask else ''}{level}-" \
+        + da.core.tokenize(source, encoding, level, mask)
     layer = {}
     dst_rows, dst_cols = offsets(chunks[0]), offsets(chunks[1])
     for i, j in np.ndindex(len(chunks[0]), len(chunks[1])):
         rows, cols = (dst_rows[i], dst_rows[i + 1]), (dst_cols[j], dst_cols[j + 1])
-        task = [_level_piece, rows, cols, shape, encoding.resampling, encoding.nodata,
-                source.shape[1:] != full_shape]
+        task = [_mask_piece if only_mask else _level_piece, rows, cols, shape,
+                encoding.resampling, encoding.nodata, source.shape[1:] != full_shape]
         kernels = _kernels(encoding.resampling)
         ranges = [(kernels.source_range(*rows, source.shape[1], shape[0], encoding.resampling),
                    kernels.source_range(*cols, source.shape[2], shape[1], encoding.resampling))]
@@ -208,6 +223,8 @@ def _gdal_level(source: da.Array, shape: tuple[int, int], encoding: Encoding, le
         layer[(name, 0, i, j)] = tuple(task)
     graph = HighLevelGraph.from_collections(
         name, layer, dependencies=[source] + ([mask] if mask is not None else []))
+    if only_mask:
+        return da.Array(graph, name, ((1,), *chunks), meta=np.empty((0, 0, 0), "uint8"))
     return da.Array(graph, name, (source.chunks[0], *chunks), meta=source._meta)
 
 
@@ -242,6 +259,17 @@ def _level_piece(rows: tuple[int, int], cols: tuple[int, int], shape: tuple[int,
         if not mask.any():
             return data
         return masked(data, np.broadcast_to(mask, data.shape).copy())
+
+
+def _mask_piece(rows: tuple[int, int], cols: tuple[int, int], shape: tuple[int, int],
+                resampling: str, nodata: Any, overview: bool, blocks: list,
+                corner: tuple[int, int], src_shape: tuple[int, int]) -> np.ndarray:
+    """The internal mask (1 masked) of pixels ``rows`` x ``cols`` of an overview
+    level, from the mask of the source ``blocks`` (as :func:`_level_piece`)."""
+    with timings.timed("encode"):
+        flags = np.ma.getmaskarray(_joined(blocks, nodata, overview)).any(axis=0)
+        taken = resample.resample_mask(flags, *corner, rows, cols, src_shape, shape, resampling)
+        return taken[np.newaxis].astype("uint8")
 
 
 def _joined(blocks: list, nodata: Any, keep: bool) -> np.ndarray:
