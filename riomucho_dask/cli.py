@@ -416,9 +416,10 @@ def mucho(ctx: click.Context, verbose: int) -> None:
                    "writing as GDAL's BuildOverviews makes them: 'auto' (2, 4, 8... until a "
                    "level fits in one tile) or reduction factors.  A COG has 'auto' by default.")
 @click.option("--overview-resampling", "overview_resampling", default=None,
-              type=click.Choice(["nearest", "average", "mode"], case_sensitive=False),
+              type=click.Choice(["nearest", "average", "mode", "bilinear", "cubic",
+                                 "cubicspline", "lanczos"], case_sensitive=False),
               help="How overview pixels are made (default nearest; average for a COG of "
-                   "real numbers).")
+                   "real numbers); as to_raster's overview_resampling=.")
 @click.option("--grid", "grid", metavar="PATH|first|union|intersection", default=None,
               help="Read every input onto this grid: a raster's, the first input's, or the "
                    "union or intersection of the inputs' footprints.  Default: the inputs "

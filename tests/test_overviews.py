@@ -285,3 +285,93 @@ def test_gdal_resampling_of_an_internal_mask_is_refused(raster, tmp_path):
         rmd.to_raster(out, tmp_path / "out.tif", like=path, overviews=[2],
                       overview_resampling="cubic", **TILED)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_tiles_asked_of_a_striped_like(raster, tmp_path):
+    """like= a striped GeoTIFF (GDAL's default layout) and tiled=True: GDAL's
+    default tiles, not the like's strips as tiles (999 x 1 failed after computing)."""
+    path, _ = raster(count=1, height=300, width=270, tiled=False, dtype="uint16", nodata=0)
+    out = rmd.map_windows(runfuncs.passthrough, [path])
+    plain = rmd.to_raster(out, tmp_path / "plain.tif", like=path, tiled=True)
+    written = rmd.to_raster(out, tmp_path / "out.tif", like=path, tiled=True,
+                            compress="deflate", overviews="auto")
+    for one in (plain, written):
+        with rasterio.open(one) as src:
+            assert src.block_shapes == [(256, 256)] and src.nodata == 0
+    assert_gdal_levels(written, tmp_path, [2], "nearest")
+
+
+@pytest.mark.parametrize("shape, factors, resampling", [
+    ((300, 300), [2, 4, 8], "nearest"), ((200, 3), [2, 4, 8, 16], "average"),
+    ((200, 3), [2, 4, 8, 16], "mode"), ((200, 3), [2, 4, 8, 16], "cubic")])
+def test_one_band_takes_gdals_band_by_band_rules(tmp_path, shape, factors, resampling):
+    """A one-band file's levels come from where GDAL's band-by-band path takes
+    them (nearest: the full resolution), even pixel-interleaved."""
+    rng = np.random.default_rng(11)
+    data = rng.normal(100, 40, size=(1, *shape)).astype("float32")
+    profile = {"driver": "GTiff", "crs": "EPSG:32631",
+               "transform": rasterio.transform.from_origin(0, 0, 30, 30)}
+    written = rmd.to_raster(_dask(data), tmp_path / "one.tif", profile, overviews=factors,
+                            overview_resampling=resampling, interleave="pixel", **TILED)
+    assert_gdal_levels(written, tmp_path, factors, resampling)
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_masked_float_average_in_small_chunks(tmp_path, count):
+    """A declared masked output: its chunks without a masked pixel are averaged
+    as GDAL averages around a mask (float64 weights, not its 2 x 2 float32
+    sums), so the level does not depend on the chunks."""
+    import dask.array as da
+
+    rng = np.random.default_rng(3)
+    data = (rng.random((count, 300, 300)) * 100).astype("float32")
+    mask = np.zeros(data.shape, bool)
+    mask[:, 75:150, 60:150] = True
+    mask[:, :, -7:] = True
+    array = da.from_array(np.ma.MaskedArray(data, mask), chunks=(count, 32, 32))
+    profile = {"driver": "GTiff", "crs": "EPSG:32631",
+               "transform": rasterio.transform.from_origin(0, 0, 30, 30)}
+    written = rmd.to_raster(array, tmp_path / "m.tif", profile, overviews=[2, 4, 8],
+                            overview_resampling="average", **TILED)
+    reference = tmp_path / "reference.tif"
+    with rasterio.open(written) as src:
+        profile, pixels, valid = src.profile, src.read(), src.read_masks(1)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(reference, "w", **profile) as dst:
+            dst.write(pixels)
+            dst.write_mask(valid)
+        with rasterio.open(reference, "r+") as dst:
+            dst.build_overviews([2, 4, 8], Resampling.average)
+    for level in range(3):
+        with rasterio.open(written, overview_level=level) as one, \
+                rasterio.open(reference, overview_level=level) as other:
+            assert np.array_equal(one.read_masks(1), other.read_masks(1)), level
+            assert np.array_equal(one.read(), other.read()), level
+
+
+def test_options_elsewhere(raster, tmp_path):
+    """The COG driver's own OVERVIEWS values pass through; a profile's (the
+    shim's options) are taken as the keywords; a resampling without overviews
+    on a GeoTIFF is refused; the CLI takes GDAL's resamplings."""
+    path, _ = raster(count=1, height=150, width=140, block=32, dtype="uint16")
+    out = rmd.map_windows(runfuncs.passthrough, [path])
+    cog = rmd.to_raster(out, tmp_path / "cog.tif", like=path, driver="COG", blocksize=64,
+                        overviews="ignore_existing")
+    with rasterio.open(cog) as src:
+        assert len(src.overviews(1)) == 2
+    with pytest.raises(ProfileError, match="without overviews="):
+        rmd.to_raster(out, tmp_path / "x.tif", like=path, overview_resampling="average",
+                      **TILED)
+    with rasterio.open(path) as src:
+        options = dict(src.profile, overviews=[2, 4], overview_resampling="average",
+                       compress="deflate")
+    with rmd.RioMucho([path], str(tmp_path / "shim.tif"), runfuncs.passthrough,
+                      options=options) as rm:
+        rm.run(2)
+    assert_gdal_levels(tmp_path / "shim.tif", tmp_path, [2, 4], "average")
+    result = CliRunner().invoke(mucho, [
+        "run", "tests.runfuncs:passthrough", path, str(tmp_path / "cli.tif"),
+        "--co", "tiled=true", "--co", "blockxsize=32", "--co", "blockysize=32",
+        "--overviews", "auto", "--overview-resampling", "cubic"])
+    assert result.exit_code == 0, result.output
+    assert_gdal_levels(tmp_path / "cli.tif", tmp_path, [2, 4, 8], "cubic")

@@ -246,6 +246,10 @@ def to_raster(
         _check_stats(path.driver if isinstance(path, DatasetWriter)
                      else str(out_profile["driver"]), out_profile["dtype"], resume)
     factors = None
+    if str(out_profile.get("driver", "")).upper() == "GTIFF":
+        # (given in a profile, as RioMucho's options pass them: as the keywords)
+        overviews = out_profile.pop("overviews", overviews)
+        overview_resampling = out_profile.pop("overview_resampling", overview_resampling)
     if overviews is not None or overview_resampling is not None:
         factors, overview_resampling = _overviews(path, out_profile, overviews,
                                                   overview_resampling, resume)
@@ -309,6 +313,11 @@ def _overviews(path: Any, profile: dict, overviews: Any, resampling: str | None,
         raise ProfileError(f"overviews= and overview_resampling= need a GeoTIFF or COG output "
                            f"written to a path, not {driver!r}")
     text = overviews.lower() if isinstance(overviews, str) else None
+    if driver == "COG" and text is not None:  # (the COG driver's OVERVIEWS, as it is)
+        profile["overviews"] = text
+        if resampling is not None:
+            profile["overview_resampling"] = str(resampling).lower()
+        return None, profile.get("overview_resampling")
     if isinstance(overviews, str) and text not in ("auto", "none"):
         raise ProfileError(f"overviews={overviews!r}: give 'auto', 'none' or a list of "
                            "reduction factors such as [2, 4, 8]")
@@ -330,8 +339,6 @@ def _overviews(path: Any, profile: dict, overviews: Any, resampling: str | None,
                 raise ProfileError(f"overviews={overviews!r}: a COG's overviews halve level "
                                    "after level: give [2, 4, 8, ...], 'auto' or 'none'")
             profile["overview_count"] = len(factors)
-        elif text is not None:
-            profile["overviews"] = text
         if resampling is not None:
             profile["overview_resampling"] = resampling
         return None, resampling
@@ -339,6 +346,10 @@ def _overviews(path: Any, profile: dict, overviews: Any, resampling: str | None,
         raise ProfileError(
             f"overview_resampling={resampling!r}: a GeoTIFF's overviews are made with one of "
             f"{sorted(encode.GTIFF_RESAMPLINGS)}")
+    if resampling is not None and (overviews is None or text == "none"):
+        raise ProfileError(f"overview_resampling={resampling!r} without overviews=: a "
+                           "GeoTIFF gets overviews only when asked (overviews='auto' or "
+                           "factors such as [2, 4, 8])")
     if resume and text != "none" and (factors or text == "auto"):
         raise ProfileError("overviews= on a GeoTIFF cannot be combined with resume=True yet")
     return (None if text == "none" else (factors or text)), resampling

@@ -91,7 +91,9 @@ def _gtiff_bytes(profile: dict, data: np.ndarray, mask: np.ndarray | None,
 def encode(encoding: Encoding, block: np.ndarray, row: int, col: int, level: int = 0) -> Tiles:
     """Encode ``block`` (``(count, h, w)``, maybe masked), whose first pixel
     is at (``row``, ``col``) of ``level``, into its tiles."""
-    data, mask = as_written(block, encoding.nodata, keep=level > 0)
+    # (a GeoTIFF's overview levels keep the pixels under their mask, as GDAL;
+    # a COG's are GDAL's COG driver's: 0 there)
+    data, mask = as_written(block, encoding.nodata, keep=level > 0 and not encoding.cog)
     stats = measure(data, mask, encoding.nodata) if encoding.stats and level == 0 else None
     _, height, width = data.shape
     by, bx = encoding.block

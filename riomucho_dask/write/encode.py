@@ -125,8 +125,8 @@ def _gdal_levels(array: da.Array, encoding: Encoding) -> list[da.Array]:
     ``BuildOverviews`` makes it from (:func:`~riomucho_dask.write.resample.source_levels`)."""
     height, width = array.shape[1:]
     shapes = encoding.shapes(height, width)[1:]
-    # (GDAL makes a band-interleaved file's levels band by band, one band too)
-    interleave = dict(encoding.creation)["interleave"]
+    # (GDAL makes the levels of a band-interleaved or one-band file band by band)
+    interleave = "band" if array.shape[0] == 1 else dict(encoding.creation)["interleave"]
     # (GDAL's own resamplings cascade as average does)
     method = encoding.resampling if encoding.resampling in resample.METHODS else "average"
     # Whether the output has an internal mask is known for sure only when its
@@ -153,7 +153,8 @@ def _gdal_levels(array: da.Array, encoding: Encoding) -> list[da.Array]:
                 mask = _gdal_level(above, shape, encoding, n + 1, (height, width),
                                    only_mask=True)
         above = array if source < 0 else levels[source]
-        levels.append(_gdal_level(above, shape, encoding, n + 1, (height, width), mask))
+        levels.append(_gdal_level(above, shape, encoding, n + 1, (height, width), mask,
+                                  masked=declared))
     return levels
 
 
@@ -189,12 +190,14 @@ def _picked_mask(block: np.ndarray, rows: list, cols: list, block_id=None) -> np
 
 def _gdal_level(source: da.Array, shape: tuple[int, int], encoding: Encoding, level: int,
                 full_shape: tuple[int, int], mask: da.Array | None = None,
-                only_mask: bool = False) -> da.Array:
+                only_mask: bool = False, masked: bool = False) -> da.Array:
     """Overview ``level`` (``shape``) made from ``source`` as GDAL's
     ``BuildOverviews`` makes it: each chunk (whole tiles, about a source
     chunk's share) from the source chunks its pixels need; its internal mask
     from ``mask`` (1 masked, at ``shape``) when given.  With ``only_mask``,
-    only the level's internal mask (1 masked), from ``source``'s."""
+    only the level's internal mask (1 masked), from ``source``'s.  ``masked``:
+    the output has an internal mask (so GDAL averages every window, even one
+    without a masked pixel, as it averages around masked pixels)."""
     by, bx = encoding.block
     chunks = []
     for axis, tile in ((1, by), (2, bx)):
@@ -208,7 +211,7 @@ def _gdal_level(source: da.Array, shape: tuple[int, int], encoding: Encoding, le
     for i, j in np.ndindex(len(chunks[0]), len(chunks[1])):
         rows, cols = (dst_rows[i], dst_rows[i + 1]), (dst_cols[j], dst_cols[j + 1])
         task = [_mask_piece if only_mask else _level_piece, rows, cols, shape,
-                encoding.resampling, encoding.nodata, source.shape[1:] != full_shape]
+                encoding.resampling, encoding.nodata, source.shape[1:] != full_shape, masked]
         kernels = _kernels(encoding.resampling)
         ranges = [(kernels.source_range(*rows, source.shape[1], shape[0], encoding.resampling),
                    kernels.source_range(*cols, source.shape[2], shape[1], encoding.resampling))]
@@ -239,18 +242,22 @@ def _split(size: int, step: int) -> tuple[int, ...]:
 
 
 def _level_piece(rows: tuple[int, int], cols: tuple[int, int], shape: tuple[int, int],
-                 resampling: str, nodata: Any, overview: bool, blocks: list,
-                 corner: tuple[int, int],
+                 resampling: str, nodata: Any, overview: bool, masked_output: bool,
+                 blocks: list, corner: tuple[int, int],
                  src_shape: tuple[int, int], mask_blocks: list | None = None,
                  mask_corner: tuple[int, int] = (0, 0), _: Any = None) -> np.ndarray:
     """Pixels ``rows`` x ``cols`` of an overview level (``shape``) from the
     source ``blocks`` (a grid of chunks whose first pixel is at ``corner``
     of a level of ``src_shape``, an ``overview`` level or the full
-    resolution); the internal mask from ``mask_blocks`` (at the level's size,
-    from ``mask_corner``) when given."""
+    resolution; ``masked_output``: the output has an internal mask); the
+    internal mask from ``mask_blocks`` (at the level's size, from
+    ``mask_corner``) when given."""
     with timings.timed("encode"):
-        out = _kernels(resampling).resample(_joined(blocks, nodata, overview), *corner, rows,
-                                            cols, src_shape, shape, resampling, nodata)
+        piece = _joined(blocks, nodata, overview)
+        if masked_output and not isinstance(piece, np.ma.MaskedArray):
+            piece = masked(piece, np.zeros(piece.shape, bool))
+        out = _kernels(resampling).resample(piece, *corner, rows, cols, src_shape, shape,
+                                            resampling, nodata)
         if mask_blocks is None:
             return out
         mask = np.concatenate([np.concatenate(row, axis=2) for row in mask_blocks], axis=1)
@@ -262,7 +269,7 @@ def _level_piece(rows: tuple[int, int], cols: tuple[int, int], shape: tuple[int,
 
 
 def _mask_piece(rows: tuple[int, int], cols: tuple[int, int], shape: tuple[int, int],
-                resampling: str, nodata: Any, overview: bool, blocks: list,
+                resampling: str, nodata: Any, overview: bool, _masked: bool, blocks: list,
                 corner: tuple[int, int], src_shape: tuple[int, int]) -> np.ndarray:
     """The internal mask (1 masked) of pixels ``rows`` x ``cols`` of an overview
     level, from the mask of the source ``blocks`` (as :func:`_level_piece`)."""

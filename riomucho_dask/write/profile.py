@@ -174,6 +174,11 @@ def build_profile(array: da.Array, profile: dict | None, like: Any,
         like_profile = raster_info(like).profile
         if str(like_profile.get("driver", "")).upper() == "GTIFF" and driver.upper() == "GTIFF":
             out.update(like_profile)
+            if truthy(explicit.get("tiled", False)) and not truthy(like_profile.get("tiled")):
+                # tiles asked of a striped like: its strips (999 x 1) are no tile size
+                for key in ("blockxsize", "blockysize"):
+                    if key not in explicit:
+                        out.pop(key, None)
         else:
             out.update((key, like_profile[key]) for key in _GEOREFERENCING if key in like_profile)
         if not any(key in explicit for key in ("dtype", "nodata")):

@@ -135,12 +135,13 @@ def source_levels(height: int, width: int, factors: Sequence[int], method: str,
     X side, ``GDALOvLevelAdjust2`` on the Y side, as for a 5 x 3 raster
     and a factor 8).
 
-    * Pixel-interleaved (and single-band) files go through
+    * Pixel-interleaved files of several bands go through
       ``GDALRegenerateOverviewsMultiBand``: a level is computed from the
       previous computed level when that level is wider, else from the full
       resolution, whatever the method.
-    * Band-interleaved files (one band too: GDAL writes INTERLEAVE=BAND as
-      separate planes) go band by band through ``GDALRegenerateOverviewsEx``: ``average``
+    * Band-interleaved files, and one-band files whatever their interleave
+      (give ``interleave="band"``), go band by band through
+      ``GDALRegenerateOverviewsEx``: ``average``
       and ``mode`` cascade (each level from the previous one),
       ``nearest`` takes every level from the full resolution.  With an
       internal mask (``masked``) GDAL does not cascade: every level from
