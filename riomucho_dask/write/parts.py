@@ -21,6 +21,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 import uuid
 import zlib
 from dataclasses import dataclass, replace
@@ -76,9 +77,15 @@ class PartSink:
         return self.directory
 
     def remove(self) -> None:
-        """Remove the parts directory (once its tiles are in the output)."""
+        """Remove the parts directory (once its tiles are in the output, or
+        after a failure: a task still running may add a part file while the
+        directory is being removed, so it is removed again until it is gone)."""
         if self.directory is not None:
-            shutil.rmtree(self.directory, ignore_errors=True)
+            for _ in range(50):
+                shutil.rmtree(self.directory, ignore_errors=True)
+                if not os.path.exists(self.directory):
+                    break
+                time.sleep(0.05)
             self.directory = None
 
     def __call__(self, tiles):
