@@ -299,6 +299,12 @@ class RioMucho:
         if self._metadata.pop("stats", False):
             raise ProfileError("options['stats'] needs windows that form a grid (these do "
                                "not): the statistics of the output are those of its blocks")
+        taken = [key for key in ("overviews", "overview_resampling")
+                 if options.get(key) is not None
+                 and str(options.get("driver", "GTiff")).upper() == "GTIFF"]
+        if taken:
+            raise ProfileError(f"options[{taken[0]!r}] needs windows that form a grid (these "
+                               "do not): a GeoTIFF's overviews are made from its blocks")
         # One task a window, each reading its files itself: the spec of the same
         # job as map_windows, read as manual_read or an overlap reads.
         job = prepare(self.run_function, self.inpaths, mode=self.mode,

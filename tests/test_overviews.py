@@ -375,3 +375,56 @@ def test_options_elsewhere(raster, tmp_path):
         "--overviews", "auto", "--overview-resampling", "cubic"])
     assert result.exit_code == 0, result.output
     assert_gdal_levels(tmp_path / "cli.tif", tmp_path, [2, 4, 8], "cubic")
+
+
+def test_declared_mask_with_nothing_masked(raster, tmp_path):
+    """An output said to be masked whose pixels all turn out valid still has
+    its (all-valid) internal mask: its levels were made as GDAL makes a masked
+    file's, and a file without a mask would get others."""
+    path, _ = raster(count=1, height=300, width=260, block=64, dtype="float32")
+    out = rmd.map_windows(runfuncs.passthrough, [path], masked=True)
+    written = rmd.to_raster(out, tmp_path / "out.tif", like=path, overviews="auto",
+                            overview_resampling="average", **TILED)
+    reference = tmp_path / "reference.tif"
+    with rasterio.open(written) as src:
+        assert src.mask_flag_enums == ([rasterio.enums.MaskFlags.per_dataset],)
+        profile, pixels, valid = src.profile, src.read(), src.read_masks(1)
+        count = len(src.overviews(1))
+    assert valid.all()
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(reference, "w", **profile) as dst:
+            dst.write(pixels)
+            dst.write_mask(valid)
+        with rasterio.open(reference, "r+") as dst:
+            dst.build_overviews(resample.auto_factors(300, 260, 32), Resampling.average)
+    for level in range(count):
+        with rasterio.open(written, overview_level=level) as one, \
+                rasterio.open(reference, overview_level=level) as other:
+            assert np.array_equal(one.read(), other.read()), level
+            assert np.array_equal(one.read_masks(1), other.read_masks(1)), level
+
+
+def test_keywords_and_profiles(raster, tmp_path):
+    """Keywords win over a profile's keys; a COG's list in a profile sets its
+    count; GDAL's and rasterio's names of cubic spline; a COG's OVERVIEWS only
+    takes the driver's values; a non-grid shim run refuses overviews."""
+    path, _ = raster(count=1, height=150, width=140, block=32, dtype="uint16")
+    out = rmd.map_windows(runfuncs.passthrough, [path])
+    won = rmd.to_raster(out, tmp_path / "won.tif", {"overviews": [2]}, like=path,
+                        overviews=[2, 4], **TILED)
+    cog = rmd.to_raster(out, tmp_path / "cog.tif", {"overviews": [2]}, like=path,
+                        driver="COG", blocksize=32)
+    spline = rmd.to_raster(out, tmp_path / "spline.tif", like=path, driver="COG",
+                           blocksize=32, overviews="auto", overview_resampling="cubic_spline")
+    for written, count in ((won, 2), (cog, 1), (spline, 3)):
+        with rasterio.open(written) as src:
+            assert len(src.overviews(1)) == count
+    with pytest.raises(ProfileError, match="'auto', 'none'"):
+        rmd.to_raster(out, tmp_path / "bad.tif", like=path, driver="COG", overviews="2,4")
+    with rasterio.open(path) as src:
+        options = dict(src.profile, overviews="auto")
+        chosen = [(w, ij) for ij, w in src.block_windows()][::2]
+    with rmd.RioMucho([path], str(tmp_path / "shim.tif"), runfuncs.passthrough,
+                      windows=chosen, options=options) as rm:
+        with pytest.raises(ProfileError, match="windows that form a grid"):
+            rm.run(1)

@@ -246,10 +246,15 @@ def to_raster(
         _check_stats(path.driver if isinstance(path, DatasetWriter)
                      else str(out_profile["driver"]), out_profile["dtype"], resume)
     factors = None
-    if str(out_profile.get("driver", "")).upper() == "GTIFF":
-        # (given in a profile, as RioMucho's options pass them: as the keywords)
-        overviews = out_profile.pop("overviews", overviews)
-        overview_resampling = out_profile.pop("overview_resampling", overview_resampling)
+    if not isinstance(path, DatasetWriter):
+        # (given in a profile, as RioMucho's options pass them: as the keywords,
+        # which win)
+        given = out_profile.pop("overviews", None)
+        overviews = given if overviews is None else overviews
+        given = out_profile.pop("overview_resampling", None)
+        overview_resampling = given if overview_resampling is None else overview_resampling
+    if str(out_profile.get("driver", "")).upper() == "COG" and "resampling" in out_profile:
+        out_profile["resampling"] = _resampling_name(out_profile["resampling"])
     if overviews is not None or overview_resampling is not None:
         factors, overview_resampling = _overviews(path, out_profile, overviews,
                                                   overview_resampling, resume)
@@ -262,6 +267,11 @@ def to_raster(
         encoding = encode.for_profile(out_profile, factors, overview_resampling)
         if encoding is not None and stats:  # (measured as they are encoded)
             encoding = dataclasses.replace(encoding, stats=True)
+        if encoding is not None and encoding.factors and encoding.nodata is None \
+                and isinstance(array._meta, np.ma.MaskedArray):
+            # said to be masked: its levels are made as GDAL makes a masked
+            # file's, so it is one, even if no pixel turns out masked
+            encoding = dataclasses.replace(encoding, mask=True)
     if factors and encoding is None:
         raise ProfileError(
             "overviews= on a GeoTIFF needs a tiled one (tiled=True; CLI --co tiled=true) "
@@ -313,11 +323,13 @@ def _overviews(path: Any, profile: dict, overviews: Any, resampling: str | None,
         raise ProfileError(f"overviews= and overview_resampling= need a GeoTIFF or COG output "
                            f"written to a path, not {driver!r}")
     text = overviews.lower() if isinstance(overviews, str) else None
-    if driver == "COG" and text is not None:  # (the COG driver's OVERVIEWS, as it is)
+    if resampling is not None:
+        resampling = _resampling_name(resampling)
+    if driver == "COG" and text in _COG_OVERVIEWS:  # (the COG driver's OVERVIEWS, as it is)
         profile["overviews"] = text
         if resampling is not None:
-            profile["overview_resampling"] = str(resampling).lower()
-        return None, profile.get("overview_resampling")
+            profile["overview_resampling"] = resampling
+        return None, resampling
     if isinstance(overviews, str) and text not in ("auto", "none"):
         raise ProfileError(f"overviews={overviews!r}: give 'auto', 'none' or a list of "
                            "reduction factors such as [2, 4, 8]")
@@ -331,8 +343,6 @@ def _overviews(path: Any, profile: dict, overviews: Any, resampling: str | None,
                 or factors != sorted(set(factors)):
             raise ProfileError(f"overviews={overviews!r}: give increasing whole reduction "
                                "factors of at least 2, such as [2, 4, 8], or 'auto'")
-    if resampling is not None:
-        resampling = str(resampling).lower().replace("cubic_spline", "cubicspline")
     if driver == "COG":
         if factors is not None:
             if factors != [2 ** (n + 1) for n in range(len(factors))]:
@@ -353,6 +363,16 @@ def _overviews(path: Any, profile: dict, overviews: Any, resampling: str | None,
     if resume and text != "none" and (factors or text == "auto"):
         raise ProfileError("overviews= on a GeoTIFF cannot be combined with resume=True yet")
     return (None if text == "none" else (factors or text)), resampling
+
+
+#: The COG driver's own OVERVIEWS values.
+_COG_OVERVIEWS = ("auto", "none", "ignore_existing", "force_use_existing")
+
+
+def _resampling_name(name: Any) -> str:
+    """GDAL's name of an overview resampling (rasterio's ``cubic_spline`` is
+    GDAL's ``cubicspline``)."""
+    return str(getattr(name, "name", name)).lower().replace("cubic_spline", "cubicspline")
 
 
 def _check_stats(driver: str, dtype: Any, resume: bool) -> None:

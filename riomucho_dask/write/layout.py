@@ -71,6 +71,10 @@ class Encoding:
     #: A GeoTIFF's overview factors (GDAL's ``BuildOverviews`` levels, sizes
     #: rounded up); none for a COG, whose levels are halved (rounded down)
     factors: tuple[int, ...] = ()
+    #: The output has an internal mask even if no pixel is masked (a GeoTIFF
+    #: with overviews said to be masked: GDAL makes a masked file's levels
+    #: apart, so the file must be one)
+    mask: bool = False
     bigtiff: str = "if_needed"
     stats: bool = False  # measure the full-resolution chunks (band statistics)
 

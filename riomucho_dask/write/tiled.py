@@ -118,7 +118,7 @@ class TiledWriter:
         self._levels = [_Level(h, w, encoding.block, encoding.planes) for h, w in shapes]
         self._path: str | None = None
         self._end = 0
-        self._masked = False
+        self._masked = encoding.mask  # (an internal mask, all valid if nothing is masked)
         for entry in journal.entries.values() if journal is not None else ():
             self._levels[entry.level].place(entry)
             self._masked |= entry.mask_sizes is not None
