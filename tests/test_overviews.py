@@ -68,6 +68,28 @@ def assert_gdal_levels(path, tmp_path, factors, resampling) -> None:
             f"level {level}: {int((one != other).sum())} pixels differ")
 
 
+def assert_gdal_masked_levels(path, tmp_path, factors, resampling) -> None:
+    """As :func:`assert_gdal_levels` for a file with an internal mask: the
+    reference is written with the same pixels and mask; masks compared too."""
+    reference = tmp_path / "reference.tif"
+    with rasterio.open(path) as src:
+        profile, data, mask = src.profile, src.read(), src.read_masks(1)
+        count = len(src.overviews(1))
+    assert count == len(factors)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(reference, "w", **profile) as dst:
+            dst.write(data)
+            dst.write_mask(mask)
+        with rasterio.open(reference, "r+") as dst:
+            dst.build_overviews(list(factors), Resampling[resampling])
+    for level in range(count):
+        with rasterio.open(path, overview_level=level) as one, \
+                rasterio.open(reference, overview_level=level) as other:
+            assert np.array_equal(one.read_masks(1), other.read_masks(1)), level
+            assert np.array_equal(one.read(), other.read(), equal_nan=True), level
+    reference.unlink()
+
+
 @pytest.mark.parametrize("resampling", ["nearest", "average"])
 def test_levels_equal_gdal_every_scheduler(raster, tmp_path, scheduler, resampling):
     """Odd sizes (GDAL rounds level sizes up, with fractional ratios), nodata,
@@ -241,21 +263,9 @@ def test_internal_mask_levels_equal_gdal(raster, tmp_path, resampling, interleav
                           masked=declared)
     written = rmd.to_raster(out, tmp_path / "out.tif", like=path, overviews=[2, 4, 8],
                             overview_resampling=resampling, interleave=interleave, **TILED)
-    reference = tmp_path / "reference.tif"
     with rasterio.open(written) as src:
         assert src.nodata is None and (src.read_masks(1) == 0).any()
-        profile, data, mask = src.profile, src.read(), src.read_masks(1)
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-        with rasterio.open(reference, "w", **profile) as dst:
-            dst.write(data)
-            dst.write_mask(mask)
-        with rasterio.open(reference, "r+") as dst:
-            dst.build_overviews([2, 4, 8], Resampling[resampling])
-    for level in range(3):
-        with rasterio.open(written, overview_level=level) as one, \
-                rasterio.open(reference, overview_level=level) as other:
-            assert np.array_equal(one.read_masks(1), other.read_masks(1)), level
-            assert np.array_equal(one.read(), other.read(), equal_nan=True), level
+    assert_gdal_masked_levels(written, tmp_path, [2, 4, 8], resampling)
 
 
 @pytest.mark.parametrize("resampling", ["bilinear", "cubic", "cubic_spline", "lanczos"])
@@ -333,20 +343,7 @@ def test_masked_float_average_in_small_chunks(tmp_path, count):
                "transform": rasterio.transform.from_origin(0, 0, 30, 30)}
     written = rmd.to_raster(array, tmp_path / "m.tif", profile, overviews=[2, 4, 8],
                             overview_resampling="average", **TILED)
-    reference = tmp_path / "reference.tif"
-    with rasterio.open(written) as src:
-        profile, pixels, valid = src.profile, src.read(), src.read_masks(1)
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-        with rasterio.open(reference, "w", **profile) as dst:
-            dst.write(pixels)
-            dst.write_mask(valid)
-        with rasterio.open(reference, "r+") as dst:
-            dst.build_overviews([2, 4, 8], Resampling.average)
-    for level in range(3):
-        with rasterio.open(written, overview_level=level) as one, \
-                rasterio.open(reference, overview_level=level) as other:
-            assert np.array_equal(one.read_masks(1), other.read_masks(1)), level
-            assert np.array_equal(one.read(), other.read()), level
+    assert_gdal_masked_levels(written, tmp_path, [2, 4, 8], "average")
 
 
 def test_options_elsewhere(raster, tmp_path):
@@ -385,23 +382,11 @@ def test_declared_mask_with_nothing_masked(raster, tmp_path):
     out = rmd.map_windows(runfuncs.passthrough, [path], masked=True)
     written = rmd.to_raster(out, tmp_path / "out.tif", like=path, overviews="auto",
                             overview_resampling="average", **TILED)
-    reference = tmp_path / "reference.tif"
     with rasterio.open(written) as src:
         assert src.mask_flag_enums == ([rasterio.enums.MaskFlags.per_dataset],)
-        profile, pixels, valid = src.profile, src.read(), src.read_masks(1)
-        count = len(src.overviews(1))
-    assert valid.all()
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-        with rasterio.open(reference, "w", **profile) as dst:
-            dst.write(pixels)
-            dst.write_mask(valid)
-        with rasterio.open(reference, "r+") as dst:
-            dst.build_overviews(resample.auto_factors(300, 260, 32), Resampling.average)
-    for level in range(count):
-        with rasterio.open(written, overview_level=level) as one, \
-                rasterio.open(reference, overview_level=level) as other:
-            assert np.array_equal(one.read(), other.read()), level
-            assert np.array_equal(one.read_masks(1), other.read_masks(1)), level
+        assert src.read_masks(1).all()
+    assert_gdal_masked_levels(written, tmp_path, resample.auto_factors(300, 260, 32),
+                              "average")
 
 
 def test_keywords_and_profiles(raster, tmp_path):

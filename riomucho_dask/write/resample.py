@@ -573,6 +573,20 @@ def _mode(data, valid, rows, cols, nodata, dtype):
     return best.astype(dtype)
 
 
+def _piece_windows(shape: tuple[int, int], piece_row: int, piece_col: int,
+                   dst_rows: tuple[int, int], dst_cols: tuple[int, int],
+                   src_shape: tuple[int, int], dst_shape: tuple[int, int], method: str):
+    """The source windows (:func:`_windows`) of the destination rows and
+    columns, checked to lie in a piece of ``shape`` at ``piece_row``, ``piece_col``."""
+    rows = _windows(*dst_rows, src_shape[0], dst_shape[0], method)
+    cols = _windows(*dst_cols, src_shape[1], dst_shape[1], method)
+    height, width = shape
+    if rows[0].min() < piece_row or rows[1].max() > piece_row + height \
+            or cols[0].min() < piece_col or cols[1].max() > piece_col + width:
+        raise ValueError("the piece does not hold the source pixels the destination needs")
+    return rows, cols
+
+
 def resample(piece: np.ndarray, piece_row: int, piece_col: int,
              dst_rows: tuple[int, int], dst_cols: tuple[int, int],
              src_shape: tuple[int, int], dst_shape: tuple[int, int],
@@ -624,12 +638,8 @@ def resample(piece: np.ndarray, piece_row: int, piece_col: int,
     mask = np.ma.getmaskarray(piece) if masked else None
     data = np.ma.getdata(piece)
     (a, b), (c, d) = dst_rows, dst_cols
-    rows = _windows(a, b, src_shape[0], dst_shape[0], method)
-    cols = _windows(c, d, src_shape[1], dst_shape[1], method)
-    height, width = data.shape[1:]
-    if rows[0].min() < piece_row or rows[1].max() > piece_row + height \
-            or cols[0].min() < piece_col or cols[1].max() > piece_col + width:
-        raise ValueError("the piece does not hold the source pixels the destination needs")
+    rows, cols = _piece_windows(data.shape[1:], piece_row, piece_col, dst_rows, dst_cols,
+                                src_shape, dst_shape, method)
     if method == "average":  # weights from the level's own offsets
         rows = rows[:2] + _axis_weights(*rows)
         cols = cols[:2] + _axis_weights(*cols)
@@ -758,13 +768,8 @@ def resample_mask(mask: np.ndarray, piece_row: int, piece_col: int,
     """
     method = _check(method)
     mask = np.asarray(mask, bool)[None]
-    (a, b), (c, d) = dst_rows, dst_cols
-    rows = _windows(a, b, src_shape[0], dst_shape[0], method)
-    cols = _windows(c, d, src_shape[1], dst_shape[1], method)
-    height, width = mask.shape[1:]
-    if rows[0].min() < piece_row or rows[1].max() > piece_row + height \
-            or cols[0].min() < piece_col or cols[1].max() > piece_col + width:
-        raise ValueError("the piece does not hold the source pixels the destination needs")
+    rows, cols = _piece_windows(mask.shape[1:], piece_row, piece_col, dst_rows, dst_cols,
+                                src_shape, dst_shape, method)
     rows = (rows[0] - piece_row, rows[1] - piece_row)
     cols = (cols[0] - piece_col, cols[1] - piece_col)
     return _mask_level(mask, rows, cols, method)[0]
