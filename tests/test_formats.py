@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import dask.array as da
 import numpy as np
 import pytest
 import rasterio
@@ -166,6 +167,26 @@ def test_a_pixel_type_the_driver_cannot_hold_is_refused_before_compute(tmp_path,
     with pytest.raises(ProfileError, match="PNG cannot hold float32"):
         rmd.to_raster(rmd.open_raster(path).astype("float32"), tmp_path / "out.png")
     assert not [p for p in tmp_path.iterdir() if p.name != "in"]
+
+
+@pytest.mark.parametrize("name, bands, allowed, options", [
+    ("out.jpg", 2, "1, 3, 4", {}), ("out.webp", 1, "3, 4", {}),
+    ("out.png", 5, "1, 2, 3, 4", {}), ("out.gif", 3, "1", {"driver": "GIF"})])
+def test_a_band_count_the_driver_cannot_hold_is_refused_before_compute(
+        tmp_path, source, name, bands, allowed, options):
+    """JPEG with 2 bands, WEBP with 1...: refused before anything is computed (GDAL's
+    copy failed only once every window was written)."""
+    path, _ = source
+    image = rmd.open_raster(path)
+    array = da.concatenate([image] * 2)[:bands]
+    with pytest.raises(ProfileError, match=f"cannot hold {bands} band.*writes {allowed}"):
+        rmd.to_raster(array.map_blocks(_never, dtype=array.dtype), tmp_path / name,
+                      **options)
+    assert not [p for p in tmp_path.iterdir() if p.name != "in"]
+
+
+def _never(block):
+    raise AssertionError("computed")
 
 
 def test_a_replaced_output_leaves_no_stale_side_car(tmp_path, source):

@@ -23,12 +23,17 @@ from rasterio.dtypes import _gdal_typename
 
 from .remote import _gdal
 
-__all__ = ["DATASET_KEYS", "creation_options", "creation_dtypes", "compressions",
+__all__ = ["DATASET_KEYS", "BAND_COUNTS", "creation_options", "creation_dtypes", "compressions",
            "copy_only", "supported", "dataset_files"]
 
 #: Profile keys rasterio takes as the dataset's own (not creation options).
 DATASET_KEYS = frozenset({"driver", "count", "width", "height", "dtype", "crs", "transform",
                           "nodata"})
+
+#: The band counts drivers that take only some can write (GDAL 3.10, each tried
+#: by copying 1 to 6 uint8 bands): their own metadata does not say.
+BAND_COUNTS = {"JPEG": (1, 3, 4), "WEBP": (3, 4), "PNG": (1, 2, 3, 4), "GIF": (1,),
+               "BMP": (1, 3), "XPM": (1,)}
 
 #: Drivers whose every creation option is passed on as given (the GeoTIFF routes
 #: check their own, and GDAL says what it does not know).

@@ -217,6 +217,12 @@ def build_profile(array: da.Array, profile: dict | None, like: Any,
             f"{driver} cannot hold {dtype} pixels (GDAL's {driver} driver writes "
             f"{', '.join(sorted(types))}): pass dtype= (the array is cast), or write a "
             "GeoTIFF ('.tif')")
+    counts = drivers.BAND_COUNTS.get(driver.upper())
+    if counts is not None and count not in counts:
+        raise ProfileError(
+            f"{driver} cannot hold {count} band{'s' if count > 1 else ''} (GDAL's {driver} "
+            f"driver writes {', '.join(map(str, counts))}): select or stack bands, or write a "
+            "GeoTIFF ('.tif')")
     out = drivers.supported(out)  # (no option the driver would only warn it ignores)
     compress = str(out.get("compress", "none")).lower()
     if str(out["driver"]).upper() in ("GTIFF", "COG") and compress not in ("none", ""):
