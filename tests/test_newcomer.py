@@ -108,6 +108,27 @@ def test_nodata_not_a_number_is_a_profile_error(raster, tmp_path, given):
     assert not (tmp_path / "out.tif").exists()
 
 
+@pytest.mark.parametrize("dtype, nodata", [("int64", -2**63), ("int64", 10**17),
+                                           ("uint64", 2**64 - 1)])
+def test_a_64_bit_nodata_rasterio_would_change_is_refused(tmp_path, dtype, nodata):
+    """rasterio writes a nodata beyond 2**53 as another value (-2**63 read back as
+    -9): refused before anything is computed, on both routes; 2**53 itself is kept."""
+    import dask.array as da
+
+    from riomucho_dask.errors import ProfileError
+
+    array = da.zeros((1, 64, 64), dtype=dtype, chunks=(1, 32, 32))
+    profile = {"driver": "GTiff", "crs": "EPSG:32631",
+               "transform": rasterio.transform.from_origin(500000, 0, 10, 10)}
+    for layout in ({}, {"tiled": True, "blockxsize": 32, "blockysize": 32}):
+        with pytest.raises(ProfileError, match=r"beyond \+/-2\*\*53"):
+            rmd.to_raster(array, tmp_path / "out.tif", profile, nodata=nodata, **layout)
+        assert not list(tmp_path.iterdir())
+    written = rmd.to_raster(array, tmp_path / "ok.tif", profile, nodata=2**53)
+    with rasterio.open(written) as src:
+        assert src.nodata == 2**53
+
+
 def test_cli_nodata(raster, tmp_path):
     path, _ = raster(dtype="int16")
     for args, nodata in zip((("--nodata", "-5"), ("--co", "nodata=-9999")), (-5, -9999)):

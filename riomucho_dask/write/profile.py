@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -208,6 +209,14 @@ def build_profile(array: da.Array, profile: dict | None, like: Any,
         if "nodata" in explicit:
             raise ProfileError(f"nodata {nodata!r} does not fit dtype {dtype}")
         out["nodata"] = None  # like's nodata cannot be stored in the new dtype
+    if out.get("nodata") is not None and dtype.kind in "iu" and dtype.itemsize == 8 \
+            and not math.isnan(float(out["nodata"])) and abs(int(out["nodata"])) > 2**53:
+        # rasterio 1.4 hands GDAL a nodata as a double, which GDAL writes with
+        # about 16 digits: -2**63 reads back as -9, 10**17 as 1
+        raise ProfileError(
+            f"nodata {out['nodata']!r} cannot be written for {dtype}: rasterio writes a "
+            f"nodata beyond +/-2**53 as another value (-2**63 reads back as -9); choose "
+            "one within +/-2**53")
     if out.get("nodata") is None:
         out.pop("nodata", None)
     types = drivers.creation_dtypes(driver)
