@@ -413,3 +413,26 @@ def test_keywords_and_profiles(raster, tmp_path):
                       windows=chosen, options=options) as rm:
         with pytest.raises(ProfileError, match="windows that form a grid"):
             rm.run(1)
+
+
+def test_deep_nearest_levels_hold_no_full_resolution_chunk():
+    """A one-band file's nearest levels all come from the full resolution (as
+    GDAL takes them): the deeper ones are made from the few pixels each chunk
+    gives, so the deepest level (one tile, over the whole raster) does not keep
+    every full-resolution chunk in memory."""
+    import dask.array as da
+
+    from riomucho_dask.write import encode, layout
+
+    array = da.zeros((1, 512, 512), "uint16", chunks=(1, 64, 64))
+    profile = {"driver": "GTiff", "count": 1, "dtype": "uint16", "width": 512,
+               "height": 512, "tiled": True, "blockxsize": 32, "blockysize": 32}
+    levels = encode._gdal_levels(array, layout.for_profile(profile, [2, 4, 8, 16]))
+    assert [level.shape[1:] for level in levels] == [(256, 256), (128, 128), (64, 64),
+                                                     (32, 32)]
+    assert levels[0].dask.dependencies[levels[0].name] == {array.name}  # (ratio 2)
+    for level in levels[1:]:
+        (picked,) = level.dask.dependencies[level.name]
+        assert picked.startswith("overview-picked-")
+        assert level.dask.dependencies[picked] == {array.name}
+        assert len(level.dask.layers[picked]) == 64  # one small task a chunk

@@ -147,12 +147,16 @@ def _gdal_levels(array: da.Array, encoding: Encoding) -> list[da.Array]:
             # the level mask_source_levels says, whatever level the pixels
             # come from.
             if encoding.resampling == "nearest":  # (from the full resolution's)
-                mask = _nearest_mask(array, shape)
+                mask = _picked(array, shape, encoding.nodata, only_mask=True)
             else:
                 above = array if mask_source < 0 else levels[mask_source]
                 mask = _gdal_level(above, shape, encoding, n + 1, (height, width),
                                    only_mask=True)
         above = array if source < 0 else levels[source]
+        if source < 0 and n > 0 and encoding.resampling == "nearest":
+            # a deeper level from the full resolution (a one-band or band-interleaved
+            # file): only the pixels nearest takes travel, mask and all
+            above = _picked(array, shape, encoding.nodata)
         levels.append(_gdal_level(above, shape, encoding, n + 1, (height, width), mask,
                                   masked=declared))
     return levels
@@ -166,20 +170,34 @@ def _unfilled(array: da.Array, shape: tuple[int, int], encoding: Encoding) -> da
                    chunks=(array.shape[0], by, bx))
 
 
-def _nearest_mask(array: da.Array, shape: tuple[int, int]) -> da.Array:
-    """The internal mask (1 masked, 0 valid) of ``array`` taken nearest at
-    ``shape``: each chunk of ``array`` gives the pixels it holds (a few, or
-    none), so a level's mask needs no full-resolution chunk kept in memory."""
+def _picked(array: da.Array, shape: tuple[int, int], nodata: Any,
+            only_mask: bool = False) -> da.Array:
+    """The pixels of ``array`` (as the file holds them) that GDAL's nearest
+    takes for a level of ``shape`` from the full resolution, or (``only_mask``)
+    their internal mask (1 masked): each chunk of ``array`` gives the pixels
+    it holds (a few, or none), so a level made from them keeps no
+    full-resolution chunk in memory (the deepest level needs pixels of every
+    chunk)."""
     picks = []
     for axis, size in ((1, shape[0]), (2, shape[1])):
         first, _ = resample.nearest_pixels(0, size, array.shape[axis], size)
         edges = offsets(array.chunks[axis])
         picks.append([first[(first >= edges[k]) & (first < edges[k + 1])] - edges[k]
                       for k in range(len(edges) - 1)])
-    chunks = ((1,), tuple(map(len, picks[0])), tuple(map(len, picks[1])))
-    return array.map_blocks(_picked_mask, picks[0], picks[1], chunks=chunks, dtype="uint8",
-                            meta=np.empty((0, 0, 0), "uint8"),
-                            name="overview-mask-" + da.core.tokenize(array, shape))
+    chunks = (array.chunks[0], tuple(map(len, picks[0])), tuple(map(len, picks[1])))
+    name = f"overview-{'mask-' if only_mask else ''}picked-" \
+        + da.core.tokenize(array, shape, nodata)
+    if only_mask:
+        return array.map_blocks(_picked_mask, picks[0], picks[1], chunks=((1,), *chunks[1:]),
+                                dtype="uint8", meta=np.empty((0, 0, 0), "uint8"), name=name)
+    return array.map_blocks(_picked_pixels, picks[0], picks[1], nodata, chunks=chunks,
+                            dtype=array.dtype, meta=array._meta, name=name)
+
+
+def _picked_pixels(block: np.ndarray, rows: list, cols: list, nodata: Any,
+                   block_id=None) -> np.ndarray:
+    held = _as_held(block, nodata)
+    return held[:, rows[block_id[1]]][:, :, cols[block_id[2]]]
 
 
 def _picked_mask(block: np.ndarray, rows: list, cols: list, block_id=None) -> np.ndarray:
