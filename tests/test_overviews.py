@@ -207,7 +207,6 @@ def test_refused_before_anything_runs(raster, tmp_path):
         ({"overviews": [4, 2], **TILED}, "increasing"),
         ({"overviews": [1], **TILED}, "at least 2"),
         ({"overviews": "some", **TILED}, "'auto', 'none'"),
-        ({"overviews": [2], "resume": True, **TILED}, "resume=True"),
     ]
     for options, message in cases:
         with pytest.raises(ProfileError, match=message):

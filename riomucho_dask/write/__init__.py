@@ -257,7 +257,7 @@ def to_raster(
         out_profile["resampling"] = _resampling_name(out_profile["resampling"])
     if overviews is not None or overview_resampling is not None:
         factors, overview_resampling = _overviews(path, out_profile, overviews,
-                                                  overview_resampling, resume)
+                                                  overview_resampling)
     if np.dtype(out_profile["dtype"]) != array.dtype:
         array = array.astype(out_profile["dtype"])
     array = align_chunks(array, out_profile)
@@ -312,8 +312,8 @@ def to_raster(
     return done[0]
 
 
-def _overviews(path: Any, profile: dict, overviews: Any, resampling: str | None,
-               resume: bool) -> tuple[Any, str | None]:
+def _overviews(path: Any, profile: dict, overviews: Any,
+               resampling: str | None) -> tuple[Any, str | None]:
     """Check ``overviews=`` and ``overview_resampling=``; a COG's go into its
     ``profile``; a GeoTIFF's factors (or "auto"; None: none) are returned, and
     the resampling's name."""
@@ -360,8 +360,6 @@ def _overviews(path: Any, profile: dict, overviews: Any, resampling: str | None,
         raise ProfileError(f"overview_resampling={resampling!r} without overviews=: a "
                            "GeoTIFF gets overviews only when asked (overviews='auto' or "
                            "factors such as [2, 4, 8])")
-    if resume and text != "none" and (factors or text == "auto"):
-        raise ProfileError("overviews= on a GeoTIFF cannot be combined with resume=True yet")
     return (None if text == "none" else (factors or text)), resampling
 
 

@@ -108,7 +108,12 @@ def encoded_arrays(array: da.Array, encoding: Encoding, journal: Journal | None 
     """
     levels = [array]
     if encoding.factors:  # a GeoTIFF's overviews, as GDAL's BuildOverviews
-        levels += _gdal_levels(array, encoding)
+        written = None
+        if journal is not None and journal.entries:
+            from .resumed import Written  # (it builds on this module's pieces)
+
+            written = Written(journal, encoding)
+        levels += _gdal_levels(array, encoding, written)
     for n in range(0 if encoding.factors else encoding.overviews):
         reduced, rechunk = _overview(levels[-1], encoding)
         if journal is not None and journal.entries:
@@ -120,9 +125,14 @@ def encoded_arrays(array: da.Array, encoding: Encoding, journal: Journal | None 
             for n, level_array in enumerate(levels)]
 
 
-def _gdal_levels(array: da.Array, encoding: Encoding) -> list[da.Array]:
+def _gdal_levels(array: da.Array, encoding: Encoding, written: Any = None) -> list[da.Array]:
     """A GeoTIFF's overview levels, each made from the level GDAL's
-    ``BuildOverviews`` makes it from (:func:`~riomucho_dask.write.resample.source_levels`)."""
+    ``BuildOverviews`` makes it from (:func:`~riomucho_dask.write.resample.source_levels`).
+
+    With ``written`` (a resumed write's :class:`~riomucho_dask.write.resumed.Written`),
+    a chunk still to compute takes the chunks it needs that are written from
+    the spool, so no written chunk, and no window of the run function, is
+    computed again."""
     height, width = array.shape[1:]
     shapes = encoding.shapes(height, width)[1:]
     # (GDAL makes the levels of a band-interleaved or one-band file band by band)
@@ -140,6 +150,12 @@ def _gdal_levels(array: da.Array, encoding: Encoding) -> list[da.Array]:
         if source is None:  # a level GDAL makes but never fills
             levels.append(_unfilled(array, shape, encoding))
             continue
+        above = array if source < 0 else levels[source]
+        chunks = _level_chunks(above, shape, encoding)
+        # (a level written whole is not computed: none of its sources read back)
+        reads = None if written is None or _all_written(written, n + 1, chunks) else written
+        level = dict(encoding=encoding, level=n + 1, full_shape=(height, width),
+                     chunks=chunks, written=reads)
         mask = None
         if encoding.nodata is None and encoding.resampling in resample.METHODS \
                 and mask_source != source:
@@ -147,19 +163,38 @@ def _gdal_levels(array: da.Array, encoding: Encoding) -> list[da.Array]:
             # the level mask_source_levels says, whatever level the pixels
             # come from.
             if encoding.resampling == "nearest":  # (from the full resolution's)
-                mask = _picked(array, shape, encoding.nodata, only_mask=True)
+                mask = _picked(array, shape, encoding.nodata, only_mask=True, written=reads)
             else:
-                above = array if mask_source < 0 else levels[mask_source]
-                mask = _gdal_level(above, shape, encoding, n + 1, (height, width),
-                                   only_mask=True)
-        above = array if source < 0 else levels[source]
+                mask = _gdal_level(array if mask_source < 0 else levels[mask_source],
+                                   shape, source_level=mask_source + 1, only_mask=True,
+                                   **level)
+        source_level = source + 1
         if source < 0 and n > 0 and encoding.resampling == "nearest":
             # a deeper level from the full resolution (a one-band or band-interleaved
             # file): only the pixels nearest takes travel, mask and all
-            above = _picked(array, shape, encoding.nodata)
-        levels.append(_gdal_level(above, shape, encoding, n + 1, (height, width), mask,
-                                  masked=declared))
+            above = _picked(array, shape, encoding.nodata, written=reads)
+            source_level = None  # (not written: computed, or read back inside)
+        levels.append(_gdal_level(above, shape, source_level=source_level, mask=mask,
+                                  masked=declared, **level))
     return levels
+
+
+def _all_written(written: Any, level: int, chunks: list) -> bool:
+    """Whether every chunk of ``level`` (``chunks``, rows and columns) is written."""
+    rows, cols = offsets(chunks[0]), offsets(chunks[1])
+    return all(written.done(level, rows[i], cols[j])
+               for i, j in np.ndindex(len(chunks[0]), len(chunks[1])))
+
+
+def _level_chunks(source: da.Array, shape: tuple[int, int], encoding: Encoding) -> list:
+    """A level's chunks: whole tiles, about a source chunk's share each."""
+    by, bx = encoding.block
+    chunks = []
+    for axis, tile in ((1, by), (2, bx)):
+        ratio = source.shape[axis] / shape[axis - 1]
+        tiles = max(1, round(max(source.chunks[axis]) / ratio / tile))
+        chunks.append(_split(shape[axis - 1], tiles * tile))
+    return chunks
 
 
 def _unfilled(array: da.Array, shape: tuple[int, int], encoding: Encoding) -> da.Array:
@@ -171,13 +206,13 @@ def _unfilled(array: da.Array, shape: tuple[int, int], encoding: Encoding) -> da
 
 
 def _picked(array: da.Array, shape: tuple[int, int], nodata: Any,
-            only_mask: bool = False) -> da.Array:
+            only_mask: bool = False, written: Any = None) -> da.Array:
     """The pixels of ``array`` (as the file holds them) that GDAL's nearest
     takes for a level of ``shape`` from the full resolution, or (``only_mask``)
     their internal mask (1 masked): each chunk of ``array`` gives the pixels
     it holds (a few, or none), so a level made from them keeps no
     full-resolution chunk in memory (the deepest level needs pixels of every
-    chunk)."""
+    chunk).  A chunk ``written`` gives them from the spool, read back here."""
     picks = []
     for axis, size in ((1, shape[0]), (2, shape[1])):
         first, _ = resample.nearest_pixels(0, size, array.shape[axis], size)
@@ -186,51 +221,68 @@ def _picked(array: da.Array, shape: tuple[int, int], nodata: Any,
                       for k in range(len(edges) - 1)])
     chunks = (array.chunks[0], tuple(map(len, picks[0])), tuple(map(len, picks[1])))
     name = f"overview-{'mask-' if only_mask else ''}picked-" \
-        + da.core.tokenize(array, shape, nodata)
+        + da.core.tokenize(array, shape, nodata, getattr(written, "token", None))
+    pick = _picked_mask if only_mask else _picked_pixels
+    layer = {}
+    for r, c in np.ndindex(len(chunks[1]), len(chunks[2])):
+        rows, cols = picks[0][r], picks[1][c]
+        block = None
+        if written is not None and not (len(rows) and len(cols)):
+            # (no pixel taken from this chunk: nothing to compute or read back)
+            layer[(name, 0, r, c)] = np.empty(
+                (1 if only_mask else array.shape[0], len(rows), len(cols)),
+                "uint8" if only_mask else array.dtype)
+            continue
+        if written is not None:
+            block = written.block(array, 0, r, c, keep=False)
+        if block is not None:  # (written: the few pixels taken here, the chunk let go)
+            layer[(name, 0, r, c)] = pick(block, rows, cols, nodata)
+        else:
+            layer[(name, 0, r, c)] = (pick, (array.name, 0, r, c), picks[0][r], picks[1][c],
+                                      nodata)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[array])
     if only_mask:
-        return array.map_blocks(_picked_mask, picks[0], picks[1], chunks=((1,), *chunks[1:]),
-                                dtype="uint8", meta=np.empty((0, 0, 0), "uint8"), name=name)
-    return array.map_blocks(_picked_pixels, picks[0], picks[1], nodata, chunks=chunks,
-                            dtype=array.dtype, meta=array._meta, name=name)
+        return da.Array(graph, name, ((1,), *chunks[1:]), meta=np.empty((0, 0, 0), "uint8"))
+    return da.Array(graph, name, chunks, meta=array._meta)
 
 
-def _picked_pixels(block: np.ndarray, rows: list, cols: list, nodata: Any,
-                   block_id=None) -> np.ndarray:
+def _picked_pixels(block: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                   nodata: Any) -> np.ndarray:
     held = _as_held(block, nodata)
-    return held[:, rows[block_id[1]]][:, :, cols[block_id[2]]]
+    return held[:, rows][:, :, cols]
 
 
-def _picked_mask(block: np.ndarray, rows: list, cols: list, block_id=None) -> np.ndarray:
+def _picked_mask(block: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                 nodata: Any = None) -> np.ndarray:
     mask = np.ma.getmaskarray(block).any(axis=0)
-    picked = mask[rows[block_id[1]]][:, cols[block_id[2]]]
-    return picked[np.newaxis].astype("uint8")
+    return mask[rows][:, cols][np.newaxis].astype("uint8")
 
 
-def _gdal_level(source: da.Array, shape: tuple[int, int], encoding: Encoding, level: int,
-                full_shape: tuple[int, int], mask: da.Array | None = None,
-                only_mask: bool = False, masked: bool = False) -> da.Array:
-    """Overview ``level`` (``shape``) made from ``source`` as GDAL's
-    ``BuildOverviews`` makes it: each chunk (whole tiles, about a source
-    chunk's share) from the source chunks its pixels need; its internal mask
-    from ``mask`` (1 masked, at ``shape``) when given.  With ``only_mask``,
-    only the level's internal mask (1 masked), from ``source``'s.  ``masked``:
-    the output has an internal mask (so GDAL averages every window, even one
-    without a masked pixel, as it averages around masked pixels)."""
-    by, bx = encoding.block
-    chunks = []
-    for axis, tile in ((1, by), (2, bx)):
-        ratio = source.shape[axis] / shape[axis - 1]
-        tiles = max(1, round(max(source.chunks[axis]) / ratio / tile))
-        chunks.append(_split(shape[axis - 1], tiles * tile))
+def _gdal_level(source: da.Array, shape: tuple[int, int], *, encoding: Encoding, level: int,
+                full_shape: tuple[int, int], chunks: list, source_level: int | None,
+                mask: da.Array | None = None, only_mask: bool = False, masked: bool = False,
+                written: Any = None) -> da.Array:
+    """Overview ``level`` (``shape``, in ``chunks`` of whole tiles) made from
+    ``source`` as GDAL's ``BuildOverviews`` makes it: each chunk from the
+    source chunks its pixels need; its internal mask from ``mask`` (1 masked,
+    at ``shape``) when given.  With ``only_mask``, only the level's internal
+    mask (1 masked), from ``source``'s.  ``masked``: the output has an
+    internal mask (so GDAL averages every window, even one without a masked
+    pixel, as it averages around masked pixels).  ``written``: a resumed
+    write's chunks; a chunk of this level still to compute takes the source
+    chunks (of level ``source_level``) that are written from the spool."""
+    token = getattr(written, "token", None)
     name = f"overview-{'mask-' if only_mask else ''}{level}-" \
-        + da.core.tokenize(source, encoding, level, mask)
+        + da.core.tokenize(source, encoding, level, mask, chunks, token)
     layer = {}
     dst_rows, dst_cols = offsets(chunks[0]), offsets(chunks[1])
+    kernels = _kernels(encoding.resampling)
     for i, j in np.ndindex(len(chunks[0]), len(chunks[1])):
         rows, cols = (dst_rows[i], dst_rows[i + 1]), (dst_cols[j], dst_cols[j + 1])
+        reads = written if written is not None and source_level is not None \
+            and not written.done(level, rows[0], cols[0]) else None
         task = [_mask_piece if only_mask else _level_piece, rows, cols, shape,
                 encoding.resampling, encoding.nodata, source.shape[1:] != full_shape, masked]
-        kernels = _kernels(encoding.resampling)
         ranges = [(kernels.source_range(*rows, source.shape[1], shape[0], encoding.resampling),
                    kernels.source_range(*cols, source.shape[2], shape[1], encoding.resampling))]
         if mask is not None:  # (at the level's own size: the same pixels)
@@ -239,14 +291,23 @@ def _gdal_level(source: da.Array, shape: tuple[int, int], encoding: Encoding, le
             row_edges, col_edges = offsets(above.chunks[1]), offsets(above.chunks[2])
             src_rows = _overlapping(row_edges, *src_rows)
             src_cols = _overlapping(col_edges, *src_cols)
-            task += [[[(above.name, 0, r, c) for c in src_cols] for r in src_rows],
-                     (row_edges[src_rows[0]], col_edges[src_cols[0]]), above.shape[1:]]
+            blocks = [[(above.name, 0, r, c) for c in src_cols] for r in src_rows]
+            if reads is not None and above is source:
+                blocks = [[_or_key(reads.block(above, source_level, r, c), key)
+                           for (_, _, r, c), key in zip(row, row)] for row in blocks]
+            task += [blocks, (row_edges[src_rows[0]], col_edges[src_cols[0]]),
+                     above.shape[1:]]
         layer[(name, 0, i, j)] = tuple(task)
     graph = HighLevelGraph.from_collections(
         name, layer, dependencies=[source] + ([mask] if mask is not None else []))
     if only_mask:
         return da.Array(graph, name, ((1,), *chunks), meta=np.empty((0, 0, 0), "uint8"))
     return da.Array(graph, name, (source.chunks[0], *chunks), meta=source._meta)
+
+
+def _or_key(block: np.ndarray | None, key: tuple) -> Any:
+    """A written chunk read back, or the key of the chunk to compute."""
+    return key if block is None else block
 
 
 def _kernels(resampling: str):

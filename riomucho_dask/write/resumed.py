@@ -17,7 +17,44 @@ from .encode import _overlapping, places, reduce_written
 from .journal import Journal
 from .layout import Encoding
 
-__all__ = ["restored"]
+__all__ = ["restored", "Written"]
+
+
+class Written:
+    """The chunks a resumed write already holds, read back from its spool on
+    demand (each once): what a chunk still to compute takes in place of
+    computing them again."""
+
+    def __init__(self, journal: Journal, encoding: Encoding):
+        self._journal = journal
+        self._encoding = encoding
+        self._decoded: dict = {}
+        #: Stands for the written chunks in the names of the layers built on them.
+        self.token = da.core.tokenize(journal.job, sorted(journal.entries))
+
+    def done(self, level: int, row: int, col: int) -> bool:
+        """Whether the chunk of ``level`` at pixel ``row``, ``col`` is written."""
+        by, bx = self._encoding.block
+        return (level, row // by, col // bx) in self._journal.entries
+
+    def block(self, array: da.Array, level: int, r: int, c: int,
+              keep: bool = True) -> np.ndarray | None:
+        """Chunk ``r``, ``c`` of ``array`` (``level``) as the file holds it, if
+        written; kept for the next tasks that take it (they hold it in the
+        graph anyway) unless not to ``keep``."""
+        rows, cols = offsets(array.chunks[1]), offsets(array.chunks[2])
+        if not self.done(level, rows[r], cols[c]):
+            return None
+        key = (array.name, r, c)
+        if key in self._decoded:
+            return self._decoded[key]
+        by, bx = self._encoding.block
+        entry = self._journal.entries[(level, rows[r] // by, cols[c] // bx)]
+        block = codec.decode(self._encoding, self._journal.read(entry), array.chunks[1][r],
+                             array.chunks[2][c])
+        if keep:
+            self._decoded[key] = block
+        return block
 
 
 def restored(reduced: da.Array, above: da.Array, rechunk: dict, level: int,
