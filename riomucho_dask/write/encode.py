@@ -163,7 +163,8 @@ def _gdal_levels(array: da.Array, encoding: Encoding, written: Any = None) -> li
             # the level mask_source_levels says, whatever level the pixels
             # come from.
             if encoding.resampling == "nearest":  # (from the full resolution's)
-                mask = _picked(array, shape, encoding.nodata, only_mask=True, written=reads)
+                mask = _picked(array, shape, encoding.nodata, only_mask=True, written=reads,
+                               level=n + 1, level_chunks=chunks)
             else:
                 mask = _gdal_level(array if mask_source < 0 else levels[mask_source],
                                    shape, source_level=mask_source + 1, only_mask=True,
@@ -172,7 +173,8 @@ def _gdal_levels(array: da.Array, encoding: Encoding, written: Any = None) -> li
         if source < 0 and n > 0 and encoding.resampling == "nearest":
             # a deeper level from the full resolution (a one-band or band-interleaved
             # file): only the pixels nearest takes travel, mask and all
-            above = _picked(array, shape, encoding.nodata, written=reads)
+            above = _picked(array, shape, encoding.nodata, written=reads, level=n + 1,
+                            level_chunks=chunks)
             source_level = None  # (not written: computed, or read back inside)
         levels.append(_gdal_level(above, shape, source_level=source_level, mask=mask,
                                   masked=declared, **level))
@@ -206,13 +208,15 @@ def _unfilled(array: da.Array, shape: tuple[int, int], encoding: Encoding) -> da
 
 
 def _picked(array: da.Array, shape: tuple[int, int], nodata: Any,
-            only_mask: bool = False, written: Any = None) -> da.Array:
+            only_mask: bool = False, written: Any = None, level: int = 0,
+            level_chunks: list | None = None) -> da.Array:
     """The pixels of ``array`` (as the file holds them) that GDAL's nearest
     takes for a level of ``shape`` from the full resolution, or (``only_mask``)
     their internal mask (1 masked): each chunk of ``array`` gives the pixels
     it holds (a few, or none), so a level made from them keeps no
     full-resolution chunk in memory (the deepest level needs pixels of every
-    chunk).  A chunk ``written`` gives them from the spool, read back here."""
+    chunk).  A chunk ``written`` gives them from the spool, read back here when
+    a chunk of ``level`` (in ``level_chunks``) still to compute needs them."""
     picks = []
     for axis, size in ((1, shape[0]), (2, shape[1])):
         first, _ = resample.nearest_pixels(0, size, array.shape[axis], size)
@@ -223,6 +227,12 @@ def _picked(array: da.Array, shape: tuple[int, int], nodata: Any,
     name = f"overview-{'mask-' if only_mask else ''}picked-" \
         + da.core.tokenize(array, shape, nodata, getattr(written, "token", None))
     pick = _picked_mask if only_mask else _picked_pixels
+    if written is not None:  # (which level chunks are still to compute)
+        level_rows, level_cols = offsets(level_chunks[0]), offsets(level_chunks[1])
+        to_compute = np.array([[not written.done(level, level_rows[i], level_cols[j])
+                                for j in range(len(level_chunks[1]))]
+                               for i in range(len(level_chunks[0]))])
+        picked_rows, picked_cols = offsets(chunks[1]), offsets(chunks[2])
     layer = {}
     for r, c in np.ndindex(len(chunks[1]), len(chunks[2])):
         rows, cols = picks[0][r], picks[1][c]
@@ -233,7 +243,10 @@ def _picked(array: da.Array, shape: tuple[int, int], nodata: Any,
                 (1 if only_mask else array.shape[0], len(rows), len(cols)),
                 "uint8" if only_mask else array.dtype)
             continue
-        if written is not None:
+        if written is not None and to_compute[
+                np.ix_(list(_overlapping(level_rows, picked_rows[r], picked_rows[r + 1])),
+                       list(_overlapping(level_cols, picked_cols[c], picked_cols[c + 1])))
+        ].any():  # (read back only what a level chunk still to compute takes)
             block = written.block(array, 0, r, c, keep=False)
         if block is not None:  # (written: the few pixels taken here, the chunk let go)
             layer[(name, 0, r, c)] = pick(block, rows, cols, nodata)
