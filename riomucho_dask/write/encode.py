@@ -107,19 +107,17 @@ def encoded_arrays(array: da.Array, encoding: Encoding, journal: Journal | None 
     tiles' bytes into part files on the workers.
     """
     levels = [array]
-    if encoding.factors:  # a GeoTIFF's overviews, as GDAL's BuildOverviews
-        written = None
-        if journal is not None and journal.entries:
-            from .resumed import Written  # (it builds on this module's pieces)
+    written = None
+    if journal is not None and journal.entries:
+        from .resumed import Written, restored  # (they build on this module's pieces)
 
-            written = Written(journal, encoding)
+        written = Written(journal, encoding)
+    if encoding.factors:  # a GeoTIFF's overviews, as GDAL's BuildOverviews
         levels += _gdal_levels(array, encoding, written)
     for n in range(0 if encoding.factors else encoding.overviews):
         reduced, rechunk = _overview(levels[-1], encoding)
-        if journal is not None and journal.entries:
-            from .resumed import restored  # (it builds on this module's pieces)
-
-            reduced = restored(reduced, levels[-1], rechunk, n, encoding, journal)
+        if written is not None:
+            reduced = restored(reduced, levels[-1], rechunk, n, encoding, written)
         levels.append(reduced.rechunk(rechunk) if rechunk else reduced)
     return [(_encoded(level_array, encoding, n, sink), places(level_array, encoding, n))
             for n, level_array in enumerate(levels)]
