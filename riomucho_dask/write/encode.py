@@ -138,10 +138,9 @@ def _gdal_levels(array: da.Array, encoding: Encoding, written: Any = None) -> li
     # (GDAL's own resamplings cascade as average does)
     method = encoding.resampling if encoding.resampling in resample.METHODS else "average"
     # Whether the output has an internal mask is known for sure only when its
-    # blocks come; a masked meta says it (map_windows(masked=True)).
-    declared = encoding.nodata is None and isinstance(array._meta, np.ma.MaskedArray)
+    # blocks come; the layout says it when the array's meta does (encoding.mask).
     sources = resample.source_levels(height, width, encoding.factors, method, interleave,
-                                     masked=declared)
+                                     masked=encoding.mask)
     masks = resample.mask_source_levels(height, width, encoding.factors, method)
     levels: list[da.Array] = []
     for n, (shape, source, mask_source) in enumerate(zip(shapes, sources, masks)):
@@ -175,7 +174,7 @@ def _gdal_levels(array: da.Array, encoding: Encoding, written: Any = None) -> li
                             level_chunks=chunks)
             source_level = None  # (not written: computed, or read back inside)
         levels.append(_gdal_level(above, shape, source_level=source_level, mask=mask,
-                                  masked=declared, **level))
+                                  masked=encoding.mask, **level))
     return levels
 
 
