@@ -325,12 +325,7 @@ def _overviews(path: Any, profile: dict, overviews: Any,
     text = overviews.lower() if isinstance(overviews, str) else None
     if resampling is not None:
         resampling = _resampling_name(resampling)
-    if driver == "COG" and text in _COG_OVERVIEWS:  # (the COG driver's OVERVIEWS, as it is)
-        profile["overviews"] = text
-        if resampling is not None:
-            profile["overview_resampling"] = resampling
-        return None, resampling
-    if isinstance(overviews, str) and text not in ("auto", "none"):
+    if text is not None and text not in (_COG_OVERVIEWS if driver == "COG" else ("auto", "none")):
         raise ProfileError(f"overviews={overviews!r}: give 'auto', 'none' or a list of "
                            "reduction factors such as [2, 4, 8]")
     factors = None
@@ -343,8 +338,10 @@ def _overviews(path: Any, profile: dict, overviews: Any,
                 or factors != sorted(set(factors)):
             raise ProfileError(f"overviews={overviews!r}: give increasing whole reduction "
                                "factors of at least 2, such as [2, 4, 8], or 'auto'")
-    if driver == "COG":
-        if factors is not None:
+    if driver == "COG":  # (the COG driver's own options)
+        if text is not None:
+            profile["overviews"] = text
+        elif factors is not None:
             if factors != [2 ** (n + 1) for n in range(len(factors))]:
                 raise ProfileError(f"overviews={overviews!r}: a COG's overviews halve level "
                                    "after level: give [2, 4, 8, ...], 'auto' or 'none'")
