@@ -226,16 +226,21 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def _cb_args(ctx, param, value) -> dict:
-    """Collect ``--arg KEY=VALUE`` into a dict; values parsed as JSON when they parse."""
+def _key_values(pairs, parse) -> dict:
+    """``KEY=VALUE`` texts as a dict, each value through ``parse``."""
     out: dict[str, Any] = {}
-    for pair in value or ():
+    for pair in pairs or ():
         key, sep, text = pair.partition("=")
         key = key.strip()
         if not sep or not key:
             raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}")
-        out[key] = _parse_value(text)
+        out[key] = parse(text)
     return out
+
+
+def _cb_args(ctx, param, value) -> dict:
+    """Collect ``--arg KEY=VALUE`` into a dict; values parsed as JSON when they parse."""
+    return _key_values(value, _parse_value)
 
 
 def _cb_overviews(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -250,14 +255,7 @@ def _cb_overviews(ctx: click.Context, param: click.Parameter, value: str | None)
 
 def _cb_tags(ctx, param, value) -> dict:
     """Collect ``--tag KEY=VALUE`` into a dict of texts (kept as given)."""
-    out: dict[str, str] = {}
-    for pair in value or ():
-        key, sep, text = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}")
-        out[key] = text
-    return out
+    return _key_values(value, str)
 
 
 def _cb_global_args(ctx, param, value) -> Any:
