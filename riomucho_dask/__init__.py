@@ -27,6 +27,8 @@ from .dataarrays import to_xarray
 from .map import map_windows
 from .read import open_raster
 from .read.grid import Grid
+from .read.series import Series
+from .read.stac import stac_series
 from .shim import MuchoChildError, RioMucho, tb_capture
 from .timings import Report
 from .write import RasterStore, RasterWrite, compute, to_raster
@@ -38,6 +40,8 @@ __all__ = [
     "errors",
     "open_raster",
     "Grid",
+    "Series",
+    "stac_series",
     "map_windows",
     "to_raster",
     "to_xarray",

@@ -29,6 +29,9 @@ key                    default                     what it sets
                                                    uploaded from the client)
 ``part-bytes``         16 MiB                      the least size of those parts (never below
                                                    the store's minimum, 5 MiB on S3)
+``http-retries``       5                           times GDAL retries an HTTP(S)/S3 read
+                                                   answered 429, 500, 502, 503 or 504
+``http-retry-delay``   0.5                         seconds before the first retry (then doubled)
 =====================  ==========================  ===============================================
 """
 
@@ -50,6 +53,8 @@ DEFAULTS: dict[str, Any] = {
     "keep-pool": True,
     "upload-parts": True,
     "part-bytes": 16 * 2**20,
+    "http-retries": 5,
+    "http-retry-delay": 0.5,
 }
 
 

@@ -8,6 +8,7 @@ says which extra to install.
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from .errors import InputError, MissingExtraError, ProfileError
 from .nodata import nodata_fits
-from .read import RasterInfo, raster_info
+from .read import RasterInfo, array_grids, array_series, raster_info, raster_sources
 
 __all__ = ["is_dataarray", "as_input", "georeferencing", "to_xarray"]
 
@@ -98,8 +99,9 @@ def for_writing(array: Any) -> tuple[da.Array, dict]:
     return _as_3d(array, "the DataArray"), georeferencing(array)
 
 
-def to_xarray(array: da.Array, like: Any) -> Any:
-    """A lazy ``(band, y, x)`` DataArray with ``like``'s georeferencing.
+def to_xarray(array: da.Array, like: Any = None) -> Any:
+    """A lazy DataArray with georeferencing: ``(band, y, x)``, or ``(time, band,
+    y, x)`` for a series.
 
     Its ``x``/``y`` coordinates, CRS, transform and nodata are those
     ``rioxarray.open_rasterio`` gives for the raster ``to_raster`` writes.
@@ -107,21 +109,28 @@ def to_xarray(array: da.Array, like: Any) -> Any:
     Parameters
     ----------
     array : dask.array.Array
-        ``(count, rows, cols)`` or ``(rows, cols)``, as from :func:`map_windows`.
-    like : str, os.PathLike or xarray.DataArray
+        ``(count, rows, cols)`` or ``(rows, cols)``, as from :func:`map_windows`
+        or :func:`open_raster`; or ``(time, band, rows, cols)``, as from
+        ``open_raster`` of a :class:`~riomucho_dask.Series`.
+    like : str, os.PathLike or xarray.DataArray, optional
         A raster, or a georeferenced DataArray, of the same height and width.
+        Default: the grid the array was read on (its graph says which), with
+        the inputs' nodata when the array keeps their dtype.
 
     Returns
     -------
     xarray.DataArray
         Nothing computed: slice it, plot it, or write it with ``to_raster``.
+        A series' ``time`` coordinate holds its steps' times (UTC) and
+        ``band`` its band names (a STAC series' asset keys) or numbers.
 
     Raises
     ------
     MissingExtraError
         xarray or rioxarray is not installed.
     ProfileError
-        ``like`` has another height or width, or no CRS.
+        ``like`` has another height or width, or no CRS; without ``like``, an
+        array whose graph reads no raster or rasters on several grids.
 
     Examples
     --------
@@ -130,36 +139,79 @@ def to_xarray(array: da.Array, like: Any) -> Any:
     >>> x = rmd.to_xarray(out, like="scene_a.tif")
     >>> x.dims, x.sizes["x"], str(x.rio.crs)
     (('band', 'y', 'x'), 131, 'EPSG:32631')
+    >>> rmd.to_xarray(out).rio.transform() == x.rio.transform()
+    True
+    >>> s = rmd.Series([("2024-05-01", "scene_a.tif"), ("2024-05-09", "scene_a.tif")])
+    >>> cube = rmd.to_xarray(rmd.open_raster(s, grid="scene_a.tif"))
+    >>> cube.dims, str(cube.time.values[1])[:10]
+    (('time', 'band', 'y', 'x'), '2024-05-09')
     """
     xr = _require()
     from rioxarray.rioxarray import affine_to_coords
-
 
     if not isinstance(array, da.Array):
         array = da.asarray(array)
     if array.ndim == 2:
         array = array[np.newaxis]
-    if is_dataarray(like):
+    if array.ndim not in (3, 4):
+        raise ProfileError(f"to_xarray takes (band, rows, cols) or (time, band, rows, cols) "
+                           f"arrays, not shape {array.shape}")
+    if like is None:
+        georef, height, width = _own_georeferencing(array)
+    elif is_dataarray(like):
         georef = georeferencing(like, "like")
         height, width = like.sizes["y"], like.sizes["x"]
     else:
         info = raster_info(like)
         georef = {"crs": info.crs, "transform": info.transform, "nodata": info.nodata}
         height, width = info.height, info.width
-    if array.shape[1:] != (height, width):
+    if array.shape[-2:] != (height, width):
         raise ProfileError(
-            f"the array is {array.shape[1]} x {array.shape[2]} but like={like!r} is "
+            f"the array is {array.shape[-2]} x {array.shape[-1]} but "
+            f"{'the grid it was read on' if like is None else f'like={like!r}'} is "
             f"{height} x {width}: georeferencing would not match"
         )
-    coords = {"band": np.arange(1, array.shape[0] + 1)}
+    bands = np.arange(1, array.shape[-3] + 1)
+    dims: tuple = ("band", "y", "x")
+    coords: dict = {}
+    if array.ndim == 4:
+        series = array_series(array)
+        if len(series) != 1 or series[0].shape[:2] != array.shape[:2]:
+            raise ProfileError(
+                f"to_xarray of a (time, band, rows, cols) array {array.shape} needs the "
+                "array of one series as open_raster made it (its times and bands)")
+        (source,) = series
+        times = [t.astimezone(dt.timezone.utc).replace(tzinfo=None) for t in source.times]
+        coords["time"] = np.array(times, dtype="datetime64[ns]")
+        if source.bands is not None:
+            bands = list(source.bands)
+        dims = ("time", *dims)
+    coords["band"] = bands
     spatial = affine_to_coords(georef["transform"], width, height)
     if spatial["x"].ndim == 2:  # a rotated transform: 2-D coordinates, as open_rasterio
         coords.update(xc=(("y", "x"), spatial["x"]), yc=(("y", "x"), spatial["y"]))
     else:
         coords.update(spatial)
-    result = xr.DataArray(array, dims=("band", "y", "x"), coords=coords)
+    result = xr.DataArray(array, dims=dims, coords=coords)
     result = result.rio.write_crs(georef["crs"]).rio.write_transform(georef["transform"])
     nodata = georef["nodata"]
     if nodata is not None and nodata_fits(nodata, array.dtype):  # as to_raster drops it
         result = result.rio.write_nodata(nodata, encoded=False)
     return result
+
+
+def _own_georeferencing(array: da.Array) -> tuple[dict, int, int]:
+    """``({"crs", "transform", "nodata"}, height, width)`` of the one grid an
+    array's graph reads."""
+    grids = array_grids(array)
+    if len(grids) != 1:
+        what = "reads no raster" if not grids else f"reads rasters on {len(grids)} grids"
+        raise ProfileError(f"to_xarray needs georeferencing: the array {what}; pass like= "
+                           "(a raster or a georeferenced DataArray)")
+    (grid,) = grids
+    sources = raster_sources(array)
+    nodatas = {repr(source.nodata) for source in sources}
+    nodata = None
+    if len(nodatas) == 1 and all(np.dtype(source.dtype) == array.dtype for source in sources):
+        nodata = sources[0].nodata
+    return {"crs": grid.crs, "transform": grid.transform, "nodata": nodata}, *grid.shape

@@ -13,14 +13,13 @@ session, since ``rasterio.Env`` refuses AWS keys as plain options.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from dataclasses import dataclass, field
 
 import rasterio
 from rasterio.session import Session
 
-__all__ = ["GDALOptions", "captured_env", "env", "is_secret"]
+__all__ = ["GDALOptions", "captured_env", "env", "is_secret", "retries"]
 
 _SECRET = re.compile(
     r"KEY|SECRET|TOKEN|PASSWORD|USERPWD|CREDENTIAL|CONNECTION_STRING|SAS|BEARER|HEADERS",
@@ -92,9 +91,27 @@ def captured_env() -> GDALOptions:
     return GDALOptions(options, credentials)
 
 
+def retries() -> dict:
+    """GDAL's HTTP retry options where reads run (``riomucho_dask.http-retries``
+    and ``http-retry-delay``): a 429, 500, 502, 503 or 504 answer is retried,
+    the delay doubling each time, before it is an error (GDAL caches a failed
+    open for the process, so retries are set before the first request).  A
+    ``rasterio.Env(GDAL_HTTP_MAX_RETRY=...)`` around the graph's building wins.
+
+    Examples
+    --------
+    >>> retries()
+    {'GDAL_HTTP_MAX_RETRY': '5', 'GDAL_HTTP_RETRY_DELAY': '0.5'}
+    """
+    from . import config
+
+    return {"GDAL_HTTP_MAX_RETRY": str(int(config.get("http-retries"))),
+            "GDAL_HTTP_RETRY_DELAY": str(float(config.get("http-retry-delay")))}
+
+
 def env(captured: GDALOptions):
-    """A context re-entering captured options (a no-op when there are none)."""
-    if not captured:
-        return contextlib.nullcontext()
+    """A context re-entering captured options, with :func:`retries` unless they
+    say otherwise."""
+    options = {**retries(), **captured.options}
     session = _Credentials(captured.credentials) if captured.credentials else None
-    return rasterio.Env(session=session, **captured.options)
+    return rasterio.Env(session=session, **options)

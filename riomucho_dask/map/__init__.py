@@ -14,7 +14,18 @@ from rasterio.windows import Window
 
 from .. import config
 from ..errors import InputError, OverlapError, WindowGridError
-from ..read import NAME, Grid, Source, grid_tag, raster_array, raster_info, raster_sources
+from ..read import (
+    NAME,
+    SERIES_WINDOW,
+    Grid,
+    SeriesSource,
+    Source,
+    grid_tag,
+    raster_array,
+    raster_info,
+    raster_sources,
+    series_array,
+)
 from ..read.sources import resampling_of
 from ..windows import (
     chunk_window,
@@ -47,8 +58,10 @@ class WindowRunner:
     """
 
     def __init__(self, spec: RunSpec, row_chunks, col_chunks, given_windows: bool,
-                 row_groups=None, col_groups=None):
+                 row_groups=None, col_groups=None, layouts=None):
         self.spec = spec
+        # per input: None, or (time, bands) of a series, carried flat (time * bands)
+        self.layouts = tuple(layouts or ())
         self.row_offsets = offsets(row_chunks)
         self.col_offsets = offsets(col_chunks)
         # window index where each group starts (and the end)
@@ -58,7 +71,7 @@ class WindowRunner:
 
     def __dask_tokenize__(self):
         return (tokenize(self.spec), self.row_offsets, self.col_offsets, self.row_groups,
-                self.col_groups, self.given_windows)
+                self.col_groups, self.given_windows, self.layouts)
 
     def __call__(self, *blocks, block_id=None):
         gi, gj = block_id[1:]
@@ -80,6 +93,9 @@ class WindowRunner:
                 if not reads:
                     r0, c0 = self.row_offsets[i] - top, self.col_offsets[j] - left
                     data = [block[:, r0:r0 + height, c0:c0 + width] for block in blocks]
+                    for n, layout in enumerate(self.layouts):
+                        if layout is not None:  # a series: (time, band, rows, cols)
+                            data[n] = data[n].reshape((*layout, height, width))
                 results.append(self.spec.run(window, ij, height, width, blocks=data))
         if len(results) == 1:
             return results[0]
@@ -139,6 +155,16 @@ def prepare(run_function: RunFunction, inputs: Any, *, mode: str = "simple_read"
         raise InputError(f"run_function must be callable, not {type(run_function).__name__}")
     overlap, boundary = check_overlap_args(overlap, boundary, mode)
     inputs = resolve_inputs(inputs, mode)
+    series = [current for current in inputs if current.series is not None]
+    if series and grid is None:
+        raise InputError(
+            f"{series[0].label} needs grid=: the grid a series is read onto (a "
+            "riomucho_dask.Grid such as Grid.from_bounds(bounds, crs, resolution), a raster "
+            "path, 'union' or 'intersection')")
+    if series and overlap != (0, 0):
+        raise OverlapError(
+            f"{series[0].label}: overlap reads each window's neighbourhood from one file or "
+            "mosaic per input; it does not take a series")
     if isinstance(resampling, (list, tuple)):
         if len(resampling) != len(inputs):
             raise InputError(f"resampling has {len(resampling)} items for {len(inputs)} "
@@ -154,7 +180,9 @@ def prepare(run_function: RunFunction, inputs: Any, *, mode: str = "simple_read"
     if isinstance(grid, (str, os.PathLike)) and grid not in GRID_NAMES:
         info = raster_info(grid)  # the grid raster's windows
         block_shape, own_width = info.block_shape, info.width
-    if inputs[0].is_files and block_shape[1] >= own_width and out_grid is not None:
+    if inputs[0].series is not None or isinstance(grid, Grid):
+        block_shape = SERIES_WINDOW  # a grid that comes from no file
+    elif inputs[0].is_files and block_shape[1] >= own_width and out_grid is not None:
         block_shape = (block_shape[0], out_grid.width)  # strips: whole rows of the grid
 
     sources: list[Source | None] = []
@@ -162,6 +190,9 @@ def prepare(run_function: RunFunction, inputs: Any, *, mode: str = "simple_read"
         if overlap != (0, 0):
             sources.append(_overlap_source(current, position, out_grid, resamplings[position],
                                            masked))
+        elif current.series is not None:
+            sources.append(current.series.source(out_grid, resampling=resamplings[position],
+                                                 masked=masked, label=current.label))
         elif current.is_files:
             # manual_read without a grid opens each file as it is
             on = current.grid if given_grid is None else out_grid
@@ -215,11 +246,14 @@ def _given_windows_array(lookup: dict, row_groups, col_groups) -> da.Array:
     return da.Array(graph, name, chunks, dtype=object, meta=np.empty((0, 0, 0), dtype=object))
 
 
-def task_groups(row_chunks, col_chunks, count: int, dtype) -> tuple[tuple, tuple]:
+def task_groups(row_chunks, col_chunks, count: int, dtype,
+                read_per_pixel: int = 0) -> tuple[tuple, tuple]:
     """Windows per task along rows and columns, for an output of ``count``
-    bands of ``dtype``: tasks of about ``riomucho_dask.task-bytes`` of output,
-    and at least 8 tasks when there are as many windows."""
-    per_pixel = max(1, count * np.dtype(dtype).itemsize)
+    bands of ``dtype`` from inputs of ``read_per_pixel`` bytes a pixel (every
+    band of every input, every date of a series): tasks of about
+    ``riomucho_dask.task-bytes`` of output or of input, whichever is more, and
+    at least 8 tasks when there are as many windows."""
+    per_pixel = max(1, count * np.dtype(dtype).itemsize, read_per_pixel)
     total = sum(row_chunks) * sum(col_chunks) * per_pixel
     target = min(int(config.get("task-bytes")), total // 8)
     if target <= 0:
@@ -379,17 +413,24 @@ def map_windows(
     # Several windows a task, when every input is read from files (the chunks
     # of array inputs are their windows, as they are).
     if spec.reads_files or all(source is not None for source in job.sources):
-        row_groups, col_groups = task_groups(row_chunks, col_chunks, count, dtype)
+        read = sum(int(np.prod(source.shape[:-2])) * source.dtype.itemsize
+                   if isinstance(source, SeriesSource) else source.count * source.dtype.itemsize
+                   for source in job.sources if source is not None)
+        row_groups, col_groups = task_groups(row_chunks, col_chunks, count, dtype, read)
     else:
         row_groups, col_groups = (1,) * len(row_chunks), (1,) * len(col_chunks)
     task_rows, task_cols = group_sizes(row_chunks, row_groups), group_sizes(col_chunks,
                                                                            col_groups)
-    arrays = []
+    arrays, layouts = [], []
     if spec.reads_files:  # each window reads (or opens) the files itself
         if job.grid is not None:
             arrays.append(grid_tag(job.grid, task_rows, task_cols))
     else:
         for current, source in zip(job.inputs, job.sources):
+            layouts.append(source.shape[:2] if isinstance(source, SeriesSource) else None)
+            if isinstance(source, SeriesSource):  # carried flat: (time * band, rows, cols)
+                arrays.append(series_array(source, task_rows, task_cols, flat=True))
+                continue
             if source is not None:  # one read of each task's extent
                 arrays.append(raster_array(source, task_rows, task_cols))
                 continue
@@ -401,7 +442,8 @@ def map_windows(
     given = lookup is not None and not _plain(lookup, row_chunks, col_chunks)
     if given:
         arrays.append(_given_windows_array(lookup, row_groups, col_groups))
-    runner = WindowRunner(spec, row_chunks, col_chunks, given, row_groups, col_groups)
+    runner = WindowRunner(spec, row_chunks, col_chunks, given, row_groups, col_groups,
+                          layouts)
     return da.map_blocks(
         runner,
         *arrays,

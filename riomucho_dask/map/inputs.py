@@ -13,6 +13,7 @@ from ..dataarrays import as_input, georeferencing, is_dataarray
 from ..errors import InputError, InputMismatchError
 from ..read import RasterInfo, array_grids, raster_info, raster_sources
 from ..read.grid import Grid, intersection, union
+from ..read.series import Series
 from ..read.sources import common_dtype, native_grid
 
 __all__ = ["Input", "resolve_inputs", "resolve_grid", "check_alignment", "GRID_NAMES"]
@@ -24,12 +25,14 @@ GRID_NAMES = ("first", "union", "intersection")
 @dataclass(frozen=True)
 class Input:
     """One input: a path or a mosaic (the files it reads, with their metadata),
-    or a 3-D dask array (with the grid of what its graph reads, where known)."""
+    a series (dated sources), or a 3-D dask array (with the grid of what its
+    graph reads, where known)."""
 
     label: str
     infos: tuple[RasterInfo, ...] = ()  # the file, a mosaic's files; an array: what it reads
     grid: Grid | None = None  # the grid it is on; None: an array of unknown georeferencing
     array: da.Array | None = None
+    series: Series | None = None
 
     @property
     def is_files(self) -> bool:
@@ -40,6 +43,8 @@ class Input:
     def shape(self) -> tuple[int, int, int]:
         if self.array is not None:
             return tuple(self.array.shape)
+        if self.series is not None:  # bands per step
+            return (sum(group[0].count for group in self.series.infos()[0]), *self.grid.shape)
         return (self.infos[0].count, *self.grid.shape)
 
     @property
@@ -76,14 +81,23 @@ def resolve_inputs(inputs: Any, mode: str) -> list[Input]:
     InputMismatchError
         An array whose graph reads rasters on different grids.
     """
-    if _is_path(inputs) or isinstance(inputs, da.Array) or is_dataarray(inputs):
+    if _is_path(inputs) or isinstance(inputs, (da.Array, Series)) or is_dataarray(inputs):
         inputs = [inputs]
     inputs = list(inputs)
     if not inputs:
         raise InputError("no inputs given")
     resolved = []
     for position, item in enumerate(inputs):
-        if _is_path(item):
+        if isinstance(item, Series):
+            if mode == "manual_read":
+                raise InputError(
+                    f"input {position} is a series: manual_read hands the run function one "
+                    "open dataset per input, and a series is many files a window; read it "
+                    "with simple_read or array_read")
+            infos = item.all_infos()
+            label = f"input {position} ({item!r})"
+            resolved.append(Input(label, infos, item.native_grid(), series=item))
+        elif _is_path(item):
             info = raster_info(item)
             resolved.append(Input(f"input {info.path!r}", (info,), native_grid((info,))))
         elif isinstance(item, (list, tuple)):
@@ -126,7 +140,7 @@ def resolve_inputs(inputs: Any, mode: str) -> list[Input]:
         else:
             raise InputError(
                 f"input {position} is a {type(item).__name__}: expected a path, a list of "
-                "paths (a mosaic), a dask array or an xarray DataArray"
+                "paths (a mosaic), a Series, a dask array or an xarray DataArray"
             )
     return resolved
 

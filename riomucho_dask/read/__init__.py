@@ -18,12 +18,17 @@ from ..windows import block_chunks, slices_to_window
 from ..workers import setup_once
 from . import handles
 from .grid import Grid
+from .series import Series, SeriesSource
 from .sources import Source, native_grid
 
 __all__ = [
     "open_raster", "RasterInfo", "raster_info", "raster_array", "raster_sources",
-    "array_grids", "grid_tag", "Grid", "Source",
+    "array_grids", "grid_tag", "Grid", "Source", "Series", "SeriesSource", "series_array",
+    "array_series", "SERIES_WINDOW",
 ]
+
+#: Windows (rows, cols) of a grid that comes from no file (a Grid, a series).
+SERIES_WINDOW = (512, 512)
 
 #: Prefix of the names of the arrays open_raster makes.
 NAME = "open_raster-"
@@ -66,7 +71,7 @@ def raster_info(path: str | os.PathLike) -> RasterInfo:
         # absolute in the graph: workers elsewhere (a remote cluster's) may run
         # in another directory
         path = os.path.abspath(path)
-    with handles.open_dataset(path) as src:
+    with gdal_options.env(gdal_options.captured_env()), handles.open_dataset(path) as src:
         dtypes = set(src.dtypes)
         dtype = np.result_type(*dtypes).name if len(dtypes) > 1 else src.dtypes[0]
         return RasterInfo(
@@ -109,6 +114,37 @@ class RasterSource:
             return self.source.read(window, indexes)
 
 
+class SeriesArray:
+    """A picklable array-like that reads windows of a :class:`SeriesSource`:
+    ``(time, band, rows, cols)``, or, ``flat``, ``(time * band, rows, cols)``
+    (time-major: what ``map_windows`` carries to its tasks)."""
+
+    def __init__(self, source: SeriesSource, flat: bool = False):
+        self.source = source
+        self.grid = source.grid
+        self.flat = flat
+        time, count, height, width = source.shape
+        self.shape = (time * count, height, width) if flat else source.shape
+        self.dtype = np.dtype(source.dtype)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key):
+        if self.flat:
+            layers, rows, cols = key
+            steps, bands = range(len(self.source.steps)), None
+        else:
+            steps, bands, rows, cols = key
+            steps = range(len(self.source.steps))[steps]
+            bands = list(range(self.source.count))[bands]
+        window = slices_to_window(rows, cols)
+        setup_once()
+        with gdal_options.env(self.source.gdal_env):
+            data = self.source.read(window, steps, bands)
+        if self.flat:
+            data = data.reshape((-1, *data.shape[2:]))[layers]
+        return data
+
+
 class GridTag:
     """A stand-in read by nothing, in the graph of an array that reads its files
     itself (``manual_read``, overlaps): it says which grid the array is on.
@@ -130,42 +166,59 @@ _EMPTY = np.empty((0, 0, 0), "uint8")
 
 
 def open_raster(
-    path: str | os.PathLike | list | tuple,
+    path: str | os.PathLike | list | tuple | Series,
     *,
+    grid: Any = None,
     chunks: str | int | tuple[int, int] = "blocks",
     masked: bool = False,
+    resampling: Any = None,
 ) -> da.Array:
-    """Open a raster (or a mosaic of rasters) as a lazy dask array ``(bands, rows, cols)``.
+    """Open a raster, a mosaic or a series as a lazy dask array.
 
-    Nothing is read until the array is computed; the graph holds the path
+    Nothing is read until the array is computed; the graph holds the paths
     and the windows, never an open dataset, so it runs on any scheduler.
 
     Parameters
     ----------
-    path : str, os.PathLike, or a list or tuple of them
+    path : str, os.PathLike, a list or tuple of them, or a Series
         A raster rasterio can open; a list or tuple of paths is their mosaic
         (on the union of their footprints, the first file's CRS and pixels;
-        the first valid pixel wins, as ``rasterio.merge``).
+        the first valid pixel wins, as ``rasterio.merge``); a
+        :class:`~riomucho_dask.Series` (dated sources, e.g. from
+        :func:`~riomucho_dask.stac_series`) needs ``grid``.
+    grid : Grid, path, "first", "union" or "intersection", optional
+        The grid the files are read onto (see ``map_windows``): a
+        :class:`~riomucho_dask.Grid` (e.g. ``Grid.from_bounds``), a raster's
+        grid, or the first file's / the union / the intersection of the files'
+        footprints (in the first file's CRS and pixels).  Default: the file's
+        own grid (a mosaic's union).  Required for a series.
     chunks : "blocks", int or (int, int), optional
         ``"blocks"`` (default): one chunk per block window of the (first)
-        file, partial edge blocks included.  Otherwise the chunk size in
+        file, partial edge blocks included; 512 x 512 on a grid that comes
+        from no file (a ``Grid``, a series).  Otherwise the chunk size in
         pixels, a whole multiple of the block shape (any size for a striped
-        file, whose strips span the whole width).  All bands are in every chunk.
+        file, whose strips span the whole width).  All bands (and all dates
+        of a series) are in every chunk.
     masked : bool, optional
         Chunks are numpy masked arrays, masked where
         ``dataset.read(masked=True)`` masks them (nodata, internal masks,
-        alpha), and outside the files of a mosaic.
+        alpha), and outside the files.
+    resampling : str or rasterio.enums.Resampling, optional
+        How files not on the grid's pixels are resampled (default nearest).
 
     Returns
     -------
     dask.array.Array
-        It knows its grid: ``to_raster`` of it, or of arrays derived from it,
-        needs no ``like=``.
+        ``(bands, rows, cols)``; for a series ``(time, band, rows, cols)``.
+        It knows its grid: ``to_raster`` (of a 3-D array) and ``to_xarray``
+        need no ``like=``.
 
     Raises
     ------
     InputNotFoundError
-        At once, when the file does not exist (an ``OSError``).
+        At once, when a file does not exist (an ``OSError``).
+    InputError
+        A series without ``grid``, an unknown grid.
 
     Examples
     --------
@@ -174,16 +227,92 @@ def open_raster(
     ((3, 97, 131), (3, 32, 32))
     >>> open_raster("scene_a.tif", chunks=64).chunks[1:]
     ((64, 33), (64, 64, 3))
+
+    A series (two dates of one scene here) onto a raster's grid:
+
+    >>> from riomucho_dask import Series
+    >>> s = Series([("2024-05-01", "scene_a.tif"), ("2024-05-02T10:00Z", "scene_a.tif")])
+    >>> cube = open_raster(s, grid="scene_b.tif")
+    >>> cube.shape, cube.chunksize
+    ((2, 3, 97, 131), (2, 3, 32, 32))
     """
+    from .sources import resampling_of
+
+    resampling = resampling_of(resampling)
+    if isinstance(path, Series):
+        if grid is None:
+            raise InputError(
+                "open_raster of a Series needs grid=: a riomucho_dask.Grid (e.g. "
+                "Grid.from_bounds(bounds, crs, resolution)), a raster path, 'union' or "
+                "'intersection' of the series' footprints")
+        infos = path.all_infos()
+        on = grid_of(grid, infos)
+        source = path.source(on, resampling=resampling, masked=masked)
+        row_chunks, col_chunks = block_chunks(*on.shape, _window_shape(grid), chunks)
+        return series_array(source, row_chunks, col_chunks)
     paths = list(path) if isinstance(path, (list, tuple)) else [path]
     if not paths:
         raise InputError("open_raster needs a path, or a list of paths for a mosaic")
     infos = tuple(raster_info(p) for p in paths)
     label = f"input {infos[0].path!r}" if len(infos) == 1 else (
         f"mosaic of {len(infos)} files from {infos[0].path!r}")
-    source = Source(infos, native_grid(infos), masked=masked, label=label)
-    row_chunks, col_chunks = block_chunks(*source.grid.shape, infos[0].block_shape, chunks)
+    on = native_grid(infos) if grid is None else grid_of(grid, infos)
+    source = Source(infos, on, resampling, masked=masked, label=label)
+    block_shape = infos[0].block_shape if grid is None else _window_shape(grid)
+    row_chunks, col_chunks = block_chunks(*on.shape, block_shape, chunks)
     return raster_array(source, row_chunks, col_chunks)
+
+
+def _window_shape(grid: Any) -> tuple[int, int]:
+    """The windows of a grid: a raster's blocks, else :data:`SERIES_WINDOW`."""
+    if isinstance(grid, (str, os.PathLike)) and grid not in ("first", "union",
+                                                              "intersection"):
+        return raster_info(grid).block_shape
+    return SERIES_WINDOW
+
+
+def grid_of(grid: Any, infos) -> Grid:
+    """The grid ``grid`` names, for files ``infos``: a Grid as it is, a raster's,
+    or the first file's / the union / the intersection of their footprints.
+
+    Raises
+    ------
+    InputError
+        Anything else (a CRS alone is not a grid).
+    """
+    from .grid import intersection, union
+
+    if isinstance(grid, Grid):
+        return grid
+    if grid in ("first", "union", "intersection"):
+        grids = [Grid.from_info(info) for info in infos]
+        if grid == "first":
+            return grids[0]
+        return (union if grid == "union" else intersection)(grids[0], grids)
+    if isinstance(grid, (str, os.PathLike)):
+        return Grid.from_raster(grid)
+    raise InputError(
+        f"grid must be a riomucho_dask.Grid (e.g. Grid.from_bounds(bounds, crs, "
+        f"resolution)), a raster path, 'first', 'union' or 'intersection', not {grid!r}")
+
+
+def series_array(source: SeriesSource, row_chunks, col_chunks, *,
+                 flat: bool = False) -> da.Array:
+    """The lazy ``(time, band, rows, cols)`` array of a series on its grid (every
+    date and band in each chunk); ``flat``: ``(time * band, rows, cols)``."""
+    name = NAME + ("flat-" if flat else "") + tokenize(source, row_chunks, col_chunks)
+    wrapped = SeriesArray(source, flat)
+    lead = ((wrapped.shape[0],),) if flat else ((wrapped.shape[0],), (wrapped.shape[1],))
+    meta = np.empty((0,) * wrapped.ndim, dtype=source.dtype)
+    return da.from_array(
+        wrapped,
+        chunks=(*lead, row_chunks, col_chunks),
+        name=name,
+        lock=False,
+        asarray=False,
+        fancy=False,
+        meta=np.ma.masked_array(meta) if source.masked else meta,
+    )
 
 
 def raster_array(source: Source, row_chunks, col_chunks) -> da.Array:
@@ -218,7 +347,7 @@ def _graph_objects(array: da.Array) -> list:
             continue
         for value in layer.values():
             value = getattr(value, "value", value)  # a DataNode in newer dask
-            if isinstance(value, (RasterSource, GridTag)) and value not in found:
+            if isinstance(value, (RasterSource, GridTag, SeriesArray)) and value not in found:
                 found.append(value)
     return found
 
@@ -232,9 +361,14 @@ def raster_sources(array: da.Array) -> list[Source]:
     """
     found = []
     for value in _graph_objects(array):
-        if isinstance(value, RasterSource) and value.source not in found:
+        if isinstance(value, (RasterSource, SeriesArray)) and value.source not in found:
             found.append(value.source)
     return found
+
+
+def array_series(array: da.Array) -> list[SeriesSource]:
+    """The series an array reads, found in its graph."""
+    return [source for source in raster_sources(array) if isinstance(source, SeriesSource)]
 
 
 def array_grids(array: da.Array) -> list[Grid]:

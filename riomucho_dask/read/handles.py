@@ -27,7 +27,15 @@ from rasterio.vrt import WarpedVRT
 from .. import config
 from ..errors import InputNotFoundError
 
-__all__ = ["signature", "open_dataset", "get_dataset", "get_warped", "pinned"]
+__all__ = ["signature", "open_dataset", "get_dataset", "get_warped", "pinned",
+           "EXACT_TOLERANCE"]
+
+#: The warper's transformer error, in source pixels.  GDAL's default (0.125)
+#: linearises the transform over each request, so a window read through a
+#: WarpedVRT differs from a whole-grid read; this makes the transformer exact
+#: (rasterio 1.4's ``tolerance=0`` sets no transformer at all and fails), and
+#: reads no longer depend on how the work is cut.
+EXACT_TOLERANCE = 1e-9
 
 _local = threading.local()
 
@@ -122,7 +130,8 @@ def get_dataset(path: str):
 def get_warped(path: str, grid, resampling, *, alpha: bool = False) -> WarpedVRT:
     """This thread's ``WarpedVRT`` of ``path`` onto ``grid`` (a
     :class:`~riomucho_dask.read.grid.Grid`), as a user would make it by hand:
-    ``WarpedVRT(src, crs=, transform=, width=, height=, resampling=)``; with
+    ``WarpedVRT(src, crs=, transform=, width=, height=, resampling=)``, with an
+    exact transformer (:data:`EXACT_TOLERANCE`); with
     ``alpha``, an alpha band says which grid pixels the input covers."""
     dataset = get_dataset(path)
     cache = _cache()
@@ -136,7 +145,7 @@ def get_warped(path: str, grid, resampling, *, alpha: bool = False) -> WarpedVRT
         del cache.warped[key]
         vrt.close()
     options = dict(crs=grid.crs, transform=grid.transform, width=grid.width,
-                   height=grid.height, resampling=resampling)
+                   height=grid.height, resampling=resampling, tolerance=EXACT_TOLERANCE)
     if alpha:
         options["add_alpha"] = True
     vrt = WarpedVRT(dataset, **options)

@@ -244,7 +244,10 @@ class Source:
             data, valid = self._blank(window, indexes, dtype)
             return data, valid if want_valid else None
         if file.offset is None:
-            alpha = want_valid and file.nodata is None and not file.alpha
+            # (from the file itself: a STAC item's metadata may not say its nodata)
+            dataset = handles.get_dataset(file.path)
+            alpha = want_valid and dataset.nodata is None and not any(
+                MaskFlags.alpha in flags for flags in dataset.mask_flag_enums)
             vrt = handles.get_warped(file.path, self.grid, self.resampling, alpha=alpha)
             data = vrt.read(indexes, window=window, out_dtype=dtype)
             return data, (_valid(vrt, indexes, window) if want_valid else None)

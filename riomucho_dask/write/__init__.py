@@ -214,6 +214,12 @@ def to_raster(
         array = da.asarray(array)
     if array.ndim == 2:
         array = array[np.newaxis]
+    if array.ndim == 4:
+        raise ProfileError(
+            f"to_raster needs a (count, rows, cols) array, not the (time, band, rows, cols) "
+            f"{array.shape} of a series: reduce it over time first (e.g. "
+            "array.median(axis=0) or nanmedian of a masked series' filled values), or "
+            "reshape the dates into bands (array.reshape((-1, rows, cols)))")
     if array.ndim != 3:
         raise ProfileError(f"to_raster needs a (count, rows, cols) array, not shape {array.shape}")
     if lock is False:
