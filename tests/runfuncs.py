@@ -328,3 +328,28 @@ def exit_soon():
 
     threading.Timer(0.2, os._exit, (1,)).start()
     return True
+
+
+def series_median(data, window, ij, g):
+    """The per-pixel median over time of a series input (data[0] is (time, band,
+    rows, cols)), counted as :func:`counted` counts."""
+    if "calls" in g:
+        import os
+        import uuid
+
+        name = f"{ij[0]}-{ij[1]}-{os.getpid()}-{uuid.uuid4().hex}"
+        with open(os.path.join(g["calls"], name), "w"):
+            pass
+    assert data[0].ndim == 4, data[0].shape
+    return np.median(data[0].astype("float64"), axis=0).astype("float32")
+
+
+def series_minus_dem(data, window, ij, g):
+    """A series' first date minus a plain raster (data[1], (bands, rows, cols))."""
+    assert data[0].ndim == 4 and data[1].ndim == 3, (data[0].shape, data[1].shape)
+    return data[0][0, :1].astype("float32") - data[1][:1].astype("float32")
+
+
+def clear_count(data, window, ij, g):
+    """Dates with a valid pixel, per band, of a masked series."""
+    return (~np.ma.getmaskarray(data[0])).sum(axis=0).astype("uint16")

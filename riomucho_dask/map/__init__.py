@@ -180,9 +180,10 @@ def prepare(run_function: RunFunction, inputs: Any, *, mode: str = "simple_read"
     if isinstance(grid, (str, os.PathLike)) and grid not in GRID_NAMES:
         info = raster_info(grid)  # the grid raster's windows
         block_shape, own_width = info.block_shape, info.width
-    if inputs[0].series is not None or isinstance(grid, Grid):
-        block_shape = SERIES_WINDOW  # a grid that comes from no file
-    elif inputs[0].is_files and block_shape[1] >= own_width and out_grid is not None:
+    elif inputs[0].series is not None or isinstance(grid, Grid):
+        block_shape, own_width = SERIES_WINDOW, None  # a grid that comes from no file
+    if inputs[0].is_files and own_width is not None and block_shape[1] >= own_width \
+            and out_grid is not None:
         block_shape = (block_shape[0], out_grid.width)  # strips: whole rows of the grid
 
     sources: list[Source | None] = []
