@@ -18,7 +18,8 @@ from ..read import RasterInfo, array_grids, raster_info, raster_sources
 from ..read.grid import Grid, intersection, union
 from ..read.sources import common_dtype, native_grid
 
-__all__ = ["Input", "resolve_inputs", "resolve_grid", "check_alignment", "GRID_NAMES"]
+__all__ = ["Input", "resolve_inputs", "resolve_grid", "check_alignment", "names_crs",
+           "GRID_NAMES"]
 
 #: The grids named by a word rather than given.
 GRID_NAMES = ("first", "union", "intersection")
@@ -165,7 +166,7 @@ def resolve_grid(grid: Any, inputs: list[Input]) -> Grid | None:
         if grid == "first":
             return inputs[0].grid
         return (union if grid == "union" else intersection)(inputs[0].grid, known)
-    if isinstance(grid, str) and _names_crs(grid):
+    if isinstance(grid, str) and names_crs(grid):
         raise InputError(
             f"grid={grid!r} is a CRS, not a grid (a CRS has no resolution or extent): "
             f"{FROM_BOUNDS}")
@@ -180,7 +181,7 @@ def resolve_grid(grid: Any, inputs: list[Input]) -> Grid | None:
         f"georeferenced DataArray or a riomucho_dask.Grid, not {grid!r}")
 
 
-def _names_crs(text: str) -> bool:
+def names_crs(text: str) -> bool:
     """``text`` is no file or URL but a CRS (``"EPSG:3857"``): a path that
     exists stays a path, whatever it looks like."""
     if is_remote(text) or os.path.exists(text):
