@@ -32,6 +32,7 @@ import click
 import cloudpickle
 import dask
 import rasterio.errors
+from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.rio.options import creation_options, output_opt, overwrite_opt
 
@@ -45,11 +46,12 @@ from .errors import (
 )
 from .execute import schedulers
 from .map import MODES, map_windows
-from .map.inputs import GRID_NAMES, check_alignment, resolve_inputs
+from .map.inputs import GRID_NAMES, check_alignment, names_crs, resolve_inputs
 from .map.overlap import BOUNDARIES
 from .nodata import nodata_fits
 from .paths import is_remote
 from .read import raster_info
+from .read.grid import Grid
 from .windows import block_chunks, window_chunks
 from .write import remote, to_raster
 
@@ -292,6 +294,102 @@ def _cb_boundary(ctx, param, value) -> Any:
         ) from None
 
 
+def _cb_crs(ctx, param, value) -> CRS | None:
+    """A CRS rasterio can parse (``EPSG:32633``, WKT, a PROJ string)."""
+    if value is None:
+        return None
+    try:
+        return CRS.from_user_input(value)
+    except (rasterio.errors.CRSError, ValueError) as err:
+        raise click.BadParameter(
+            f"{value!r} is not a CRS rasterio can parse (EPSG:32633, a WKT or PROJ string): "
+            f"{one_line(str(err))}") from None
+
+
+def _numbers(value: str, what: str, counts: tuple[int, ...]) -> list[float]:
+    """Comma-separated finite numbers, as many as one of ``counts``."""
+    try:
+        numbers = [float(part) for part in value.split(",")]
+    except ValueError:
+        numbers = None
+    if numbers is None or len(numbers) not in counts or not all(
+            abs(number) < float("inf") for number in numbers):
+        raise click.BadParameter(f"{value!r} is not {what}")
+    return numbers
+
+
+def _cb_grid_res(ctx, param, value) -> float | tuple[float, float] | None:
+    """``RES`` or ``XRES,YRES``, positive."""
+    if value is None:
+        return None
+    numbers = _numbers(value, "RES or XRES,YRES (positive numbers)", (1, 2))
+    if not all(number > 0 for number in numbers):
+        raise click.BadParameter(f"{value!r}: a resolution is a positive number")
+    return numbers[0] if len(numbers) == 1 else tuple(numbers)
+
+
+def _cb_grid_bounds(ctx, param, value) -> tuple[float, float, float, float] | None:
+    """``LEFT,BOTTOM,RIGHT,TOP`` with left < right and bottom < top."""
+    if value is None:
+        return None
+    left, bottom, right, top = _numbers(value, "LEFT,BOTTOM,RIGHT,TOP (4 numbers)", (4,))
+    if left >= right or bottom >= top:
+        raise click.BadParameter(f"{value!r} is empty: LEFT,BOTTOM,RIGHT,TOP needs "
+                                 "LEFT < RIGHT and BOTTOM < TOP")
+    return (left, bottom, right, top)
+
+
+#: The options that make a grid from a CRS, a resolution and bounds (all three).
+_GRID_OPTIONS = {"grid_crs": "--grid-crs", "grid_res": "--grid-res",
+                 "grid_bounds": "--grid-bounds"}
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def grid_option(grid: str | None, **made: Any) -> str | Grid | None:
+    """What ``--grid`` and ``--grid-crs/--grid-res/--grid-bounds[/--grid-bounds-crs]``
+    say: ``grid`` as given (a path made absolute), a :class:`Grid` made by
+    ``Grid.from_bounds``, or None.
+
+    Raises
+    ------
+    click.UsageError
+        Some of ``--grid-crs``, ``--grid-res`` and ``--grid-bounds`` but not
+        all, any of them with ``--grid``, or ``--grid`` given a CRS.
+    click.BadParameter
+        Bounds that cannot be transformed from ``--grid-bounds-crs``.
+    """
+    given = [option for key, option in _GRID_OPTIONS.items() if made.get(key) is not None]
+    if made.get("grid_bounds_crs") is not None:
+        given.append("--grid-bounds-crs")
+    if grid is not None:
+        if given:
+            raise click.UsageError(
+                f"--grid and {given[0]} exclude each other: --grid names a grid, "
+                "--grid-crs, --grid-res and --grid-bounds make one")
+        if grid in GRID_NAMES or is_remote(grid):
+            return grid
+        if names_crs(grid):
+            raise click.UsageError(
+                f"--grid {grid!r} is a CRS, not a grid (a CRS has no resolution or "
+                "extent): give --grid-crs, --grid-res and --grid-bounds instead")
+        return os.path.abspath(grid)
+    if not given:
+        return None
+    missing = [option for key, option in _GRID_OPTIONS.items() if made.get(key) is None]
+    if missing:
+        raise click.UsageError(
+            f"{_and(given)} also need{'s' if len(given) == 1 else ''} {_and(missing)}: "
+            "--grid-crs, --grid-res and --grid-bounds go together")
+    try:
+        return Grid.from_bounds(made["grid_bounds"], made["grid_crs"], made["grid_res"],
+                                bounds_crs=made.get("grid_bounds_crs"))
+    except RioMuchoDaskError as err:  # (what the callbacks let through: the transform)
+        raise click.BadParameter(str(err), param_hint="'--grid-bounds'") from err
+
+
 def merge_global_args(global_args: Any, args: dict) -> Any:
     """``--arg`` values merged over ``--global-args``.
 
@@ -420,11 +518,27 @@ def mucho(ctx: click.Context, verbose: int) -> None:
                    "real numbers); as to_raster's overview_resampling=.")
 @click.option("--grid", "grid", metavar="PATH|first|union|intersection", default=None,
               help="Read every input onto this grid: a raster's, the first input's, or the "
-                   "union or intersection of the inputs' footprints.  Default: the inputs "
+                   "union or intersection of the inputs' footprints (or one made by "
+                   "--grid-crs, --grid-res and --grid-bounds).  Default: the inputs "
                    "must line up.")
+@click.option("--grid-crs", "grid_crs", metavar="CRS", default=None, callback=_cb_crs,
+              help="With --grid-res and --grid-bounds, read every input onto the grid of "
+                   "this CRS (EPSG:32633, WKT, a PROJ string) that covers the bounds, its "
+                   "edges snapped outward to whole multiples of the resolution "
+                   "(riomucho_dask.Grid.from_bounds).  Not with --grid.")
+@click.option("--grid-res", "grid_res", metavar="RES|XRES,YRES", default=None,
+              callback=_cb_grid_res,
+              help="The pixel size of --grid-crs's grid, in its units.")
+@click.option("--grid-bounds", "grid_bounds", metavar="LEFT,BOTTOM,RIGHT,TOP", default=None,
+              callback=_cb_grid_bounds,
+              help="The area --grid-crs's grid covers, in --grid-bounds-crs.")
+@click.option("--grid-bounds-crs", "grid_bounds_crs", metavar="CRS", default=None,
+              callback=_cb_crs,
+              help="The CRS of --grid-bounds (EPSG:4326 for longitudes and latitudes).  "
+                   "Default: --grid-crs.")
 @click.option("--resampling", type=click.Choice([r.name for r in Resampling if r.value < 1000]),
-              default=None, help="With --grid, how inputs on other pixels are resampled "
-                                 "(default nearest).")
+              default=None, help="With --grid (or --grid-crs), how inputs on other "
+                                 "pixels are resampled (default nearest).")
 @click.option("--masked", is_flag=True, default=False,
               help="The function gets numpy masked arrays (nodata, internal masks, alpha).")
 @click.option("--progress/--no-progress", default=None,
@@ -449,7 +563,8 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
         args: dict, count: int | None, dtype: str | None, workers: int | None, scheduler: str,
         creation_options: dict, driver: str | None, nodata: str | None,
         descriptions: tuple[str, ...], tags: dict, stats: bool, overviews: Any,
-        overview_resampling: str | None, grid: str | None,
+        overview_resampling: str | None, grid: str | None, grid_crs: CRS | None,
+        grid_res: Any, grid_bounds: Any, grid_bounds_crs: CRS | None,
         resampling: str | None, masked: bool, progress: bool | None, overlap: int,
         boundary: Any, resume: bool, report: bool, output: str | None, overwrite: bool) -> None:
     """Run MODULE:FUNCTION over the windows of INPUT... and write OUTPUT.
@@ -459,13 +574,19 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
     MODULE is a dotted module name (found from the working directory too) or
     a path to a .py file.  Windows are the first input's blocks (strips
     grouped into windows of at least 256 rows); the output has its
-    georeferencing and nodata (the grid's with --grid), and its layout when
-    both are GeoTIFFs.
+    georeferencing and nodata (the grid's with --grid or --grid-crs), and its
+    layout when both are GeoTIFFs.
 
     \b
     Example:
         riomucho-dask run ndvi.py:ndvi rgb.tif nir.tif ndvi.tif \\
             --count 1 --dtype float32 --co compress=deflate
+
+    \b
+    On a 10 m UTM grid over a box of longitudes and latitudes:
+        riomucho-dask run ndvi.py:ndvi rgb.tif nir.tif ndvi.tif \\
+            --count 1 --dtype float32 --grid-crs EPSG:32631 --grid-res 10 \\
+            --grid-bounds 2.9,37.8,3.1,38.0 --grid-bounds-crs EPSG:4326
 
     Prints the output path when done.
     """
@@ -483,6 +604,8 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
         raise click.UsageError(
             f"OUTPUT {output!r} exists and won't be overwritten without --overwrite"
         )
+    grid = grid_option(grid, grid_crs=grid_crs, grid_res=grid_res, grid_bounds=grid_bounds,
+                       grid_bounds_crs=grid_bounds_crs)
     global_args = merge_global_args(global_args, args)
     run_function, upload = load_function(function)
     if progress is None:
@@ -510,8 +633,6 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
         with _rasterio_env(ctx):
             if schedulers.by_name(scheduler) is None:
                 client = _connect(scheduler, upload)
-            if grid not in (None, *GRID_NAMES) and not is_remote(grid):
-                grid = os.path.abspath(grid)
             out = map_windows(run_function, inputs, mode=mode, global_args=global_args,
                               count=count, dtype=dtype, overlap=overlap, boundary=boundary,
                               grid=grid, resampling=resampling, masked=masked)

@@ -330,7 +330,9 @@ def map_windows(
         (default): the inputs must already line up.  ``"first"``: the first
         input's; a raster path or a georeferenced DataArray: theirs;
         ``"union"`` / ``"intersection"``: covering the union / intersection of
-        the inputs' footprints, in the first input's CRS and pixels.  Files
+        the inputs' footprints, in the first input's CRS and pixels; a
+        :class:`~riomucho_dask.Grid` (``Grid.from_bounds(bounds, crs,
+        resolution)`` makes one from a CRS: a CRS alone is not a grid).  Files
         already on the grid's pixels are read as they are (a plain windowed
         read); others through GDAL's warper (a ``WarpedVRT`` onto the grid).
         Grid pixels outside an input hold its nodata (0 without one; masked

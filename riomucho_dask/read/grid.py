@@ -2,19 +2,23 @@
 
 A :class:`Grid` is a small immutable value.  ``map_windows(..., grid=...)``
 makes one from ``"first"``, a raster path, a DataArray, ``"union"`` or
-``"intersection"`` of the inputs' footprints, or takes one as it is; every
+``"intersection"`` of the inputs' footprints, or takes one as it is (one made
+by :meth:`Grid.from_bounds` from a CRS, a resolution and bounds, say); every
 input is then read onto it, window by window (see :mod:`.sources`).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.errors import CRSError
 from rasterio.warp import transform_bounds
 
 from ..errors import InputError
@@ -95,6 +99,89 @@ class Grid:
         from . import raster_info  # (read/__init__ imports this module)
 
         return cls.from_info(raster_info(path))
+
+    @classmethod
+    def from_bounds(cls, bounds: Sequence[float], crs: Any,
+                    resolution: float | tuple[float, float], *,
+                    bounds_crs: Any = None) -> Grid:
+        """The grid of ``crs`` and ``resolution`` that covers ``bounds``.
+
+        Its edges are whole multiples of the resolution, snapped outward from
+        ``bounds``, so every grid of one CRS and resolution lines up with every
+        other (an input already on those pixels is read as it is, without
+        resampling).
+
+        Parameters
+        ----------
+        bounds : sequence of 4 numbers
+            ``(left, bottom, right, top)`` in ``bounds_crs``.
+        crs : rasterio.crs.CRS, str or int
+            The grid's CRS: anything ``rasterio.crs.CRS.from_user_input``
+            takes (``"EPSG:32633"``, ``32633``, WKT, a PROJ string).
+        resolution : float or (float, float)
+            Pixel size in ``crs``'s units: one for both axes, or ``(xres, yres)``;
+            positive.
+        bounds_crs : rasterio.crs.CRS, str or int, optional
+            The CRS of ``bounds``; default ``crs``.  Otherwise ``bounds`` are
+            transformed into ``crs`` first (densified along the edges, as
+            ``rasterio.warp.transform_bounds(..., densify_pts=21)``), and the grid
+            covers the transformed box.
+
+        Returns
+        -------
+        Grid
+            North up, left = floor(left / xres) * xres, right =
+            ceil(right / xres) * xres, and likewise bottom and top with yres
+            (within a millionth of a pixel, floating-point noise is not a pixel
+            more).
+
+        Raises
+        ------
+        InputError
+            ``bounds`` not 4 finite numbers, or left >= right or bottom >= top;
+            ``resolution`` not a positive number or pair of them; ``crs`` or
+            ``bounds_crs`` that rasterio cannot parse.  The message names the
+            argument and quotes its value.
+
+        Examples
+        --------
+        >>> g = Grid.from_bounds((500003, 4199035, 501305, 4199999), "EPSG:32631", 10)
+        >>> g.bounds, g.width, g.height
+        ((500000.0, 4199030.0, 501310.0, 4200000.0), 131, 97)
+        >>> Grid.from_raster("scene_a.tif") == g
+        True
+        >>> Grid.from_bounds((100.0000000001, 0, 200, 50), "EPSG:32631", (10, 25)).bounds
+        (100.0, 0.0, 200.0, 50.0)
+        >>> utm = Grid.from_bounds((2.99, 37.9, 3.01, 37.91), "EPSG:32631", 10,
+        ...                        bounds_crs="EPSG:4326")
+        >>> utm.bounds, utm.width, utm.height
+        ((499120.0, 4194710.0, 500880.0, 4195830.0), 176, 112)
+        >>> Grid.from_bounds((0, 0, 10, 10), "EPSG:32631", 0)
+        Traceback (most recent call last):
+        ...
+        riomucho_dask.errors.InputError: resolution must be a positive number or a pair \
+(xres, yres) of them, not 0
+        """
+        crs = _parse_crs(crs, "crs")
+        bounds_crs = crs if bounds_crs is None else _parse_crs(bounds_crs, "bounds_crs")
+        left, bottom, right, top = _parse_bounds(bounds)
+        xres, yres = _parse_resolution(resolution)
+        if bounds_crs != crs:
+            try:
+                box = transform_bounds(bounds_crs, crs, left, bottom, right, top,
+                                       densify_pts=21)
+            except Exception as err:  # (rasterio's CRSError, GDAL's own)
+                raise InputError(f"bounds {tuple(bounds)!r} in {_crs_name(bounds_crs)} "
+                                 f"cannot be transformed into {_crs_name(crs)}: {err}"
+                                 ) from err
+            if not all(math.isfinite(v) for v in box) or box[0] >= box[2] or box[1] >= box[3]:
+                raise InputError(f"bounds {tuple(bounds)!r} in {_crs_name(bounds_crs)} are "
+                                 f"{box} in {_crs_name(crs)}: not a box there")
+            left, bottom, right, top = box
+        col0, col1 = _snap_outward(left / xres, right / xres)
+        row0, row1 = _snap_outward(bottom / yres, top / yres)
+        return cls(crs, Affine(xres, 0.0, col0 * xres, 0.0, -yres, row1 * yres),
+                   col1 - col0, row1 - row0)
 
     @classmethod
     def from_info(cls, info) -> Grid:
@@ -196,6 +283,56 @@ class Grid:
             raise InputError(f"the grid covering {bounds} would be empty")
         return Grid(self.crs, apply(t, Affine.translation(col0, row0)), col1 - col0,
                     row1 - row0)
+
+
+def _snap_outward(low: float, high: float) -> tuple[int, int]:
+    """Whole pixels ``(first, end)`` covering ``low`` to ``high`` (in pixels), at
+    least one; within _TOLERANCE of a whole one, a value counts as that one."""
+    first = math.floor(low + _TOLERANCE)
+    end = math.ceil(high - _TOLERANCE)
+    return first, max(end, first + 1)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _parse_crs(value: Any, name: str) -> CRS:
+    if isinstance(value, CRS):
+        return value
+    try:
+        return CRS.from_user_input(value)
+    except (CRSError, TypeError, ValueError) as err:
+        raise InputError(f"{name} {value!r} is not a CRS rasterio can parse: {err}") from err
+
+
+def _parse_bounds(bounds: Any) -> tuple[float, float, float, float]:
+    try:
+        values = tuple(bounds)
+    except TypeError:
+        values = None
+    if (values is None or len(values) != 4 or not all(_is_number(v) for v in values)
+            or not all(math.isfinite(v) for v in values)):
+        raise InputError(f"bounds must be 4 finite numbers (left, bottom, right, top), "
+                         f"not {bounds!r}")
+    left, bottom, right, top = map(float, values)
+    if left >= right or bottom >= top:
+        raise InputError(f"bounds {values!r} are empty: (left, bottom, right, top) needs "
+                         "left < right and bottom < top")
+    return left, bottom, right, top
+
+
+def _parse_resolution(resolution: Any) -> tuple[float, float]:
+    values = (resolution, resolution) if _is_number(resolution) else resolution
+    try:
+        values = tuple(values)
+    except TypeError:
+        values = None
+    if (values is None or len(values) != 2 or not all(_is_number(v) for v in values)
+            or not all(math.isfinite(v) and v > 0 for v in values)):
+        raise InputError(f"resolution must be a positive number or a pair (xres, yres) "
+                         f"of them, not {resolution!r}")
+    return float(values[0]), float(values[1])
 
 
 def _close(a, b) -> bool:
