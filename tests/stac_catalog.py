@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from affine import Affine
+from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform as transform_points
@@ -100,8 +101,8 @@ def _scene_origin(crs, lon, lat, shift):
 
 
 def _nodata_mask(size, corner):
-    """A triangle of nodata in one corner, a fifth of the side (the same ground in
-    both assets' resolutions)."""
+    """A triangle of nodata in one corner, its legs two fifths of the side (the same
+    ground in both assets' resolutions)."""
     rows, cols = np.mgrid[0:size, 0:size]
     if "right" in corner:
         cols = size - 1 - cols
@@ -232,8 +233,9 @@ def solar_day_items(folder, base_url, *, projection="v2", raster_ext=True, prefi
     * ``{prefix}_west_2320``: 6°E 45°N (EPSG:32631), 2024-06-01T23:20:00Z, 23:44 on
       2024-06-01 (6° / 15 = 24 min; note that 23:50Z would be 00:14 on 06-02 there).
 
-    By solar day: ``[[west_2320], [east_2350, east_0100]]`` (2024-06-01, then
-    2024-06-02); by UTC date the two east scenes would be apart.
+    Returned in this order (not time order).  By solar day:
+    ``[[west_2320], [east_2350, east_0100]]`` (2024-06-01, then 2024-06-02); by UTC
+    date the two east scenes would be apart.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -252,7 +254,9 @@ def solar_day_items(folder, base_url, *, projection="v2", raster_ext=True, prefi
 
 def aoi_grid(crs="EPSG:32631", resolution=10.0, size=2000.0):
     """A ``Grid`` of ``size`` metres a side centred on the scenes' area (6°E 45°N): the
-    scenes A, B and C overlap in it, and its edges are covered by none."""
+    scenes A, B and C overlap in it, and its edges are covered by none.  ``crs`` is a
+    rasterio CRS."""
+    crs = CRS.from_user_input(crs)
     x, y = _centre(crs, *_AOI_LONLAT)
     left, top = _snap(x - size / 2, resolution), _snap(y + size / 2, resolution)
     n = int(round(size / resolution))
