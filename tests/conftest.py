@@ -457,8 +457,12 @@ class StacHTTP:
     * compares counts loosely (zero or not, more or fewer): GDAL merges neighbouring
       blocks into one range request and reads ahead, so exact numbers are GDAL's.
 
-    GDAL does not retry a 503 unless ``GDAL_HTTP_MAX_RETRY`` is set (then it does, after
-    ``GDAL_HTTP_RETRY_DELAY`` seconds: ``fail(p, times=2)`` then 2 retries reads fine).
+    Retries (GDAL 3.10, as measured): opening a file does not retry a 503 unless
+    ``GDAL_HTTP_MAX_RETRY`` is set (then it does, after ``GDAL_HTTP_RETRY_DELAY``
+    seconds: ``fail(p, times=2)`` and ``GDAL_HTTP_MAX_RETRY=2`` open fine); reading
+    an open file's data got through ``fail(p, times=2)`` even without it (and failed
+    with ``times=3``, "Read failed"): to make a read fail, fail every request
+    (``times=None``).
     """
 
     def __init__(self, root: Path, url: str):

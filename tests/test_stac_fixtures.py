@@ -121,6 +121,12 @@ def test_failing_path_makes_rasterio_fail(stac_server, tmp_path):
         with rasterio.open(url) as src:
             assert src.read().shape == (1, 97, 131)
     assert stac_server.requests() > 2
+    # failing after the open: the read fails
+    make_raster(stac_server.root / f"{tmp_path.name}-b.tif", count=1, height=300, width=300)
+    with rasterio.Env(**NO_LISTING), rasterio.open(f"{url[:-4]}-b.tif") as src:
+        stac_server.fail(f"{tmp_path.name}-b.tif")
+        with pytest.raises(rasterio.errors.RasterioIOError, match="Read failed"):
+            src.read()
 
 
 # -- the catalog -------------------------------------------------------------------------
