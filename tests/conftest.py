@@ -311,3 +311,232 @@ def unaccounted_bytes(path) -> int:
     used = tiff.HEADER_SIZE[big] + sum(tiff.ifd_size(ifd, big) for ifd in ifds)
     used += sum(int(ifd[tiff.TILE_BYTE_COUNTS].values().sum()) for ifd in ifds)
     return len(data) - used
+
+
+# -- a counting, flaky HTTP server for the STAC tests -------------------------------------
+
+#: Serves the files of its working directory with range requests (GET, HEAD), counts the
+#: requests per path and fails them on demand.  Control (not counted), answered as JSON,
+#: by GET or POST:
+#:   /__control/count?pattern=P   {"count": n, "paths": {path: n}} of paths containing P
+#:   /__control/fail?pattern=P&times=N&status=S   the next N (no times: all) requests whose
+#:                                path contains P answer S (503 unless given)
+#:   /__control/reset             counts to zero, failures cleared
+STAC_HTTP_SERVER = r'''
+import json, os, re, sys, threading
+from http import HTTPStatus
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+LOCK = threading.Lock()
+COUNTS = {}    # path -> requests
+FAILURES = []  # [pattern, remaining (None: always), status]
+RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+class Handler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self._handle(body=True)
+
+    def do_HEAD(self):
+        self._handle(body=False)
+
+    def do_POST(self):
+        if self._path().startswith("/__control/"):
+            self._control()
+        else:
+            self.send_error(HTTPStatus.METHOD_NOT_ALLOWED)
+
+    def _path(self):
+        return unquote(urlsplit(self.path).path)
+
+    def _handle(self, body):
+        path = self._path()
+        if path.startswith("/__control/"):
+            return self._control()
+        with LOCK:
+            COUNTS[path] = COUNTS.get(path, 0) + 1
+            status = None
+            for rule in FAILURES:
+                if rule[0] in path and rule[1] != 0:
+                    if rule[1] is not None:
+                        rule[1] -= 1
+                    status = rule[2]
+                    break
+        if status is not None:
+            return self.send_error(status)
+        local = self.translate_path(self.path)
+        if not os.path.isfile(local):  # folders: the standard listing (or 404)
+            return super().do_GET() if body else super().do_HEAD()
+        size = os.path.getsize(local)
+        first, last, match = 0, size - 1, RANGE.match(self.headers.get("Range", "").strip())
+        if match and match.group(1) + match.group(2):
+            if match.group(1):
+                first = int(match.group(1))
+                last = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+            else:  # bytes=-N: the last N bytes
+                first = max(0, size - int(match.group(2)))
+            if first >= size or last < first:
+                self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.send_header("Content-Length", "0")
+                return self.end_headers()
+            self.send_response(HTTPStatus.PARTIAL_CONTENT)
+            self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+        else:
+            self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", self.guess_type(local))
+        self.send_header("Content-Length", str(last - first + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Last-Modified", self.date_time_string(os.path.getmtime(local)))
+        self.end_headers()
+        if body:
+            with open(local, "rb") as f:
+                f.seek(first)
+                self.wfile.write(f.read(last - first + 1))
+
+    def _control(self):
+        action = self._path()[len("/__control/"):]
+        query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+        pattern = query.get("pattern", "")
+        with LOCK:
+            if action == "count":
+                paths = {p: n for p, n in sorted(COUNTS.items()) if pattern in p}
+                answer = {"count": sum(paths.values()), "paths": paths}
+            elif action == "fail":
+                times = int(query["times"]) if query.get("times") not in (None, "") else None
+                FAILURES.append([pattern, times, int(query.get("status", 503))])
+                answer = {"failures": FAILURES}
+            elif action == "reset":
+                COUNTS.clear()
+                FAILURES.clear()
+                answer = {"reset": True}
+            else:
+                return self.send_error(HTTPStatus.NOT_FOUND, f"no control {action!r}")
+        data = json.dumps(answer).encode()
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+server.daemon_threads = True
+server.serve_forever()
+'''
+
+
+class StacHTTP:
+    """Client of the counting, flaky HTTP server (see :data:`STAC_HTTP_SERVER`).
+
+    ``root`` is the folder served at ``url``: a file ``root / "a.tif"`` is
+    ``f"{url}/a.tif"``.  ``requests(pattern)`` counts the GET and HEAD requests since the
+    last reset whose path contains ``pattern``; ``fail(pattern, times, status)`` makes
+    the next ``times`` of them (``None``: all, until reset) answer ``status``.
+
+    GDAL caches what it read over HTTP for the whole process, past a file's close:
+    file sizes, data (16 kB chunks), directory listings, and failures too (an open that
+    got a 503 fails again, without a request, until the cache is cleared).  Checked on
+    GDAL 3.10: a second read of the same URL makes no request at all, and
+    ``rasterio.Env(CPL_VSIL_CURL_CACHE_SIZE=0)`` changes nothing.  So that counts and
+    failures see every read, a test
+
+    * reads files no other test reads (a folder of its own: ``stac_server.root /
+      tmp_path.name`` at ``f"{stac_server.url}/{tmp_path.name}"``), or calls
+      :func:`vsicurl_clear_cache` before what it counts, or reads under
+      ``rasterio.Env(CPL_VSIL_CURL_NON_CACHED=f"/vsicurl/{stac_server.url}")`` (a prefix;
+      nothing under it is cached, every read is a request; in this process only: the
+      workers of the processes and distributed schedulers have caches of their own);
+    * reads under ``rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR")``: otherwise
+      opening ``a.tif`` also lists the folder and probes ``a.tif.aux.xml``, ``a.aux``,
+      ``a.tif.msk`` ... (which a pattern ``"a.tif"`` counts too);
+    * compares counts loosely (zero or not, more or fewer): GDAL merges neighbouring
+      blocks into one range request and reads ahead, so exact numbers are GDAL's.
+
+    Retries (GDAL 3.10, as measured): opening a file does not retry a 503 unless
+    ``GDAL_HTTP_MAX_RETRY`` is set (then it does, after ``GDAL_HTTP_RETRY_DELAY``
+    seconds: ``fail(p, times=2)`` and ``GDAL_HTTP_MAX_RETRY=2`` open fine); reading
+    an open file's data got through ``fail(p, times=2)`` even without it (and failed
+    with ``times=3``, "Read failed"): to make a read fail, fail every request
+    (``times=None``).
+    """
+
+    def __init__(self, root: Path, url: str):
+        self.root = Path(root)
+        self.url = url
+
+    def _control(self, action: str, **query) -> dict:
+        import json
+        from urllib.parse import urlencode
+        from urllib.request import urlopen
+
+        query = {k: v for k, v in query.items() if v is not None}
+        with urlopen(f"{self.url}/__control/{action}?{urlencode(query)}", timeout=10) as r:
+            return json.loads(r.read())
+
+    def requests(self, pattern: str = "") -> int:
+        return self._control("count", pattern=pattern)["count"]
+
+    def counts(self, pattern: str = "") -> dict[str, int]:
+        """Requests per path (of the paths containing ``pattern``)."""
+        return self._control("count", pattern=pattern)["paths"]
+
+    def fail(self, pattern: str, times: int | None = None, status: int = 503) -> None:
+        self._control("fail", pattern=pattern, times=times, status=status)
+
+    def reset(self) -> None:
+        self._control("reset")
+
+    def __repr__(self):
+        return f"StacHTTP({str(self.root)!r}, {self.url!r})"
+
+
+def vsicurl_clear_cache() -> None:
+    """Empty GDAL's /vsicurl/ caches of this process (``VSICurlClearCache``, which
+    rasterio does not wrap: called in the libgdal rasterio is linked with)."""
+    _libgdal().VSICurlClearCache()
+
+
+def _libgdal():
+    import ctypes
+    import glob
+    import os
+
+    import rasterio._base
+
+    candidates = [rasterio._base.__file__]
+    libs = os.path.join(os.path.dirname(os.path.dirname(rasterio.__file__)), "rasterio.libs")
+    candidates += sorted(glob.glob(os.path.join(libs, "libgdal*")))
+    for path in candidates:
+        try:
+            lib = ctypes.CDLL(path)
+            lib.VSICurlClearCache  # noqa: B018
+            return lib
+        except (OSError, AttributeError):
+            continue
+    raise RuntimeError("libgdal not found")
+
+
+@pytest.fixture(scope="session")
+def stac_http(tmp_path_factory):
+    """The counting, flaky HTTP server (its own process) for the session:
+    a :class:`StacHTTP` (``.root``, ``.url``, ``.requests``, ``.fail``, ``.reset``)."""
+    folder = tmp_path_factory.mktemp("stac-http")
+    port = _free_port()
+    process = _serve(["-c", STAC_HTTP_SERVER, str(port)], port, cwd=folder)
+    try:
+        yield StacHTTP(folder, f"http://127.0.0.1:{port}")
+    finally:
+        _stop(process)
+
+
+@pytest.fixture
+def stac_server(stac_http):
+    """:func:`stac_http`, reset: no counts, no failures."""
+    stac_http.reset()
+    yield stac_http
+    stac_http.reset()
