@@ -52,6 +52,7 @@ from .nodata import nodata_fits
 from .paths import is_remote
 from .read import raster_info
 from .read.grid import Grid
+from .read.stac import stac_series
 from .windows import block_chunks, window_chunks
 from .write import remote, to_raster
 
@@ -541,6 +542,17 @@ def mucho(ctx: click.Context, verbose: int) -> None:
                                  "pixels are resampled (default nearest).")
 @click.option("--masked", is_flag=True, default=False,
               help="The function gets numpy masked arrays (nodata, internal masks, alpha).")
+@click.option("--stac", "stac", metavar="ITEMS.json", default=None,
+              type=click.Path(exists=True, dir_okay=False),
+              help="A STAC ItemCollection (or FeatureCollection) file: its items, one "
+                   "band per --assets key, are the first input, a series the function gets "
+                   "as (time, band, rows, cols).  Needs a grid (--grid or --grid-crs...).")
+@click.option("--assets", "assets", metavar="KEY,KEY...", default=None,
+              help="With --stac, the asset keys, in band order (each asset's first band).")
+@click.option("--groupby", "groupby", default="solar_day", show_default=True,
+              type=click.Choice(["solar_day", "time", "none"]),
+              help="With --stac, which items make one date: those of one local solar day, "
+                   "of one datetime, or each item its own.")
 @click.option("--progress/--no-progress", default=None,
               help="Draw a progress bar on stderr.  Default: on when stderr is a terminal.")
 @click.option("--overlap", type=click.IntRange(min=0), default=0, show_default=True,
@@ -564,7 +576,8 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
         creation_options: dict, driver: str | None, nodata: str | None,
         descriptions: tuple[str, ...], tags: dict, stats: bool, overviews: Any,
         overview_resampling: str | None, grid: str | None, grid_crs: CRS | None,
-        grid_res: Any, grid_bounds: Any, grid_bounds_crs: CRS | None,
+        grid_res: Any, grid_bounds: Any, grid_bounds_crs: CRS | None, stac: str | None,
+        assets: str | None, groupby: str,
         resampling: str | None, masked: bool, progress: bool | None, overlap: int,
         boundary: Any, resume: bool, report: bool, output: str | None, overwrite: bool) -> None:
     """Run MODULE:FUNCTION over the windows of INPUT... and write OUTPUT.
@@ -590,12 +603,23 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
 
     Prints the output path when done.
     """
+    if (stac is None) != (assets is None):
+        raise click.UsageError("--stac and --assets go together")
     if output is None:
-        if len(files) < 2:
+        if len(files) < (1 if stac else 2):
             raise click.UsageError("give at least one INPUT and the OUTPUT (or -o OUTPUT)")
         *inputs, output = files
     else:
         inputs = list(files)
+    if stac is not None:
+        keys = [key.strip() for key in assets.split(",") if key.strip()]
+        try:
+            inputs = [stac_series(stac, keys, groupby=None if groupby == "none" else groupby),
+                      *inputs]
+        except CLEAN_ERRORS as err:
+            raise _clean_error(ctx, err) from err
+    elif not inputs:
+        raise click.UsageError("give at least one INPUT and the OUTPUT (or -o OUTPUT)")
     if os.path.isdir(output):
         raise click.UsageError(f"OUTPUT {output!r} is a directory")
     with _rasterio_env(ctx):
@@ -641,8 +665,8 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
             with config:
                 # on another grid, the array's own georeferencing (the first input's
                 # nodata still comes along)
-                like = inputs[0] if grid in (None, "first") else None
-                if like is None and "nodata" not in options:
+                like = inputs[0] if grid in (None, "first") and stac is None else None
+                if like is None and "nodata" not in options and stac is None:
                     nodata = raster_info(inputs[0]).nodata
                     if nodata is not None and nodata_fits(nodata, out.dtype):
                         options["nodata"] = nodata

@@ -320,3 +320,31 @@ def test_unknown_asset_and_bad_items(catalog, stac_server):
     with pytest.raises(InputError, match="does not exist"):
         rmd.stac_series("no-such-items.json", ASSETS)
     assert stac_server.requests() == 0
+
+
+def test_cli_median_of_a_catalog(catalog, tmp_path):
+    from click.testing import CliRunner
+
+    from riomucho_dask import cli
+
+    items = write_item_collection(catalog, tmp_path / "items.json")
+    out = tmp_path / "median.tif"
+    g = grid(20.0)
+    left, bottom, right, top = g.bounds
+    args = ["run", "tests.runfuncs:series_median", "--stac", items, "--assets", "red,swir",
+            "--grid-crs", "EPSG:32631", "--grid-res", "20",
+            "--grid-bounds", f"{left},{bottom},{right},{top}", "--dtype", "float32", out]
+    with rasterio.Env(**NO_LISTING):
+        result = CliRunner().invoke(cli.mucho, [str(arg) for arg in args])
+    assert result.exit_code == 0, result.output
+    want = serial_reference(steps_of(group_by_solar_day(catalog)), ASSETS, g)
+    with rasterio.open(out) as src:
+        assert np.array_equal(src.read(), np.median(want.astype("float64"), axis=0)
+                              .astype("float32"))
+        assert src.crs == g.crs and src.transform == g.transform
+    result = CliRunner().invoke(cli.mucho, ["run", "tests.runfuncs:series_median", "--stac",
+                                            str(items), "--assets", "red", str(out) + "2"])
+    assert result.exit_code != 0 and "grid" in result.output
+    result = CliRunner().invoke(cli.mucho, ["run", "tests.runfuncs:series_median", "--stac",
+                                            str(items), str(out) + "3"])
+    assert result.exit_code == 2 and "--stac and --assets go together" in result.output

@@ -288,10 +288,14 @@ def map_windows(
         per input; ``array_read``, one array stacking every band of every
         input in order; ``manual_read``, a list of open rasterio datasets to
         read from yourself (do not close them).
-    inputs : sequence of path, list of paths, dask.array.Array or xarray.DataArray
+    inputs : sequence of path, list of paths, Series, dask.array.Array or xarray.DataArray
         Input rasters: paths; a list or tuple of paths, which is one input,
         the mosaic of those files (the first valid pixel wins, as
-        ``rasterio.merge``); or (for the two reading modes) dask arrays (from
+        ``rasterio.merge``); a :class:`~riomucho_dask.Series` (dated sources,
+        e.g. :func:`~riomucho_dask.stac_series`; needs ``grid``), whose ``data``
+        is ``(time, band, rows, cols)`` per window (``array_read`` stacks its
+        layers time-major; not with ``manual_read`` or ``overlap``); or (for
+        the two reading modes) dask arrays (from
         :func:`open_raster` or any other) and rioxarray DataArrays (``(band,
         y, x)`` or ``(y, x)``).  Without ``grid``, they must line up: same
         height and width, and, where known, same CRS and transform.
