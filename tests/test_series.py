@@ -209,3 +209,20 @@ def test_to_xarray_of_a_series(dated):
     median = rmd.to_xarray(rmd.map_windows(runfuncs.series_median, [series], grid=MERCATOR,
                                            dtype="float32"))
     assert median.dims == ("band", "y", "x") and median.rio.transform() == MERCATOR.transform
+
+
+@pytest.mark.parametrize("resampling", ["bilinear", "cubic", "average"])
+def test_downsampling_reads_do_not_depend_on_task_size(tmp_path, resampling):
+    """30 m onto 45 m in another CRS: GDAL warps a request larger than the VRT's
+    block in one go, with the kernel's scale from that request (a single 600 x 600
+    read differed from 512 x 512 ones on most pixels); reads are made on the
+    VRT's blocks, so windows of 64 and 600 pixels give the same pixels."""
+    path, _ = make_raster(tmp_path / "30m.tif", count=1, height=900, width=900, block=128,
+                          transform=Affine(30, 0, 500000, 0, -30, 4200000))
+    grid = rmd.Grid.from_bounds((2.99, 37.7, 3.31, 37.95), "EPSG:3857", 45,
+                                bounds_crs="EPSG:4326")
+    assert min(grid.shape) > 600
+    small = rmd.open_raster(path, grid=grid, resampling=resampling, chunks=64).compute()
+    large = rmd.open_raster(path, grid=grid, resampling=resampling, chunks=600).compute()
+    assert np.array_equal(small, large)
+    assert (small > 0).mean() > 0.5

@@ -248,7 +248,7 @@ def open_raster(
         infos = path.all_infos()
         on = grid_of(grid, infos)
         source = path.source(on, resampling=resampling, masked=masked)
-        row_chunks, col_chunks = block_chunks(*on.shape, _window_shape(grid), chunks)
+        row_chunks, col_chunks = block_chunks(*on.shape, _window_shape(grid, chunks), chunks)
         return series_array(source, row_chunks, col_chunks)
     paths = list(path) if isinstance(path, (list, tuple)) else [path]
     if not paths:
@@ -258,17 +258,18 @@ def open_raster(
         f"mosaic of {len(infos)} files from {infos[0].path!r}")
     on = native_grid(infos) if grid is None else grid_of(grid, infos)
     source = Source(infos, on, resampling, masked=masked, label=label)
-    block_shape = infos[0].block_shape if grid is None else _window_shape(grid)
+    block_shape = infos[0].block_shape if grid is None else _window_shape(grid, chunks)
     row_chunks, col_chunks = block_chunks(*on.shape, block_shape, chunks)
     return raster_array(source, row_chunks, col_chunks)
 
 
-def _window_shape(grid: Any) -> tuple[int, int]:
-    """The windows of a grid: a raster's blocks, else :data:`SERIES_WINDOW`."""
+def _window_shape(grid: Any, chunks: Any) -> tuple[int, int]:
+    """The block shape chunks follow on a grid: a raster's blocks, else (a grid from
+    no file) :data:`SERIES_WINDOW` by default, and any chunk size given."""
     if isinstance(grid, (str, os.PathLike)) and grid not in ("first", "union",
                                                               "intersection"):
         return raster_info(grid).block_shape
-    return SERIES_WINDOW
+    return SERIES_WINDOW if isinstance(chunks, str) else (1, 1)
 
 
 def grid_of(grid: Any, infos) -> Grid:
