@@ -76,6 +76,9 @@ def test_open_raster_of_a_catalog_equals_the_serial_reference(catalog, stac_serv
     with rasterio.Env(**NO_LISTING):
         series = rmd.stac_series(catalog, ASSETS)
         cube = rmd.open_raster(series, grid=grid(), chunks=64)
+        median = rmd.map_windows(runfuncs.series_median, [series], grid=grid(),
+                                 dtype="float32")
+        rmd.to_xarray(median)
         assert stac_server.requests() == 0  # nothing read before compute
         assert cube.shape == (3, 2, 200, 200) and cube.dtype == np.uint16
         got = cube.compute(scheduler="threads")

@@ -314,8 +314,9 @@ def map_windows(
         Windows (``Window``, legacy tuples or ``(window, ij)`` pairs) that tile
         the grid.  Default: the block windows of the first input (its chunks,
         when it is a dask array; the grid raster's blocks with ``grid=`` a
-        path); the strips of a striped input are grouped, whole, into windows
-        of at least 256 rows.  For window sets with gaps or overlaps use
+        path; 512 x 512 on a grid that comes from no file: a ``Grid``, or a
+        series first); the strips of a striped input are grouped, whole, into
+        windows of at least 256 rows.  For window sets with gaps or overlaps use
         :class:`RioMucho`.
     overlap : int or (int, int), optional
         Pixels of neighbourhood (rows, cols; an int for both): the run
