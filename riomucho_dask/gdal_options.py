@@ -13,6 +13,7 @@ session, since ``rasterio.Env`` refuses AWS keys as plain options.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -96,7 +97,8 @@ def retries() -> dict:
     and ``http-retry-delay``): a 429, 500, 502, 503 or 504 answer is retried,
     the delay doubling each time, before it is an error (GDAL caches a failed
     open for the process, so retries are set before the first request).  A
-    ``rasterio.Env(GDAL_HTTP_MAX_RETRY=...)`` around the graph's building wins.
+    ``rasterio.Env(GDAL_HTTP_MAX_RETRY=...)`` around the graph's building, or an
+    environment variable of that name, wins.
 
     Examples
     --------
@@ -105,8 +107,10 @@ def retries() -> dict:
     """
     from . import config
 
-    return {"GDAL_HTTP_MAX_RETRY": str(int(config.get("http-retries"))),
-            "GDAL_HTTP_RETRY_DELAY": str(float(config.get("http-retry-delay")))}
+    wanted = {"GDAL_HTTP_MAX_RETRY": str(int(config.get("http-retries"))),
+              "GDAL_HTTP_RETRY_DELAY": str(float(config.get("http-retry-delay")))}
+    # (an environment variable of the same name is the user's say too)
+    return {key: value for key, value in wanted.items() if key not in os.environ}
 
 
 def env(captured: GDALOptions):

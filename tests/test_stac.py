@@ -351,3 +351,14 @@ def test_cli_median_of_a_catalog(catalog, tmp_path):
     result = CliRunner().invoke(cli.mucho, ["run", "tests.runfuncs:series_median", "--stac",
                                             str(items), str(out) + "3"])
     assert result.exit_code == 2 and "--stac and --assets go together" in result.output
+
+
+def test_retries_are_the_users_to_turn_off(catalog, stac_server):
+    """With GDAL_HTTP_MAX_RETRY=0 in the rasterio.Env the graph is built in, the
+    same two 503s are an error naming the file."""
+    red = catalog[0]["assets"]["red"]["href"].rsplit("/", 1)[-1]
+    stac_server.fail(red, times=2)
+    with rasterio.Env(GDAL_HTTP_MAX_RETRY=0, **NO_LISTING):
+        cube = rmd.open_raster(rmd.stac_series(catalog, ASSETS), grid=grid())
+    with pytest.raises(InputReadError, match=red):
+        cube.compute(scheduler="sync")
