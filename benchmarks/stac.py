@@ -219,8 +219,9 @@ def _grid(bounds):
 
 
 def _job_rmd(items, bounds, path, scheduler, report=False):
-    import riomucho_dask as rmd
     import stac as this  # the run function by reference, for the cluster's workers
+
+    import riomucho_dask as rmd
 
     started = time.perf_counter()
     series = rmd.stac_series(items, list(ASSETS), groupby="solar_day")
