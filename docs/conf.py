@@ -1,0 +1,73 @@
+"""Sphinx configuration of riomucho_dask's documentation (``make docs``).
+
+Sphinx with numpydoc and MyST: the package's docstrings are numpydoc, the pages are
+Markdown (MyST), the notebooks are rendered by myst-nb without being executed (they
+are executed by ``tests/test_notebooks.py``).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # this checkout's riomucho_dask, not an installed one
+
+import riomucho_dask  # noqa: E402
+
+
+def _copy_in(source: str, target: str, patterns: tuple[str, ...]) -> None:
+    """Copy files kept elsewhere in the repository (the notebooks, the benchmark
+    results) into the documentation's sources, as they are: MyST resolves links by real
+    path, so a symbolic link would leave their cross-links unresolved. The copies are
+    ignored by git (``.gitignore``) and made anew at every build."""
+    target = os.path.join(HERE, target)
+    shutil.rmtree(target, ignore_errors=True)
+    os.makedirs(target)
+    for pattern in patterns:
+        for path in sorted(glob.glob(os.path.join(os.path.dirname(HERE), source, pattern))):
+            shutil.copy2(path, target)
+
+
+_copy_in("notebooks", "notebooks", ("*.ipynb",))
+_copy_in("benchmarks", os.path.join("benchmarks", "files"), ("*.md", "*.py"))
+
+project = "riomucho_dask"
+author = "riomucho_dask contributors"
+copyright = "riomucho_dask contributors"
+release = version = riomucho_dask.__version__
+
+extensions = [
+    "myst_nb",  # MyST Markdown pages and notebooks
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.intersphinx",
+    "numpydoc",
+]
+
+# .rst first: autosummary writes its generated pages (reStructuredText) with the first suffix
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
+root_doc = "index"
+exclude_patterns = ["_build", "**/.ipynb_checkpoints"]
+
+# MyST: heading anchors for links such as [resume](resume.md#the-same-job)
+myst_heading_anchors = 3
+myst_enable_extensions = ["colon_fence"]
+
+# Notebooks are shown as stored (without outputs): tests/test_notebooks.py runs them.
+nb_execution_mode = "off"
+
+# API reference: autosummary pages from the docstrings, numpydoc sections.
+autosummary_generate = True
+autodoc_typehints = "none"  # the numpydoc Parameters say the types
+autodoc_member_order = "bysource"
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_xref_param_type = False
+
+intersphinx_mapping = {}  # no network during the build
+
+html_theme = "furo"
+html_title = f"riomucho_dask {release}"
