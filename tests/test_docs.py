@@ -25,12 +25,14 @@ SKIP = "<!-- no-run -->"
 
 
 def pages() -> list[Path]:
-    """The README and the documentation's own Markdown pages (not the notebooks, the
-    generated API pages, the build, or files included from elsewhere)."""
+    """The README and the documentation's own Markdown pages (not the build, the
+    generated API pages, or the notebooks and benchmark files that docs/conf.py copies in
+    from elsewhere)."""
     found = [ROOT / "README.md"]
     for path in sorted(DOCS.rglob("*.md")):
         parts = path.relative_to(DOCS).parts
-        if parts[0] in ("_build", "notebooks") or parts[:2] == ("api", "generated"):
+        if parts[0] in ("_build", "notebooks") or parts[:2] in (("api", "generated"),
+                                                                 ("benchmarks", "files")):
             continue
         found.append(path)
     return found
