@@ -15,7 +15,6 @@ import dask.array as da
 import numpy as np
 
 from .errors import InputError, MissingExtraError, ProfileError
-from .nodata import nodata_fits
 from .read import RasterInfo, raster_info
 
 __all__ = ["is_dataarray", "as_input", "georeferencing", "to_xarray"]
@@ -102,7 +101,8 @@ def to_xarray(array: da.Array, like: Any) -> Any:
     """A lazy ``(band, y, x)`` DataArray with ``like``'s georeferencing.
 
     Its ``x``/``y`` coordinates, CRS, transform and nodata are those
-    ``rioxarray.open_rasterio`` gives for the raster ``to_raster`` writes.
+    ``rioxarray.open_rasterio`` gives for the raster ``to_raster`` writes
+    (``like``'s nodata only while the array keeps its dtype).
 
     Parameters
     ----------
@@ -142,10 +142,12 @@ def to_xarray(array: da.Array, like: Any) -> Any:
     if is_dataarray(like):
         georef = georeferencing(like, "like")
         height, width = like.sizes["y"], like.sizes["x"]
+        like_dtype = like.dtype
     else:
         info = raster_info(like)
         georef = {"crs": info.crs, "transform": info.transform, "nodata": info.nodata}
         height, width = info.height, info.width
+        like_dtype = info.dtype
     if array.shape[1:] != (height, width):
         raise ProfileError(
             f"the array is {array.shape[1]} x {array.shape[2]} but like={like!r} is "
@@ -160,6 +162,7 @@ def to_xarray(array: da.Array, like: Any) -> Any:
     result = xr.DataArray(array, dims=("band", "y", "x"), coords=coords)
     result = result.rio.write_crs(georef["crs"]).rio.write_transform(georef["transform"])
     nodata = georef["nodata"]
-    if nodata is not None and nodata_fits(nodata, array.dtype):  # as to_raster drops it
+    # as to_raster takes it: only while the array keeps like's dtype
+    if nodata is not None and np.dtype(like_dtype) == array.dtype:
         result = result.rio.write_nodata(nodata, encoded=False)
     return result

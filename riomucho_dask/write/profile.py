@@ -23,7 +23,8 @@ __all__ = ["build_profile", "output_driver", "grid_profile", "align_chunks", "no
 #: through a GeoTIFF intermediate).  Others must be asked for (``driver=``).
 FROM_EXTENSION = frozenset({"GTIFF", "HFA", "PNG", "JPEG", "WEBP", "JP2OPENJPEG", "GPKG"})
 
-#: What ``like=`` gives any output: georeferencing and nodata.
+#: What ``like=`` gives any output: georeferencing and nodata (the nodata only
+#: while the array keeps like's dtype).
 _GEOREFERENCING = ("crs", "transform", "nodata")
 
 
@@ -156,8 +157,10 @@ def build_profile(array: da.Array, profile: dict | None, like: Any,
     else GTiff.  Georeferencing and nodata from ``like`` (and its layout: tiles,
     compression, interleave, only when it is a GeoTIFF written to a GeoTIFF),
     else from the grid the array was read on; updated by ``profile`` then the
-    creation options.  Height, width and count come from the array; the dtype
-    from the array unless ``profile``/creation options name one.
+    creation options.  An explicit nodata wins; ``like``'s (and the grid's) is
+    taken only while the array keeps that raster's dtype, else there is none.
+    Height, width and count come from the array; the dtype from the array
+    unless ``profile``/creation options name one.
     """
     # GDAL option names are case-insensitive; rasterio's profiles are lowercase.
     explicit = {key.lower(): value for key, value in (profile or {}).items()}
@@ -182,8 +185,10 @@ def build_profile(array: da.Array, profile: dict | None, like: Any,
                         out.pop(key, None)
         else:
             out.update((key, like_profile[key]) for key in _GEOREFERENCING if key in like_profile)
-        if not any(key in explicit for key in ("dtype", "nodata")):
-            out["nodata"] = out.get("nodata")
+        if np.dtype(like_profile.get("dtype", array.dtype)) != array.dtype:
+            # like's nodata is a value of like's quantity: an array of another
+            # dtype (a class map of a uint16 scene) may hold it as a real value
+            out.pop("nodata", None)
     elif profile is None:
         out.update(grid_profile(array))
     elif "transform" not in explicit and len(array_grids(array)) == 1:
