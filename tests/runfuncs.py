@@ -328,3 +328,14 @@ def exit_soon():
 
     threading.Timer(0.2, os._exit, (1,)).start()
     return True
+
+
+def masks_differ_at(data, window, ij, g):
+    """Two float32 bands of input band 1: masked alike where it is low, and, in
+    window g["ij"] only, band 2 also where it is high (bands masked differently)."""
+    band = data[0][0].astype("float32")
+    low = band < g["low"]
+    mask = np.stack([low, low])
+    if tuple(ij) == tuple(g["ij"]):
+        mask[1] |= band > g["high"]
+    return np.ma.MaskedArray(np.stack([band, band]), mask=mask)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import rasterio
 
 import riomucho_dask as rmd
@@ -52,3 +53,77 @@ def test_grid_nodata_not_given_to_another_dtype(tmp_path):
         assert src.nodata == 0
     with rasterio.open(rmd.to_raster((arr > 100).astype("uint8"), tmp_path / "b.tif")) as src:
         assert src.nodata is None
+
+
+# -- per-band masks: kept by nodata, one internal mask when they agree, else refused ----------
+
+#: Routes a masked result takes: a GDAL dataset (striped), GDAL with statistics measured in
+#: the tasks, encoded tiles (tiled GeoTIFF), and a COG.
+MASK_ROUTES = {
+    "strips": {"tiled": False},
+    "strips-stats": {"tiled": False, "stats": True},
+    "tiled": {"tiled": True, "blockxsize": 32, "blockysize": 32, "compress": "deflate"},
+    "cog": {"driver": "COG", "blocksize": 32, "compress": "deflate"},
+}
+
+
+def _masks_job(tmp_path, ij):
+    from . import runfuncs
+
+    path, data = make_raster(tmp_path / "in.tif", count=1, dtype="uint16", block=32)
+    g = {"ij": ij, "low": float(np.percentile(data[0], 20)),
+         "high": float(np.percentile(data[0], 80))}
+    out = rmd.map_windows(runfuncs.masks_differ_at, [path], global_args=g, count=2,
+                          dtype="float32")
+    return path, data, g, out
+
+
+@pytest.mark.parametrize("route", list(MASK_ROUTES))
+def test_bands_masked_differently_without_nodata_are_refused(tmp_path, route, local_scheduler):
+    from riomucho_dask.errors import StoreError
+
+    path, data, g, out = _masks_job(tmp_path, (1, 2))
+    with pytest.raises(StoreError, match=r"nodata=") as caught:
+        rmd.to_raster(out, tmp_path / "out.tif", like=path, scheduler=local_scheduler,
+                      **MASK_ROUTES[route])
+    message = str(caught.value)
+    # the written block holding window (1, 2): that window, or the strip of rows holding it
+    assert "row_off=32" in message, message
+    assert "col_off=64" in message or "col_off=0, row_off=32, width=131" in message, message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_bands_masked_differently_refused_on_a_cluster(tmp_path, cluster_client):
+    from riomucho_dask.errors import StoreError
+
+    path, data, g, out = _masks_job(tmp_path, (0, 1))
+    with pytest.raises(StoreError, match=r"row_off=0.*col_off=32|col_off=32.*row_off=0"):
+        rmd.to_raster(out, tmp_path / "out.tif", like=path, scheduler=cluster_client,
+                      **MASK_ROUTES["tiled"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+@pytest.mark.parametrize("route", list(MASK_ROUTES))
+def test_bands_masked_alike_share_one_internal_mask(tmp_path, route):
+    path, data, g, out = _masks_job(tmp_path, (-1, -1))
+    written = rmd.to_raster(out, tmp_path / "out.tif", like=path, **MASK_ROUTES[route])
+    low = data[0] < g["low"]
+    with rasterio.open(written) as src:
+        assert src.nodata is None
+        assert [flag.name for flag in src.mask_flag_enums[0]] == ["per_dataset"]
+        for band in (1, 2):
+            assert np.array_equal(src.read_masks(band) == 0, low)
+
+
+@pytest.mark.parametrize("route", list(MASK_ROUTES))
+def test_bands_masked_differently_keep_their_masks_by_nodata(tmp_path, route):
+    path, data, g, out = _masks_job(tmp_path, (1, 2))
+    written = rmd.to_raster(out, tmp_path / "out.tif", like=path, nodata=-1,
+                            **MASK_ROUTES[route])
+    expected = out.compute()
+    with rasterio.open(written) as src:
+        assert src.nodata == -1
+        got = src.read(masked=True)
+    assert np.array_equal(np.ma.getmaskarray(got), np.ma.getmaskarray(expected))
+    assert not np.array_equal(np.ma.getmaskarray(got)[0], np.ma.getmaskarray(got)[1])
+    assert np.array_equal(got.filled(-1), expected.filled(-1))
