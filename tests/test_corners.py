@@ -127,3 +127,65 @@ def test_bands_masked_differently_keep_their_masks_by_nodata(tmp_path, route):
     assert np.array_equal(np.ma.getmaskarray(got), np.ma.getmaskarray(expected))
     assert not np.array_equal(np.ma.getmaskarray(got)[0], np.ma.getmaskarray(got)[1])
     assert np.array_equal(got.filled(-1), expected.filled(-1))
+
+
+# -- creation options checked against the driver's own list, before anything runs -----------
+
+
+def _counted_job(tmp_path):
+    """A job whose run function leaves one file per call in ``calls``."""
+    from . import runfuncs
+
+    path, _ = make_raster(tmp_path / "in.tif", count=1, dtype="uint16", block=32)
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    out = rmd.map_windows(runfuncs.counted, [path], global_args={"calls": str(calls)},
+                          count=1, dtype="float32")
+    return path, out, calls
+
+
+def _nothing_ran(tmp_path, calls, *left):
+    assert list(calls.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.tif", "calls", *left])
+
+
+def test_misspelled_creation_option_refused_before_running(tmp_path):
+    from riomucho_dask.errors import ProfileError
+
+    path, out, calls = _counted_job(tmp_path)
+    with pytest.raises(ProfileError, match=r"'compresss'.*'compress'"):
+        rmd.to_raster(out, tmp_path / "out.tif", like=path, compresss="deflate",
+                      scheduler="threads")
+    with pytest.raises(ProfileError, match=r"'zlevle'.*'zlevel'"):
+        rmd.to_raster(out, tmp_path / "out.png", dtype="uint16", zlevle=9)
+    with pytest.raises(ProfileError, match=r"'blocksizee'.*'blocksize'"):
+        rmd.to_raster(out, tmp_path / "out.tif", driver="COG", blocksizee=256)
+    with pytest.raises(ProfileError, match=r"'compresss'"):  # in a profile too
+        rmd.to_raster(out, tmp_path / "out.tif", {"compresss": "deflate"})
+    _nothing_ran(tmp_path, calls)
+
+
+@pytest.mark.parametrize("driver", ["GTiff", "COG", "PNG"])
+def test_every_option_the_driver_lists_passes(driver):
+    from riomucho_dask.write import drivers
+
+    listed = drivers.creation_options(driver)
+    assert listed  # (read from this GDAL)
+    drivers.check_options(driver, [name.lower() for name in listed])
+    drivers.check_options(driver, listed)
+    # and the keys riomucho_dask reads itself, whatever the driver
+    drivers.check_options(driver, ["driver", "dtype", "nodata", "count", "width", "height",
+                                   "crs", "transform", "tiled", "blockxsize", "blockysize",
+                                   "compress", "interleave", "overviews", "blocksize"])
+
+
+def test_listed_options_are_written(tmp_path):
+    path, out, calls = _counted_job(tmp_path)
+    written = rmd.to_raster(out, tmp_path / "out.tif", like=path, compress="zstd",
+                            ZSTD_LEVEL=3, predictor=3, tiled=True, blockxsize=32,
+                            blockysize=32, sparse_ok=True)
+    cog = rmd.to_raster(out, tmp_path / "cog.tif", like=path, driver="COG", compress="deflate",
+                        level=6, blocksize=64, overview_resampling="average")
+    with rasterio.open(written) as a, rasterio.open(cog) as b:
+        assert a.compression.name == "zstd" and a.block_shapes[0] == (32, 32)
+        assert b.compression.name == "deflate" and b.block_shapes[0] == (64, 64)

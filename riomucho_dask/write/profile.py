@@ -169,6 +169,7 @@ def build_profile(array: da.Array, profile: dict | None, like: Any,
     if "nodata" in explicit:
         explicit["nodata"] = nodata_value(explicit["nodata"])
     check_driver(driver, explicit.get("compress"))
+    drivers.check_options(driver, explicit)
     if driver.upper() == "VRT":
         raise ProfileError(
             f"a VRT holds no pixels of its own, so {path!r} cannot be written as one: write "
