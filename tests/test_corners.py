@@ -189,3 +189,68 @@ def test_listed_options_are_written(tmp_path):
     with rasterio.open(written) as a, rasterio.open(cog) as b:
         assert a.compression.name == "zstd" and a.block_shapes[0] == (32, 32)
         assert b.compression.name == "deflate" and b.block_shapes[0] == (64, 64)
+
+
+# -- extensions and drivers: written by the driver that writes them, or refused up front ----
+
+
+def test_zarr_extension_is_a_zarr_store(tmp_path):
+    path, out, calls = _counted_job(tmp_path)
+    written = rmd.to_raster(out, tmp_path / "out.zarr", like=path)
+    with rasterio.open(written) as src, rasterio.open(path) as ref:
+        assert src.driver == "Zarr"
+        assert np.array_equal(src.read(1), ref.read(1).astype("float32"))
+        assert src.crs == ref.crs and src.transform == ref.transform
+    assert (tmp_path / "out.zarr").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calls", "in.tif", "out.zarr"]
+
+
+@pytest.mark.parametrize("name, options, words", [
+    ("out.nc", {}, "netCDF"),
+    ("out.tif", {"driver": "netCDF"}, "netCDF"),
+    ("out.bin", {}, "'.bin'"),
+    ("out.hdf", {"driver": "HDF4Image"}, "HDF4Image"),
+])
+def test_drivers_that_cannot_write_are_refused_up_front(tmp_path, name, options, words):
+    from riomucho_dask.errors import ProfileError
+
+    with rasterio.Env() as env:
+        if options.get("driver", "netCDF") not in env.drivers():
+            pytest.skip(f"no {options.get('driver')} driver in this GDAL")
+    path, out, calls = _counted_job(tmp_path)
+    with pytest.raises(ProfileError, match=words):
+        rmd.to_raster(out, tmp_path / name, like=path, scheduler="threads", **options)
+    _nothing_ran(tmp_path, calls)
+
+
+def test_a_directory_as_output_path_is_refused_up_front(tmp_path):
+    from riomucho_dask.errors import OutputPathError
+
+    path, out, calls = _counted_job(tmp_path)
+    (tmp_path / "out.tif").mkdir()
+    with pytest.raises(OutputPathError, match="out.tif"):
+        rmd.to_raster(out, tmp_path / "out.tif", like=path, scheduler="threads")
+    _nothing_ran(tmp_path, calls, "out.tif")
+
+
+def test_a_file_where_a_zarr_store_goes_is_refused_up_front(tmp_path):
+    from riomucho_dask.errors import OutputPathError
+
+    path, out, calls = _counted_job(tmp_path)
+    (tmp_path / "out.zarr").write_bytes(b"a file")
+    with pytest.raises(OutputPathError, match="out.zarr"):
+        rmd.to_raster(out, tmp_path / "out.zarr", like=path, scheduler="threads")
+    with pytest.raises(OutputPathError, match="store.tif"):
+        (tmp_path / "store.tif").write_bytes(b"a file")
+        rmd.to_raster(out, tmp_path / "store.tif", like=path, driver="Zarr")
+    _nothing_ran(tmp_path, calls, "out.zarr", "store.tif")
+    assert (tmp_path / "out.zarr").read_bytes() == b"a file"
+
+
+def test_a_zarr_store_replaces_the_one_at_its_path(tmp_path):
+    path, out, calls = _counted_job(tmp_path)
+    rmd.to_raster(out, tmp_path / "out.zarr", like=path)
+    written = rmd.to_raster(out * 2, tmp_path / "out.zarr", like=path)
+    with rasterio.open(written) as src, rasterio.open(path) as ref:
+        assert np.array_equal(src.read(1), ref.read(1).astype("float32") * 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calls", "in.tif", "out.zarr"]

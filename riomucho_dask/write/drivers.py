@@ -39,6 +39,9 @@ OWN_KEYS = DATASET_KEYS | frozenset({
     "tiled", "blockxsize", "blockysize", "blocksize", "compress", "interleave", "photometric",
     "num_threads", "bigtiff", "resampling", "overviews", "overview_resampling"})
 
+#: Drivers whose dataset is a directory (a store of many files), by extension.
+DIRECTORY_STORES = {".zarr": "Zarr"}
+
 #: The band counts drivers that take only some can write (GDAL 3.10, each tried
 #: by copying 1 to 6 uint8 bands): their own metadata does not say.
 BAND_COUNTS = {"JPEG": (1, 3, 4), "WEBP": (3, 4), "PNG": (1, 2, 3, 4), "GIF": (1,),
@@ -138,6 +141,26 @@ def compressions(driver: str) -> tuple[str, ...] | None:
     if not found:
         return None
     return tuple(v.lower() for v in re.findall(r"<Value>([^<]+)</Value>", found.group(0)))
+
+
+def can_write(driver: str) -> bool:
+    """Whether this GDAL's ``driver`` writes a raster rasterio may write (it
+    creates or copies datasets, and rasterio does not refuse it in 'w' mode,
+    as it refuses netCDF); True where GDAL's metadata cannot be read.
+
+    Examples
+    --------
+    >>> can_write("GTiff"), can_write("PNG"), can_write("netCDF")
+    (True, True, False)
+    """
+    from rasterio.drivers import is_blacklisted
+
+    if is_blacklisted(driver, "w"):
+        return False
+    if _library() is None:
+        return True
+    return "YES" in (_metadata_item(driver, "DCAP_CREATE"),
+                     _metadata_item(driver, "DCAP_CREATECOPY"))
 
 
 def copy_only(driver: str) -> bool:

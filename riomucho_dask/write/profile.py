@@ -44,16 +44,28 @@ def output_driver(path: Any, explicit: dict) -> str:
     riomucho_dask.errors.ProfileError: 'x.nc': GDAL's driver for this extension is 'netCDF', ...
     >>> output_driver("x.tif", {"driver": "COG"})
     'COG'
+    >>> output_driver("x.zarr", {})
+    'Zarr'
     """
     if explicit.get("driver"):
         return str(explicit["driver"])
     if isinstance(path, (str, os.PathLike)):
         name = os.fspath(path).split("?")[0]
-        if os.path.splitext(name)[1]:
+        extension = os.path.splitext(name.rstrip("/"))[1]
+        if extension.lower() in drivers.DIRECTORY_STORES:
+            driver = drivers.DIRECTORY_STORES[extension.lower()]
+            if drivers.creation_options(driver) is None or not drivers.can_write(driver):
+                raise ProfileError(f"{os.fspath(path)!r}: this GDAL cannot write {driver} "
+                                   f"(the driver of '{extension}'): write a GeoTIFF ('.tif')")
+            return driver
+        if extension:
             try:
                 driver = driver_from_extension(name)
-            except ValueError:  # an extension GDAL does not know
-                return "GTiff"
+            except ValueError as err:  # an extension GDAL does not know
+                raise ProfileError(
+                    f"{os.fspath(path)!r}: no GDAL driver writes the extension "
+                    f"{extension!r}: write a GeoTIFF ('.tif'), or pass driver= (driver="
+                    "'GTiff' to keep this name)") from err
             if driver.upper() not in FROM_EXTENSION:
                 raise ProfileError(
                     f"{os.fspath(path)!r}: GDAL's driver for this extension is {driver!r}, "
@@ -103,6 +115,10 @@ def check_driver(driver: str, compress: Any = None) -> str:
         raise ProfileError(f"unknown driver {driver!r}: this GDAL has no driver of that name "
                            "(GTiff, COG, HFA, ...: see `rio env --formats`)")
     name = known[driver.upper()]
+    if not drivers.can_write(name):
+        raise ProfileError(f"the {name} driver cannot write rasters here (this GDAL reads "
+                           f"them only, or rasterio refuses {name} in 'w' mode): write a "
+                           "GeoTIFF (.tif, or driver='GTiff')")
     if compress is not None and name.upper() in ("GTIFF", "COG"):
         names = drivers.compressions(name)
         if names is not None and str(compress).lower() not in names:
