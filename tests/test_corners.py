@@ -209,7 +209,7 @@ def test_zarr_extension_is_a_zarr_store(tmp_path):
     ("out.nc", {}, "netCDF"),
     ("out.tif", {"driver": "netCDF"}, "netCDF"),
     ("out.bin", {}, "'.bin'"),
-    ("out.hdf", {"driver": "HDF4Image"}, "HDF4Image"),
+    ("out.h5", {"driver": "HDF5"}, "HDF5"),  # (read-only in GDAL)
 ])
 def test_drivers_that_cannot_write_are_refused_up_front(tmp_path, name, options, words):
     from riomucho_dask.errors import ProfileError
