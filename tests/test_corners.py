@@ -254,3 +254,57 @@ def test_a_zarr_store_replaces_the_one_at_its_path(tmp_path):
     with rasterio.open(written) as src, rasterio.open(path) as ref:
         assert np.array_equal(src.read(1), ref.read(1).astype("float32") * 2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["calls", "in.tif", "out.zarr"]
+
+
+# -- rmd.compute of writes and any dask collections together --------------------------------
+
+
+def _compute_job(tmp_path):
+    from . import runfuncs
+
+    path, data = make_raster(tmp_path / "in.tif", count=1, height=128, width=128, block=32)
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    out = rmd.map_windows(runfuncs.counted, [path], global_args={"calls": str(calls)},
+                          count=1, dtype="float32")
+    return path, data, calls, out
+
+
+@pytest.mark.parametrize("where", ["threads", "processes", "cluster"])
+def test_compute_takes_writes_and_collections_together(tmp_path, where, request):
+    import dask
+
+    from . import runfuncs
+
+    scheduler = request.getfixturevalue("cluster_client") if where == "cluster" else where
+    path, data, calls, out = _compute_job(tmp_path)
+    w1 = rmd.to_raster(out, tmp_path / "a.tif", like=path, compute=False, tiled=True,
+                       blockxsize=32, blockysize=32)
+    w2 = rmd.to_raster(out * 2, tmp_path / "b.tif", like=path, compute=False)
+    mean, a, total, b, plain = rmd.compute(out.mean(), w1, dask.delayed(sum)([1, 2]), w2, 7,
+                                           scheduler=scheduler)
+    per_window = runfuncs.calls_per_window(calls)
+    assert len(per_window) == 16 and set(per_window.values()) == {1}
+    assert (a, b) == (str(tmp_path / "a.tif"), str(tmp_path / "b.tif"))
+    assert np.isclose(mean, data[0].astype("float32").mean()) and total == 3 and plain == 7
+    with rasterio.open(a) as one, rasterio.open(b) as two:
+        assert np.array_equal(one.read(1), data[0].astype("float32"))
+        assert np.array_equal(two.read(1), data[0].astype("float32") * 2)
+
+
+def test_dask_compute_of_a_write_on_a_cluster_says_to_use_rmd_compute(tmp_path, cluster_client,
+                                                                      caplog):
+    import dask
+
+    from riomucho_dask.errors import SchedulerError
+
+    path, data, calls, out = _compute_job(tmp_path)
+    write = rmd.to_raster(out, tmp_path / "a.tif", like=path, compute=False)
+    with caplog.at_level("DEBUG"):
+        with pytest.raises(SchedulerError, match=r"riomucho_dask\.compute|rmd\.compute"):
+            dask.compute(write, scheduler=cluster_client)
+        with cluster_client.as_current(), pytest.raises(SchedulerError, match="compute"):
+            dask.compute(write)
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert list(calls.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calls", "in.tif"]
