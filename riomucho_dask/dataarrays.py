@@ -104,7 +104,8 @@ def to_xarray(array: da.Array, like: Any = None) -> Any:
     y, x)`` for a series.
 
     Its ``x``/``y`` coordinates, CRS, transform and nodata are those
-    ``rioxarray.open_rasterio`` gives for the raster ``to_raster`` writes.
+    ``rioxarray.open_rasterio`` gives for the raster ``to_raster`` writes
+    (``like``'s nodata only while the array keeps its dtype).
 
     Parameters
     ----------
@@ -156,15 +157,18 @@ def to_xarray(array: da.Array, like: Any = None) -> Any:
     if array.ndim not in (3, 4):
         raise ProfileError(f"to_xarray takes (band, rows, cols) or (time, band, rows, cols) "
                            f"arrays, not shape {array.shape}")
-    if like is None:
+    if like is None:  # (the nodata only when the array keeps the inputs' dtype)
         georef, height, width = _own_georeferencing(array)
+        like_dtype = array.dtype
     elif is_dataarray(like):
         georef = georeferencing(like, "like")
         height, width = like.sizes["y"], like.sizes["x"]
+        like_dtype = like.dtype
     else:
         info = raster_info(like)
         georef = {"crs": info.crs, "transform": info.transform, "nodata": info.nodata}
         height, width = info.height, info.width
+        like_dtype = info.dtype
     if array.shape[-2:] != (height, width):
         raise ProfileError(
             f"the array is {array.shape[-2]} x {array.shape[-1]} but "
@@ -195,7 +199,9 @@ def to_xarray(array: da.Array, like: Any = None) -> Any:
     result = xr.DataArray(array, dims=dims, coords=coords)
     result = result.rio.write_crs(georef["crs"]).rio.write_transform(georef["transform"])
     nodata = georef["nodata"]
-    if nodata is not None and nodata_fits(nodata, array.dtype):  # as to_raster drops it
+    # as to_raster takes it: only while the array keeps like's dtype
+    if nodata is not None and np.dtype(like_dtype) == array.dtype and \
+            nodata_fits(nodata, array.dtype):
         result = result.rio.write_nodata(nodata, encoded=False)
     return result
 

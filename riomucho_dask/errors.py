@@ -8,6 +8,7 @@ so ``except ValueError`` or ``except OSError`` keep working.
 from __future__ import annotations
 
 import pickle
+import re
 
 __all__ = [
     "RioMuchoDaskError",
@@ -34,8 +35,29 @@ __all__ = [
 ]
 
 
+#: A URL's query string: where signed URLs (SAS tokens, presigned S3, Planetary
+#: Computer's) carry their credential.
+_QUERY = re.compile(r"((?:https?|s3|gs|az|azure|oss)://[^\s'\"?]*)\?[^\s'\"]*",
+                    re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with the query strings of its URLs hidden.
+
+    Examples
+    --------
+    >>> redact("cannot open 'https://host/a.tif?sv=1&sig=SECRET': 403")
+    "cannot open 'https://host/a.tif?<query hidden>': 403"
+    """
+    return _QUERY.sub(r"\1?<query hidden>", text)
+
+
 class RioMuchoDaskError(Exception):
-    """Root of every error raised by riomucho_dask."""
+    """Root of every error raised by riomucho_dask.  A signed URL's query string
+    (its credential) never shows in the message: :func:`redact`."""
+
+    def __init__(self, *args):
+        super().__init__(*(redact(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class RioMuchoDaskWarning(UserWarning):

@@ -79,12 +79,14 @@ class _Credentials(Session):
 
 
 def captured_env() -> GDALOptions:
-    """The GDAL options of the ``rasterio.Env`` active here (empty without one)."""
+    """The GDAL options of the ``rasterio.Env`` active here, and the :func:`retries`
+    of the dask config here (where the graph is built: a cluster's workers need
+    not share the client's config)."""
     from rasterio.env import getenv, hasenv
 
+    options, credentials = retries(), {}
     if not hasenv():
-        return GDALOptions()
-    options, credentials = {}, {}
+        return GDALOptions(options)
     for key, value in getenv().items():
         if key == "RASTERIO_ENV":
             continue

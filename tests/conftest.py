@@ -76,6 +76,9 @@ def serial_reference(run_function, inputs, out_path, *, mode="simple_read", wind
             out_profile["count"] = count
         if dtype is not None:
             out_profile["dtype"] = np.dtype(dtype).name
+            if out_profile["dtype"] != srcs[0].dtypes[0] and "nodata" not in (profile or {}):
+                # as to_raster: an input's nodata is no value of another dtype's
+                out_profile["nodata"] = None
         with rasterio.open(out_path, "w", **out_profile) as dst:
             for window, ij in windows:
                 if mode == "manual_read":

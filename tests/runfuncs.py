@@ -353,3 +353,14 @@ def series_minus_dem(data, window, ij, g):
 def clear_count(data, window, ij, g):
     """Dates with a valid pixel, per band, of a masked series."""
     return (~np.ma.getmaskarray(data[0])).sum(axis=0).astype("uint16")
+
+
+def masks_differ_at(data, window, ij, g):
+    """Two float32 bands of input band 1: masked alike where it is low, and, in
+    window g["ij"] only, band 2 also where it is high (bands masked differently)."""
+    band = data[0][0].astype("float32")
+    low = band < g["low"]
+    mask = np.stack([low, low])
+    if tuple(ij) == tuple(g["ij"]):
+        mask[1] |= band > g["high"]
+    return np.ma.MaskedArray(np.stack([band, band]), mask=mask)

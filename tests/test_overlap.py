@@ -94,7 +94,9 @@ def test_nodata_fills_outside_the_raster(raster, tmp_path, scheduler, nodata, fi
     path, _ = raster(count=1, block=16, nodata=nodata)
     out = rmd.map_windows(runfuncs.neighbour_sum, [path], overlap=1, count=1,
                           dtype="float32")  # boundary="nodata", the default
-    written = rmd.to_raster(out, tmp_path / "out.tif", like=path, scheduler=scheduler)
+    # (a float32 result keeps no uint16 nodata of like's unless given)
+    written = rmd.to_raster(out, tmp_path / "out.tif", like=path, nodata=nodata,
+                            scheduler=scheduler)
     z = np.pad(band1(path), 1, mode="constant", constant_values=fill).astype("float64")
     want = (z[:-2, 1:-1] + z[2:, 1:-1] + z[1:-1, :-2] + z[1:-1, 2:]).astype("float32")
     assert_written(written, want[None], path)

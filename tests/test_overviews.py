@@ -99,8 +99,9 @@ def test_levels_equal_gdal_every_scheduler(raster, tmp_path, scheduler, resampli
     calls.mkdir()
     out = rmd.map_windows(runfuncs.counted, [path], global_args={"calls": str(calls)},
                           count=1, dtype="float32")
-    written = rmd.to_raster(out, tmp_path / "out.tif", like=path, scheduler=scheduler,
-                            overviews=[2, 4, 8], overview_resampling=resampling, **TILED)
+    written = rmd.to_raster(out, tmp_path / "out.tif", like=path, nodata=-1000,
+                            scheduler=scheduler, overviews=[2, 4, 8],
+                            overview_resampling=resampling, **TILED)
     per_window = runfuncs.calls_per_window(calls)
     assert len(per_window) == 10 * 9 and set(per_window.values()) == {1}
     with rasterio.open(written) as src:

@@ -192,8 +192,9 @@ def test_shim_reads_and_writes_s3(pair, s3, tmp_path):
         with rmd.RioMucho(urls, f"s3://{s3.bucket}/out.tif", runfuncs.ndvi,
                           options=options) as rm:
             rm.run(2)
+    # (the shim's options are the output's profile: their nodata is explicit)
     reference = serial_reference(runfuncs.ndvi, [a, b], tmp_path / "ref.tif", count=1,
-                                 dtype="float32")
+                                 dtype="float32", profile={"nodata": options["nodata"]})
     assert_same_raster(s3.get("out.tif", tmp_path / "got.tif"), reference)
 
 

@@ -299,12 +299,13 @@ def test_resume_on_object_storage(job, tmp_path, s3):
 
 def test_masks_differing_per_band_resume_exactly(tmp_path):
     """Overviews made from chunks read back equal those made from computed ones:
-    both are made from the pixels as written (one mask for all bands)."""
+    both are made from the pixels as written (each band's mask kept by nodata;
+    without it, bands masked differently are refused: test_corners)."""
     path, _ = make_raster(tmp_path / "in.tif", **SHAPE)
     g = {"stop": str(tmp_path / "stop"), "fail_ij": (6, 3)}
     out = rmd.map_windows(runfuncs.masks_per_band, [path], global_args=g, count=2,
                           dtype="float32")
-    options = {"driver": "COG", "compress": "deflate", "blocksize": 32}
+    options = {"driver": "COG", "compress": "deflate", "blocksize": 32, "nodata": -9999}
     reference = rmd.to_raster(out, tmp_path / "ref.tif", like=path, **options)
     open(g["stop"], "w").close()
     with pytest.raises(RunFunctionError):

@@ -362,3 +362,66 @@ def test_retries_are_the_users_to_turn_off(catalog, stac_server):
         cube = rmd.open_raster(rmd.stac_series(catalog, ASSETS), grid=grid())
     with pytest.raises(InputReadError, match=red):
         cube.compute(scheduler="sync")
+
+
+def test_a_signed_urls_query_never_shows(catalog, stac_server, tmp_path):
+    """Signed URLs (SAS tokens, presigned S3) carry their credential in the query."""
+    secret = "sig=SUPERSECRETSIG%3D"
+    for item in catalog:
+        for asset in item["assets"].values():
+            asset["href"] += f"?st=2024&sp=rl&{secret}"
+    broken = catalog[4]["assets"]["swir"]["href"].split("?")[0].rsplit("/", 1)[-1]
+    stac_server.fail(broken)
+    with rasterio.Env(**NO_LISTING), dask_retries(0), pytest.raises(InputReadError) as err:
+        series = rmd.stac_series(catalog, ASSETS)
+        assert "SUPERSECRET" not in repr(series)
+        rmd.to_raster(rmd.map_windows(runfuncs.series_median, [series], grid=grid(),
+                                      dtype="float32"), tmp_path / "out.tif")
+    assert broken in str(err.value) and "SUPERSECRET" not in str(err.value)
+    assert "<query hidden>" in str(err.value)
+
+
+def test_relative_hrefs_with_projection_are_absolute_in_the_graph(tmp_path, monkeypatch):
+    items = make_catalog(tmp_path / "data", "http://unused", days=1, scenes="A")
+    for item in items:
+        for asset in item["assets"].values():
+            asset["href"] = "data/" + asset["href"].rsplit("/", 1)[-1]
+    monkeypatch.chdir(tmp_path)
+    cube = rmd.open_raster(rmd.stac_series(items, ["red"]), grid=grid())
+    monkeypatch.chdir("/")
+    assert cube.compute().max() > 0
+
+
+def test_assets_without_a_data_type_open_one_file_per_key(catalog, stac_server):
+    for item in catalog:
+        for asset in item["assets"].values():
+            del asset["raster:bands"]
+    with rasterio.Env(**NO_LISTING):
+        series = rmd.stac_series(catalog, ASSETS)
+        cube = rmd.open_raster(series, grid=grid())
+        # the first file of each asset key, headers only
+        opened = {path.rsplit("/", 1)[-1] for path in stac_server.counts()}
+        assert opened == {catalog[0]["assets"][key]["href"].rsplit("/", 1)[-1]
+                          for key in ASSETS}
+        assert cube.dtype == np.uint16
+        got = cube.compute()
+    assert np.array_equal(got, serial_reference(steps_of(group_by_solar_day(catalog)),
+                                                ASSETS, grid()))
+
+
+def test_bands_of_different_nodata_declare_none(catalog):
+    pytest.importorskip("rioxarray")
+    for item in catalog:
+        item["assets"]["swir"]["raster:bands"][0]["nodata"] = 65535
+    cube = rmd.open_raster(rmd.stac_series(catalog, ASSETS), grid=grid())
+    assert rmd.to_xarray(cube).rio.nodata is None
+    same = rmd.open_raster(rmd.stac_series(catalog, ["red"]), grid=grid())
+    assert rmd.to_xarray(same).rio.nodata == 0
+
+
+def test_open_raster_grid_refusals(catalog):
+    series = rmd.stac_series(catalog, ASSETS)
+    with pytest.raises(InputError, match="is a CRS, not a grid.*from_bounds"):
+        rmd.open_raster(series, grid="EPSG:3857")
+    with pytest.raises(InputError, match="from_bounds"):
+        rmd.open_raster(series, grid=("EPSG:3857", 10))

@@ -91,8 +91,9 @@ def test_stats_with_nodata_every_route(raster, tmp_path, scheduler, layout):
     calls.mkdir()
     out = rmd.map_windows(runfuncs.counted, [path], global_args={"calls": str(calls)},
                           count=1, dtype="float32")
-    written = rmd.to_raster(out, tmp_path / "out.tif", like=path, scheduler=scheduler,
-                            stats=True, **LAYOUTS[layout])
+    # (a float32 result keeps no uint16 nodata of like's: given here)
+    written = rmd.to_raster(out, tmp_path / "out.tif", like=path, nodata=0,
+                            scheduler=scheduler, stats=True, **LAYOUTS[layout])
     per_window = runfuncs.calls_per_window(calls)
     assert len(per_window) == 5 * 6 and set(per_window.values()) == {1}
     (values,) = assert_stats(written)

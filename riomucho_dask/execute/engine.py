@@ -184,6 +184,20 @@ class RasterWrite(_Delayed):
         super().__init__(then.key, then.dask)
         self.write = write
 
+    @property
+    def dask(self) -> HighLevelGraph:
+        # dask.compute reads a collection's graph here, after choosing its scheduler:
+        # on a cluster the store would be pickled and fail in distributed's
+        # serializer (a TypeError after a logging dump); say what to do instead
+        if _computed_on_a_cluster():
+            raise SchedulerError(
+                "dask.compute of a write from to_raster(..., compute=False) on a "
+                "dask.distributed client cannot work: the blocks must come back to the one "
+                "writer in this process.  Use riomucho_dask.compute(write, *others, "
+                "scheduler=client) (rmd.compute: writes and any dask collections "
+                "together, one graph) or write.compute(scheduler=client)")
+        return self._dask
+
     def compute(self, scheduler: Any = None, report: bool = False, **config):
         """Write, on any scheduler (``scheduler=`` as in ``dask.compute``); other
         keywords (``num_workers=``) are dask configuration for this write.
@@ -194,19 +208,38 @@ class RasterWrite(_Delayed):
         return done if report else done[0]
 
 
-def compute(*writes: RasterWrite, scheduler: Any = None,
-            report: bool = False) -> tuple[str, ...] | timings.Report:
-    """Compute several ``to_raster(..., compute=False)`` writes as one graph.
+def _computed_on_a_cluster() -> bool:
+    """Whether the caller is inside ``dask.compute`` (or ``dask.persist``) whose
+    scheduler is a dask.distributed client (its ``schedule`` local, set before
+    the collections' graphs are read)."""
+    import dask.base
 
-    Work the writes share (the same ``map_windows`` array, a reduction)
-    is computed once, on any scheduler.  The outputs are moved into place
-    (or uploaded) only once every one of them is finished; on a failure
-    before that, none is left.
+    codes = {dask.base.compute.__code__, dask.base.persist.__code__}
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code in codes:
+            owner = getattr(frame.f_locals.get("schedule"), "__self__", None)
+            return type(owner).__module__.startswith("distributed")
+        frame = frame.f_back
+    return False
+
+
+def compute(*things: Any, scheduler: Any = None,
+            report: bool = False) -> tuple[Any, ...] | timings.Report:
+    """Compute ``to_raster(..., compute=False)`` writes and any other dask
+    collections as one graph.
+
+    Work they share (the same ``map_windows`` array, a reduction such as
+    ``out.mean()``) is computed once, on any scheduler: each key once.  The
+    outputs are moved into place (or uploaded) only once every one of them is
+    finished; on a failure before that, none is left.
 
     Parameters
     ----------
-    *writes : RasterWrite
-        From ``to_raster(..., compute=False)``.
+    *things : RasterWrite, dask collection or any object
+        Writes from ``to_raster(..., compute=False)``, dask collections (arrays,
+        delayed objects...), in any order; other objects are returned as they are
+        (as ``dask.compute`` does).
     scheduler : str or distributed.Client, optional
         As ``dask.compute``'s; default the active one.
     report : bool, optional
@@ -216,11 +249,17 @@ def compute(*writes: RasterWrite, scheduler: Any = None,
 
     Returns
     -------
-    tuple of str
-        The output paths.
+    tuple
+        One result per argument, in order: a write's output path, a
+        collection's value.
     Report
-        With ``report=True``: a :class:`~riomucho_dask.timings.Report`, its
-        ``paths`` the output paths.
+        With ``report=True`` (writes only): a
+        :class:`~riomucho_dask.timings.Report`, its ``paths`` the output paths.
+
+    Raises
+    ------
+    SchedulerError
+        ``report=True`` with collections that are not writes.
 
     Examples
     --------
@@ -230,26 +269,38 @@ def compute(*writes: RasterWrite, scheduler: Any = None,
     >>> w2 = rmd.to_raster(arr // 2, "b.tif", like="scene_a.tif", compute=False)
     >>> rmd.compute(w1, w2)
     ('a.tif', 'b.tif')
+    >>> path, mean = rmd.compute(w1, arr.mean())  # a write and a reduction, one graph
+    >>> path, round(float(mean), 3) > 0
+    ('a.tif', True)
     """
-    for position, write in enumerate(writes):
-        if not isinstance(write, RasterWrite):
-            raise SchedulerError(
-                f"argument {position} is a {type(write).__name__}, not a write from "
-                "to_raster(..., compute=False)"
-            )
-    done = run([w.write for w in writes], scheduler, report=report)
+    writes = [thing.write for thing in things if isinstance(thing, RasterWrite)]
+    collections = [thing for thing in things if not isinstance(thing, RasterWrite)
+                   and dask.is_dask_collection(thing)]
     if report:
+        if collections:
+            raise SchedulerError(
+                "report=True reports writes only: compute the other collections apart, or "
+                "without report=True")
+        done = run(writes, scheduler, report=report)
         print(done)
-    return done
+        return done
+    paths, values = run(writes, scheduler, collections=collections)
+    paths, values = iter(paths), iter(values)
+    return tuple(next(paths) if isinstance(thing, RasterWrite) else
+                 next(values) if dask.is_dask_collection(thing) else thing
+                 for thing in things)
 
 
-def run(writes: Sequence[Write], scheduler: Any = None, *,
-        report: bool = False) -> tuple[str, ...] | timings.Report:
+def run(writes: Sequence[Write], scheduler: Any = None, *, report: bool = False,
+        collections: Sequence[Any] | None = None) -> Any:
     """Compute ``writes`` on ``scheduler``, then finish every output and only then
     publish them (move into place, upload); on any failure, abort them all.
 
     With ``report``, return a :class:`~riomucho_dask.timings.Report` of where
-    the time went instead of the paths (it holds them)."""
+    the time went instead of the paths (it holds them).  With ``collections``
+    (dask collections computed in the same graph, each key once), return
+    ``(paths, their values)``."""
+    others = [_Other.of(collection) for collection in collections or ()]
     which = schedulers.kind(scheduler)
     client = schedulers.client_of(scheduler) if which == "distributed" else None
     tables: dict = {}
@@ -268,13 +319,14 @@ def run(writes: Sequence[Write], scheduler: Any = None, *,
             if prepare is not None:
                 prepare(which, client)
         if which == "distributed":
-            _run_distributed(writes, client)
+            values = _run_distributed(writes, client, others)
         elif which == "processes":
-            timings.merge(tables, _run_processes(writes))
+            table, values = _run_processes(writes, others)
+            timings.merge(tables, table)
         else:
             with dask.config.set({"optimization.fuse.active": False}):  # (see optimize)
-                dask.compute(*[_then(w, _in_store, "in-store-") for w in writes],
-                             scheduler=scheduler)
+                values = dask.compute(*[_then(w, _in_store, "in-store-") for w in writes],
+                                      *collections or (), scheduler=scheduler)[len(writes):]
         with timings.timed("finish"):
             for write in writes:
                 write.store.finish()
@@ -293,7 +345,7 @@ def run(writes: Sequence[Write], scheduler: Any = None, *,
             raise explained from err
         raise
     if not report:
-        return paths
+        return paths if collections is None else (paths, tuple(values))
     wall = time.perf_counter() - started
     if client is not None:
         for worker_tables in client.run(timings.harvest).values():
@@ -302,11 +354,44 @@ def run(writes: Sequence[Write], scheduler: Any = None, *,
     return timings.build_report(paths, wall, which, tables, len(_targets(writes)))
 
 
-def _graph(writes: Sequence[Write], keys: list) -> dict:
-    """The writes' graphs merged and optimized together, as arrays are: each
-    block's read and run function fused into one task, shared work kept
-    under shared keys, the block keys themselves unchanged."""
-    graph = HighLevelGraph.merge(*[write.graph for write in writes])
+@dataclass(frozen=True)
+class _Other:
+    """A dask collection computed beside writes: its graph, its (nested) keys and
+    how its value is made from their results."""
+
+    graph: Any
+    keys: Any
+    finalize: Any
+    args: tuple
+
+    @classmethod
+    def of(cls, collection: Any) -> _Other:
+        finalize, args = collection.__dask_postcompute__()
+        return cls(collection.__dask_graph__(), collection.__dask_keys__(), finalize,
+                   tuple(args))
+
+    def flat_keys(self) -> list:
+        return list(flatten(self.keys)) if isinstance(self.keys, list) else [self.keys]
+
+    def value(self, results: dict) -> Any:
+        """The collection's value from ``results`` (key -> result)."""
+        return self.finalize(_packed(self.keys, results), *self.args)
+
+
+def _packed(keys: Any, results: dict) -> Any:
+    """``keys`` (nested lists) with each key replaced by its result."""
+    if isinstance(keys, list):
+        return [_packed(key, results) for key in keys]
+    return results[keys]
+
+
+def _graph(writes: Sequence[Write], keys: list, others: Sequence[_Other] = ()) -> dict:
+    """The writes' graphs (and other collections') merged and optimized together,
+    as arrays are: each block's read and run function fused into one task, shared
+    work kept under shared keys, the block keys (and the others') unchanged."""
+    graph = HighLevelGraph.merge(*[write.graph for write in writes],
+                                 *[other.graph for other in others])
+    keys = list(keys) + [key for other in others for key in other.flat_keys()]
     return dict(optimize(graph, keys))
 
 
@@ -334,12 +419,13 @@ def _release(block) -> dict:
     return timings.harvest()  # (the clocks of the process that ran it, so far)
 
 
-def _run_processes(writes: Sequence[Write]) -> dict:
-    """Run ``writes`` on dask's multiprocessing scheduler; return the stage
-    clocks of the pool's processes."""
+def _run_processes(writes: Sequence[Write], others: Sequence[_Other] = ()) -> tuple[dict, list]:
+    """Run ``writes`` (and ``others``) on dask's multiprocessing scheduler; return
+    the stage clocks of the pool's processes, and the others' values."""
     targets = _targets(writes)
     name = "riomucho-release-" + tokenize(list(targets))
-    graph = _graph(writes, list(targets))
+    graph = _graph(writes, list(targets), others)
+    other_keys = [key for other in others for key in other.flat_keys()]
     sinks = {(name, n): (_release, key) for n, key in enumerate(targets)}
     graph.update(sinks)
 
@@ -355,9 +441,10 @@ def _run_processes(writes: Sequence[Write]) -> dict:
         # One task at a time to each process (dask batches 6 by default): our tasks
         # are groups of windows already, and batches of 6 of 16 left one process idle
         # for the last 40% of an 8192^2 write.
-        tables = dask.multiprocessing.get(graph, list(sinks), optimize_graph=False,
-                                          callbacks=callbacks, pool=pool,
-                                          chunksize=dask.config.get("chunksize", 1))
+        got = dask.multiprocessing.get(graph, list(sinks) + other_keys, optimize_graph=False,
+                                       callbacks=callbacks, pool=pool,
+                                       chunksize=dask.config.get("chunksize", 1))
+        tables, results = got[:len(sinks)], dict(zip(other_keys, got[len(sinks):]))
         collected: dict = {}
         for table in tables:
             timings.merge(collected, table)
@@ -365,7 +452,7 @@ def _run_processes(writes: Sequence[Write]) -> dict:
             for table in [pool.submit(_harvest_late) for _ in range(_pool_workers(pool))]:
                 timings.merge(collected, table.result())
         done = True
-        return collected
+        return collected, [other.value(results) for other in others]
     except BrokenProcessPool as err:
         raise SchedulerError(
             "a worker process died (killed, out of memory, or os._exit in the run "
@@ -452,11 +539,16 @@ def _remote_result(outs: list):
     return kept.pop() if len(kept) == 1 else None
 
 
-def _run_distributed(writes: Sequence[Write], client) -> None:
+def _run_distributed(writes: Sequence[Write], client, others: Sequence[_Other] = ()) -> list:
+    """Stream the blocks of ``writes`` from the cluster to their stores; return the
+    values of ``others``, computed in the same graph."""
     from distributed import as_completed
 
     targets = _targets(writes)
-    futures = client.get(_graph(writes, list(targets)), list(targets), sync=False)
+    other_keys = [key for other in others for key in other.flat_keys()]
+    futures = client.get(_graph(writes, list(targets), others), list(targets) + other_keys,
+                         sync=False)
+    futures, other_futures = futures[:len(targets)], futures[len(targets):]
     # future to gather -> (stores and windows, the block's future when it stays
     # on its worker and only a small result of it travels here)
     pending: dict = {}
@@ -489,7 +581,12 @@ def _run_distributed(writes: Sequence[Write], client) -> None:
                             store.put_remote(block, kept)
                     future.release()
                 del blocks
+        try:
+            results = dict(zip(other_keys, client.gather(other_futures)))
+        except WindowError as err:
+            reraise(err)
     except BaseException:
         client.cancel([f for small, (_, kept) in pending.items()
-                       for f in (small, kept) if f is not None])
+                       for f in (small, kept) if f is not None] + list(other_futures))
         raise
+    return [other.value(results) for other in others]

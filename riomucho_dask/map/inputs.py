@@ -8,27 +8,16 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
-from rasterio.crs import CRS
-from rasterio.errors import CRSError
 
 from ..dataarrays import as_input, georeferencing, is_dataarray
 from ..errors import InputError, InputMismatchError
-from ..paths import is_remote
 from ..read import RasterInfo, array_grids, raster_info, raster_sources
-from ..read.grid import Grid, intersection, union
+from ..read.grid import GRID_NAMES, Grid, names_crs, resolve
 from ..read.series import Series
 from ..read.sources import common_dtype, native_grid
 
 __all__ = ["Input", "resolve_inputs", "resolve_grid", "check_alignment", "names_crs",
            "GRID_NAMES"]
-
-#: The grids named by a word rather than given.
-GRID_NAMES = ("first", "union", "intersection")
-
-#: How to make a grid from a CRS, said where one is given instead of a grid.
-FROM_BOUNDS = ("riomucho_dask.Grid.from_bounds(bounds, crs, resolution) makes one from a "
-               "CRS, a resolution and bounds (on the command line: --grid-crs, --grid-res "
-               "and --grid-bounds)")
 
 
 @dataclass(frozen=True)
@@ -166,45 +155,11 @@ def resolve_grid(grid: Any, inputs: list[Input]) -> Grid | None:
     """
     if grid is None:
         return None
-    if isinstance(grid, Grid):
-        return grid
     if is_dataarray(grid):
         georef = georeferencing(grid, "grid")
         return Grid(georef["crs"], georef["transform"], grid.sizes["x"], grid.sizes["y"])
-    if isinstance(grid, str) and grid in GRID_NAMES:
-        known = [current.grid for current in inputs if current.grid is not None]
-        if inputs[0].grid is None:
-            raise InputError(
-                f"grid={grid!r} needs a first input with georeferencing; "
-                f"{inputs[0].label} has none (give grid= a raster path or a Grid)")
-        if grid == "first":
-            return inputs[0].grid
-        return (union if grid == "union" else intersection)(inputs[0].grid, known)
-    if isinstance(grid, str) and names_crs(grid):
-        raise InputError(
-            f"grid={grid!r} is a CRS, not a grid (a CRS has no resolution or extent): "
-            f"{FROM_BOUNDS}")
-    if _is_path(grid):
-        return Grid.from_raster(grid)
-    if isinstance(grid, (tuple, list)):
-        raise InputError(
-            f"grid={grid!r}: grid takes one grid, not a {type(grid).__name__}; "
-            f"{FROM_BOUNDS}")
-    raise InputError(
-        f"grid must be None, {', '.join(map(repr, GRID_NAMES))}, a raster path, a "
-        f"georeferenced DataArray or a riomucho_dask.Grid, not {grid!r}")
-
-
-def names_crs(text: str) -> bool:
-    """``text`` is no file or URL but a CRS (``"EPSG:3857"``): a path that
-    exists stays a path, whatever it looks like."""
-    if is_remote(text) or os.path.exists(text):
-        return False
-    try:
-        CRS.from_user_input(text)
-    except (CRSError, ValueError, TypeError):
-        return False
-    return True
+    known = [current.grid for current in inputs if current.grid is not None]
+    return resolve(grid, inputs[0].grid, known, first_label=inputs[0].label)
 
 
 def check_alignment(inputs: list[Input], grid: Grid | None = None) -> None:

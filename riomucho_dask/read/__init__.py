@@ -17,7 +17,7 @@ from ..paths import is_remote
 from ..windows import block_chunks, slices_to_window
 from ..workers import setup_once
 from . import handles
-from .grid import Grid
+from .grid import GRID_NAMES, Grid, names_crs, resolve
 from .series import Series, SeriesSource
 from .sources import Source, native_grid
 
@@ -266,35 +266,16 @@ def open_raster(
 def _window_shape(grid: Any, chunks: Any) -> tuple[int, int]:
     """The block shape chunks follow on a grid: a raster's blocks, else (a grid from
     no file) :data:`SERIES_WINDOW` by default, and any chunk size given."""
-    if isinstance(grid, (str, os.PathLike)) and grid not in ("first", "union",
-                                                              "intersection"):
+    if isinstance(grid, (str, os.PathLike)) and grid not in GRID_NAMES \
+            and not names_crs(grid):
         return raster_info(grid).block_shape
     return SERIES_WINDOW if isinstance(chunks, str) else (1, 1)
 
 
 def grid_of(grid: Any, infos) -> Grid:
-    """The grid ``grid`` names, for files ``infos``: a Grid as it is, a raster's,
-    or the first file's / the union / the intersection of their footprints.
-
-    Raises
-    ------
-    InputError
-        Anything else (a CRS alone is not a grid).
-    """
-    from .grid import intersection, union
-
-    if isinstance(grid, Grid):
-        return grid
-    if grid in ("first", "union", "intersection"):
-        grids = [Grid.from_info(info) for info in infos]
-        if grid == "first":
-            return grids[0]
-        return (union if grid == "union" else intersection)(grids[0], grids)
-    if isinstance(grid, (str, os.PathLike)):
-        return Grid.from_raster(grid)
-    raise InputError(
-        f"grid must be a riomucho_dask.Grid (e.g. Grid.from_bounds(bounds, crs, "
-        f"resolution)), a raster path, 'first', 'union' or 'intersection', not {grid!r}")
+    """The grid ``grid`` names for files ``infos`` (see :func:`.grid.resolve`)."""
+    grids = [Grid.from_info(info) for info in infos]
+    return resolve(grid, grids[0], grids, first_label=f"input {infos[0].path!r}")
 
 
 def series_array(source: SeriesSource, row_chunks, col_chunks, *,

@@ -22,6 +22,7 @@ from rasterio.errors import CRSError
 from rasterio.warp import transform_bounds
 
 from ..errors import InputError
+from ..paths import is_remote
 
 
 def apply(transform: Affine, other: Any) -> Any:
@@ -37,7 +38,15 @@ def apply(transform: Affine, other: Any) -> Any:
         return transform @ other
     return transform * other
 
-__all__ = ["Grid", "union", "intersection"]
+__all__ = ["Grid", "union", "intersection", "resolve", "names_crs", "GRID_NAMES"]
+
+#: The grids named by a word rather than given.
+GRID_NAMES = ("first", "union", "intersection")
+
+#: What an error about a CRS given as a grid suggests.
+FROM_BOUNDS = ("riomucho_dask.Grid.from_bounds(bounds, crs, resolution) makes one from a "
+               "CRS, a resolution and bounds (on the command line: --grid-crs, --grid-res "
+               "and --grid-bounds)")
 
 #: How far (in pixels) an offset or a pixel size may be from a whole one and
 #: still count as the same pixel grid (floating-point noise of transforms).
@@ -366,3 +375,56 @@ def intersection(first: Grid, grids: list[Grid]) -> Grid:
     if box[0] >= box[2] or box[1] >= box[3]:
         raise InputError("grid='intersection': the inputs' footprints do not overlap")
     return first.covering(box, outward=False)
+
+
+def names_crs(text: str) -> bool:
+    """``text`` is no file or URL but a CRS (``"EPSG:3857"``): a path that
+    exists stays a path, whatever it looks like."""
+    if is_remote(text) or os.path.exists(text):
+        return False
+    try:
+        CRS.from_user_input(text)
+    except (CRSError, ValueError, TypeError):
+        return False
+    return True
+
+
+def resolve(grid: Any, first: Grid | None, grids: list[Grid], *,
+            first_label: str = "the first input") -> Grid:
+    """The grid ``grid`` names: a :class:`Grid` as it is, a georeferenced
+    DataArray's, a raster's, or ``"first"`` / ``"union"`` / ``"intersection"``
+    of ``grids`` on ``first``'s pixels: the one rule of ``map_windows`` and
+    ``open_raster``.
+
+    Raises
+    ------
+    InputError
+        Anything else: a CRS alone, or a tuple such as ``("EPSG:3857", 100)``,
+        is not a grid (the error points at :meth:`Grid.from_bounds`); a named
+        grid without a georeferenced first input.
+    """
+    if isinstance(grid, Grid):
+        return grid
+    if hasattr(grid, "rio") and hasattr(grid, "sizes"):  # a DataArray (rioxarray)
+        return Grid(grid.rio.crs, grid.rio.transform(), grid.sizes["x"], grid.sizes["y"])
+    if isinstance(grid, str) and grid in GRID_NAMES:
+        if first is None:
+            raise InputError(
+                f"grid={grid!r} needs a first input with georeferencing; "
+                f"{first_label} has none (give grid= a raster path or a Grid)")
+        if grid == "first":
+            return first
+        return (union if grid == "union" else intersection)(first, grids)
+    if isinstance(grid, str) and names_crs(grid):
+        raise InputError(
+            f"grid={grid!r} is a CRS, not a grid (a CRS has no resolution or extent): "
+            f"{FROM_BOUNDS}")
+    if isinstance(grid, (str, os.PathLike)):
+        return Grid.from_raster(grid)
+    if isinstance(grid, (tuple, list)):
+        raise InputError(
+            f"grid={grid!r}: grid takes one grid, not a {type(grid).__name__}; "
+            f"{FROM_BOUNDS}")
+    raise InputError(
+        f"grid must be {', '.join(map(repr, GRID_NAMES))}, a raster path, a "
+        f"georeferenced DataArray or a riomucho_dask.Grid, not {grid!r}")

@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,15 @@ def as_time(value: Any, label: str = "time") -> dt.datetime:
 
 def _is_path(item: Any) -> bool:
     return isinstance(item, (str, os.PathLike))
+
+
+class _FirstBand(str):
+    """A file of a series (a STAC asset) whose first band is read: a path opened
+    when the graph is built."""
+
+    __slots__ = ()
+
+    first_band = True
 
 
 @dataclass(frozen=True)
@@ -156,26 +166,60 @@ class Series:
     # -- what it reads ------------------------------------------------------------
     def infos(self) -> tuple:
         """Per step, per band group, the RasterInfo of each file: from metadata
-        where known, else read from the file's header (once, then kept)."""
+        where known, else read from the file's header (once, then kept).
+
+        Headers are read 8 at a time; a band group (a STAC asset key) whose
+        metadata says no data type takes it, and its nodata where the metadata
+        says none, from the header of its first file.
+        """
         if "infos" not in self._resolved:
             from . import raster_info  # (read/__init__ imports this module)
 
-            steps = []
-            for step in self._steps:
-                groups = []
-                for group in step.groups:
-                    files = []
-                    for item in group:
+            captured = gdal_options.captured_env()  # (this thread's rasterio.Env)
+
+            def opened(item):
+                with gdal_options.env(captured):
+                    info = raster_info(item)
+                if getattr(item, "first_band", False):  # (a STAC asset: its first band)
+                    info = dataclasses.replace(info, count=1)
+                return info
+
+            where = {}
+            for s, step in enumerate(self._steps):
+                for g, group in enumerate(step.groups):
+                    for f, item in enumerate(group):
                         if _is_path(item):
-                            try:
-                                first_band = getattr(item, "first_band", False)
-                                item = raster_info(item)
-                                if first_band:  # (a STAC asset: its first band)
-                                    item = dataclasses.replace(item, count=1)
-                            except InputNotFoundError as err:
-                                raise InputNotFoundError(
-                                    f"series step {step.time.isoformat()}{step.label}: {err}"
-                                ) from err
+                            where[(s, g, f)] = item
+            # a group whose metadata says no dtype: its first file's header
+            for g in range(len(self._steps[0].groups)):
+                for step in self._steps:
+                    untyped = [f for f, item in enumerate(step.groups[g])
+                               if not _is_path(item) and item.dtype is None]
+                    if untyped:
+                        where[("dtype", g)] = _FirstBand(step.groups[g][untyped[0]].path)
+                        break
+            found = {}
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                futures = {key: pool.submit(opened, item) for key, item in where.items()}
+                for key, future in futures.items():
+                    try:
+                        found[key] = future.result()
+                    except InputNotFoundError as err:
+                        time = self._steps[key[0]].time.isoformat() if key[0] != "dtype" \
+                            else "(data type)"
+                        raise InputNotFoundError(f"series step {time}: {err}") from err
+            steps = []
+            for s, step in enumerate(self._steps):
+                groups = []
+                for g, group in enumerate(step.groups):
+                    files = []
+                    for f, item in enumerate(group):
+                        item = found.get((s, g, f), item)
+                        if item.dtype is None:
+                            sample = found[("dtype", g)]
+                            item = dataclasses.replace(
+                                item, dtype=sample.dtype,
+                                nodata=sample.nodata if item.nodata is None else item.nodata)
                         files.append(item)
                     groups.append(tuple(files))
                 steps.append(tuple(groups))
@@ -257,7 +301,9 @@ class SeriesSource:
 
     @property
     def nodata(self) -> Any:
-        return self.steps[0][0].nodata
+        """The files' nodata, when they all say one (None otherwise)."""
+        values = {repr(source.nodata) for step in self.steps for source in step}
+        return self.steps[0][0].nodata if len(values) == 1 else None
 
     @property
     def infos(self) -> tuple:
@@ -268,6 +314,8 @@ class SeriesSource:
         return tuple(info.path for info in self.infos)
 
     def fill_value(self) -> Any:
+        if self.nodata is None:
+            return np.zeros((), self.dtype)[()]
         return self.steps[0][0].fill_value(self.dtype)
 
     def read(self, window: Window, steps: range | None = None,

@@ -23,7 +23,7 @@ from rasterio.crs import CRS
 from ..errors import InputError
 from ..paths import is_remote
 from . import handles
-from .series import Series, _Step, as_time
+from .series import Series, _FirstBand, _Step, as_time
 
 __all__ = ["stac_series", "item_dicts", "GroupBy"]
 
@@ -151,7 +151,7 @@ def _asset_info(item: dict, key: str, href: str, position: int):
     except Exception as err:
         raise InputError(f"{_name(item, position)} asset {key!r}: its projection "
                          f"metadata is not a CRS rasterio knows: {err}") from err
-    if crs is None or transform is None or shape is None or dtype is None:
+    if crs is None or transform is None or shape is None:
         return None
     if len(transform) not in (6, 9) or len(shape) != 2:
         raise InputError(f"{_name(item, position)} asset {key!r}: proj:transform "
@@ -160,7 +160,9 @@ def _asset_info(item: dict, key: str, href: str, position: int):
     if isinstance(nodata, str):  # "nan", "inf", "-inf"
         nodata = float(nodata)
     height, width = int(shape[0]), int(shape[1])
-    return RasterInfo(path=href, count=1, height=height, width=width, dtype=str(dtype),
+    # (no data type: the first file of the asset key is opened for it, and its nodata)
+    return RasterInfo(path=href, count=1, height=height, width=width,
+                      dtype=None if dtype is None else str(dtype),
                       block_shape=(min(512, height), min(512, width)), crs=crs,
                       transform=Affine(*transform[:6]), nodata=nodata, profile={},
                       signature=handles.signature(href))
@@ -172,8 +174,9 @@ def _href(asset: dict, base: str | None) -> str:
         raise InputError("asset has no href")
     if href.startswith("file://"):
         href = href[len("file://"):]
-    if not is_remote(href) and not os.path.isabs(href) and base is not None:
-        href = os.path.normpath(os.path.join(base, href))
+    if not is_remote(href) and not os.path.isabs(href):
+        # absolute in the graph: workers may run in another directory
+        href = os.path.abspath(os.path.join(base, href) if base is not None else href)
     return href
 
 
@@ -204,8 +207,10 @@ def stac_series(items: Any, assets: str | Iterable[str], *,
         ``times`` the steps' times, ``bands`` the asset keys.  Nothing has
         been read: assets with projection metadata (``proj:code`` or
         ``proj:epsg``, ``proj:transform``, ``proj:shape``) and a
-        ``raster:bands`` data type are never opened before compute; others
-        are opened (headers only) when the graph is built.  The declared
+        ``raster:bands`` data type are never opened before compute; without a
+        data type, the first item's file of that asset key is opened (its
+        header) for the data type and nodata of all; assets without projection
+        metadata are opened (headers only, 8 at a time) when the graph is built.  The declared
         nodata (what the grid holds where no item has a pixel) is the raster
         extension's ``nodata``, or an opened file's; 0 where there is none.
         Which pixels are valid is always the file's own say (its nodata,
@@ -277,12 +282,3 @@ def stac_series(items: Any, assets: str | Iterable[str], *,
                 f"{'...' if len(ids) > 3 else ''})"
         steps.append(_Step(min(time for _, time, _, _ in members), tuple(files), label))
     return Series(steps, bands=keys)
-
-
-class _FirstBand(str):
-    """An asset without metadata: a path opened when the graph is built, whose
-    first band is read."""
-
-    __slots__ = ()
-
-    first_band = True

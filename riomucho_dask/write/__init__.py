@@ -19,7 +19,7 @@ from ..dataarrays import for_writing, is_dataarray
 from ..errors import OutputPathError, ProfileError, RioMuchoDaskWarning
 from ..execute.engine import RasterWrite, array_write, compute, run, tiles_write
 from ..paths import is_remote
-from . import encode, remote
+from . import drivers, encode, remote
 from .journal import Journal
 from .metadata import DRIVERS, output_metadata
 from .parts import PartSink
@@ -241,6 +241,8 @@ def to_raster(
                 raise OutputPathError(f"output directory {directory!r} does not exist")
             check_directory(path, directory)
         out_profile = build_profile(array, profile, like, creation_options, path)
+        if not is_remote(path):
+            check_target(path, str(out_profile["driver"]))
     metadata = output_metadata(
         array.shape[0], out_profile["dtype"],
         path.driver if isinstance(path, DatasetWriter) else str(out_profile["driver"]), like,
@@ -386,6 +388,19 @@ def _check_stats(driver: str, dtype: Any, resume: bool) -> None:
     if resume:
         raise ProfileError("stats=True cannot be combined with resume=True: the chunks "
                            "written by an earlier run are not measured again")
+
+
+def check_target(path: str, driver: str) -> None:
+    """Raise :class:`OutputPathError` naming ``path`` when what is there cannot be
+    replaced by the output: a directory where a file goes, a file (or anything
+    but a directory) where a directory store (Zarr) goes."""
+    store = driver.upper() in {name.upper() for name in drivers.DIRECTORY_STORES.values()}
+    if os.path.isdir(path) and not store:
+        raise OutputPathError(f"output {path!r} is a directory: a {driver} output is a "
+                              "file; give a file name (e.g. inside it: out.tif)")
+    if store and os.path.lexists(path) and not os.path.isdir(path):
+        raise OutputPathError(f"output {path!r} is a file, where a {driver} output is a "
+                              "directory: remove it, or give another name")
 
 
 def check_directory(path: str, directory: str) -> None:

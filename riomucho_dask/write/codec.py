@@ -26,11 +26,12 @@ import rasterio
 from affine import Affine
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
+from rasterio.windows import Window
 
 from . import tiff
 from .layout import Encoding
 from .metadata import Metadata
-from .overviews import masked
+from .overviews import dataset_mask, masked
 from .statistics import measure
 
 __all__ = ["Tiles", "encode", "decode", "template", "as_written"]
@@ -93,9 +94,11 @@ def encode(encoding: Encoding, block: np.ndarray, row: int, col: int, level: int
     is at (``row``, ``col``) of ``level``, into its tiles."""
     # (a GeoTIFF's overview levels keep the pixels under their mask, as GDAL;
     # a COG's are GDAL's COG driver's: 0 there)
-    data, mask = as_written(block, encoding.nodata, keep=level > 0 and not encoding.cog)
+    _, height, width = block.shape
+    window = f"window {Window(col, row, width, height)!r}" if level == 0 else None
+    data, mask = as_written(block, encoding.nodata, keep=level > 0 and not encoding.cog,
+                            window=window)
     stats = measure(data, mask, encoding.nodata) if encoding.stats and level == 0 else None
-    _, height, width = data.shape
     by, bx = encoding.block
     place = (level, row // by, col // bx, -(-height // by), -(-width // bx))
     creation = dict(encoding.creation)
@@ -181,13 +184,18 @@ def decode(encoding: Encoding, tiles: tuple[list, list | None], height: int,
     return masked(pixels, np.broadcast_to(~valid, pixels.shape).copy())
 
 
-def as_written(block: np.ndarray, nodata: Any,
-               keep: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+def as_written(block: np.ndarray, nodata: Any, keep: bool = False,
+               window: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
     """``block``'s pixels as the file holds them, and its internal mask (255
     valid, 0 masked) when it has one: masked pixels become nodata, or, without
-    nodata, 0 under a mask of the pixels masked in any band (with ``keep``,
-    the pixels under the mask stay as they are: an overview level's, which
-    GDAL computes whatever the mask)."""
+    nodata, 0 under one mask for all bands (with ``keep``, the pixels under
+    the mask stay as they are: an overview level's, which GDAL computes
+    whatever the mask).
+
+    ``window``: where a full-resolution block goes; its bands must then be
+    masked alike (:func:`~riomucho_dask.write.overviews.dataset_mask` raises
+    :class:`~riomucho_dask.errors.StoreError` naming it).  None: a piece of a
+    level made from such blocks, masked as they were checked."""
     if not isinstance(block, np.ma.MaskedArray):
         return block, None
     mask = np.ma.getmaskarray(block)
@@ -196,6 +204,8 @@ def as_written(block: np.ndarray, nodata: Any,
     if not mask.any():
         return block.data, None
     pixels = block.data if keep else block.filled(0)
+    if window is not None:
+        return pixels, dataset_mask(mask, window)
     return pixels, np.where(mask.any(axis=0), 0, 255).astype("uint8")
 
 

@@ -11,6 +11,7 @@ made of (``GDALGetFileList``: its side-cars).  Read through GDAL's C library
 from __future__ import annotations
 
 import ctypes
+import difflib
 import functools
 import os
 import re
@@ -21,14 +22,25 @@ import rasterio
 from rasterio._base import driver_can_create, driver_can_create_copy
 from rasterio.dtypes import _gdal_typename
 
+from ..errors import ProfileError
 from .remote import _gdal
 
-__all__ = ["DATASET_KEYS", "BAND_COUNTS", "creation_options", "creation_dtypes", "compressions",
-           "copy_only", "supported", "dataset_files"]
+__all__ = ["DATASET_KEYS", "OWN_KEYS", "BAND_COUNTS", "creation_options", "creation_dtypes",
+           "check_options", "compressions", "copy_only", "supported", "dataset_files"]
 
 #: Profile keys rasterio takes as the dataset's own (not creation options).
 DATASET_KEYS = frozenset({"driver", "count", "width", "height", "dtype", "crs", "transform",
                           "nodata"})
+
+#: Profile keys riomucho_dask reads itself, whatever the driver: the dataset's,
+#: a GeoTIFF layout (a COG's intermediate takes it; other drivers leave out what
+#: they do not list), a COG's block size and resampling, and the overviews.
+OWN_KEYS = DATASET_KEYS | frozenset({
+    "tiled", "blockxsize", "blockysize", "blocksize", "compress", "interleave", "photometric",
+    "num_threads", "bigtiff", "resampling", "overviews", "overview_resampling"})
+
+#: Drivers whose dataset is a directory (a store of many files), by extension.
+DIRECTORY_STORES = {".zarr": "Zarr"}
 
 #: The band counts drivers that take only some can write (GDAL 3.10, each tried
 #: by copying 1 to 6 uint8 bands): their own metadata does not say.
@@ -77,6 +89,34 @@ def creation_options(driver: str) -> frozenset[str] | None:
     return frozenset(name.upper() for name in re.findall(r"<Option\s+name='([^']+)'", text))
 
 
+def check_options(driver: str, names: Any) -> None:
+    """Raise :class:`ProfileError` for a creation option ``driver`` does not list
+    (GDAL's ``DMD_CREATIONOPTIONLIST``) and riomucho_dask does not read itself
+    (:data:`OWN_KEYS`), naming it and the closest option; case-insensitive.
+    Nothing is checked where the list cannot be read.
+
+    Examples
+    --------
+    >>> check_options("GTiff", ["compress", "ZSTD_LEVEL", "tiled"])
+    >>> check_options("GTiff", ["compresss"])
+    Traceback (most recent call last):
+    ...
+    riomucho_dask.errors.ProfileError: unknown creation option 'compresss' for GTiff: ...
+    """
+    listed = creation_options(driver)
+    if listed is None:
+        return
+    for name in names:
+        if str(name).lower() in OWN_KEYS or str(name).upper() in listed:
+            continue
+        known = sorted(OWN_KEYS | {option.lower() for option in listed})
+        close = difflib.get_close_matches(str(name).lower(), known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ProfileError(
+            f"unknown creation option {name!r} for {driver}: {hint}(GDAL's {driver} driver "
+            f"lists {', '.join(sorted(option.lower() for option in listed))})")
+
+
 def creation_dtypes(driver: str) -> frozenset[str] | None:
     """GDAL's names of the data types ``driver`` creates (None where unknown).
 
@@ -101,6 +141,26 @@ def compressions(driver: str) -> tuple[str, ...] | None:
     if not found:
         return None
     return tuple(v.lower() for v in re.findall(r"<Value>([^<]+)</Value>", found.group(0)))
+
+
+def can_write(driver: str) -> bool:
+    """Whether this GDAL's ``driver`` writes a raster rasterio may write (it
+    creates or copies datasets, and rasterio does not refuse it in 'w' mode,
+    as it refuses netCDF); True where GDAL's metadata cannot be read.
+
+    Examples
+    --------
+    >>> can_write("GTiff"), can_write("PNG"), can_write("netCDF")
+    (True, True, False)
+    """
+    from rasterio.drivers import is_blacklisted
+
+    if is_blacklisted(driver, "w"):
+        return False
+    if _library() is None:
+        return True
+    return "YES" in (_metadata_item(driver, "DCAP_CREATE"),
+                     _metadata_item(driver, "DCAP_CREATECOPY"))
 
 
 def copy_only(driver: str) -> bool:

@@ -162,8 +162,13 @@ class OutputFile:
         directory = os.path.dirname(self.target)
         replaced = drivers.dataset_files(self.target)  # (before anything moves)
         for local, each in files:
-            os.chmod(local, 0o666 & ~UMASK)
-            os.replace(local, os.path.join(directory, each))
+            os.chmod(local, (0o777 if os.path.isdir(local) else 0o666) & ~UMASK)
+            destination = os.path.join(directory, each)
+            if os.path.isdir(local) and os.path.isdir(destination):
+                # a directory store (Zarr) replacing one: the old one moves into
+                # the private folder (removed with it), then the new one in place
+                os.replace(destination, local + ".replaced")
+            os.replace(local, destination)
         published = {each for _, each in files}
         for old in replaced:  # what the output replaced had beside it, and this has not
             if os.path.dirname(os.path.abspath(old)) == directory and \

@@ -23,7 +23,8 @@ __all__ = ["build_profile", "output_driver", "grid_profile", "align_chunks", "no
 #: through a GeoTIFF intermediate).  Others must be asked for (``driver=``).
 FROM_EXTENSION = frozenset({"GTIFF", "HFA", "PNG", "JPEG", "WEBP", "JP2OPENJPEG", "GPKG"})
 
-#: What ``like=`` gives any output: georeferencing and nodata.
+#: What ``like=`` gives any output: georeferencing and nodata (the nodata only
+#: while the array keeps like's dtype).
 _GEOREFERENCING = ("crs", "transform", "nodata")
 
 
@@ -43,16 +44,28 @@ def output_driver(path: Any, explicit: dict) -> str:
     riomucho_dask.errors.ProfileError: 'x.nc': GDAL's driver for this extension is 'netCDF', ...
     >>> output_driver("x.tif", {"driver": "COG"})
     'COG'
+    >>> output_driver("x.zarr", {})
+    'Zarr'
     """
     if explicit.get("driver"):
         return str(explicit["driver"])
     if isinstance(path, (str, os.PathLike)):
         name = os.fspath(path).split("?")[0]
-        if os.path.splitext(name)[1]:
+        extension = os.path.splitext(name.rstrip("/"))[1]
+        if extension.lower() in drivers.DIRECTORY_STORES:
+            driver = drivers.DIRECTORY_STORES[extension.lower()]
+            if drivers.creation_options(driver) is None or not drivers.can_write(driver):
+                raise ProfileError(f"{os.fspath(path)!r}: this GDAL cannot write {driver} "
+                                   f"(the driver of '{extension}'): write a GeoTIFF ('.tif')")
+            return driver
+        if extension:
             try:
                 driver = driver_from_extension(name)
-            except ValueError:  # an extension GDAL does not know
-                return "GTiff"
+            except ValueError as err:  # an extension GDAL does not know
+                raise ProfileError(
+                    f"{os.fspath(path)!r}: no GDAL driver writes the extension "
+                    f"{extension!r}: write a GeoTIFF ('.tif'), or pass driver= (driver="
+                    "'GTiff' to keep this name)") from err
             if driver.upper() not in FROM_EXTENSION:
                 raise ProfileError(
                     f"{os.fspath(path)!r}: GDAL's driver for this extension is {driver!r}, "
@@ -102,6 +115,10 @@ def check_driver(driver: str, compress: Any = None) -> str:
         raise ProfileError(f"unknown driver {driver!r}: this GDAL has no driver of that name "
                            "(GTiff, COG, HFA, ...: see `rio env --formats`)")
     name = known[driver.upper()]
+    if not drivers.can_write(name):
+        raise ProfileError(f"the {name} driver cannot write rasters here (this GDAL reads "
+                           f"them only, or rasterio refuses {name} in 'w' mode): write a "
+                           "GeoTIFF (.tif, or driver='GTiff')")
     if compress is not None and name.upper() in ("GTIFF", "COG"):
         names = drivers.compressions(name)
         if names is not None and str(compress).lower() not in names:
@@ -156,8 +173,10 @@ def build_profile(array: da.Array, profile: dict | None, like: Any,
     else GTiff.  Georeferencing and nodata from ``like`` (and its layout: tiles,
     compression, interleave, only when it is a GeoTIFF written to a GeoTIFF),
     else from the grid the array was read on; updated by ``profile`` then the
-    creation options.  Height, width and count come from the array; the dtype
-    from the array unless ``profile``/creation options name one.
+    creation options.  An explicit nodata wins; ``like``'s (and the grid's) is
+    taken only while the array keeps that raster's dtype, else there is none.
+    Height, width and count come from the array; the dtype from the array
+    unless ``profile``/creation options name one.
     """
     # GDAL option names are case-insensitive; rasterio's profiles are lowercase.
     explicit = {key.lower(): value for key, value in (profile or {}).items()}
@@ -166,6 +185,7 @@ def build_profile(array: da.Array, profile: dict | None, like: Any,
     if "nodata" in explicit:
         explicit["nodata"] = nodata_value(explicit["nodata"])
     check_driver(driver, explicit.get("compress"))
+    drivers.check_options(driver, explicit)
     if driver.upper() == "VRT":
         raise ProfileError(
             f"a VRT holds no pixels of its own, so {path!r} cannot be written as one: write "
@@ -182,8 +202,10 @@ def build_profile(array: da.Array, profile: dict | None, like: Any,
                         out.pop(key, None)
         else:
             out.update((key, like_profile[key]) for key in _GEOREFERENCING if key in like_profile)
-        if not any(key in explicit for key in ("dtype", "nodata")):
-            out["nodata"] = out.get("nodata")
+        if np.dtype(like_profile.get("dtype", array.dtype)) != array.dtype:
+            # like's nodata is a value of like's quantity: an array of another
+            # dtype (a class map of a uint16 scene) may hold it as a real value
+            out.pop("nodata", None)
     elif profile is None:
         out.update(grid_profile(array))
     elif "transform" not in explicit and len(array_grids(array)) == 1:

@@ -218,10 +218,11 @@ def _measure_block(block: np.ndarray, nodata: Any, row_offsets: np.ndarray,
     from .codec import as_written
 
     row, col = int(row_offsets[block_id[1]]), int(col_offsets[block_id[2]])
+    window = Window(col, row, block.shape[2], block.shape[1])
     with timings.timed("encode"):
-        stats = measure(*as_written(block, nodata), nodata)
+        stats = measure(*as_written(block, nodata, window=f"window {window!r}"), nodata)
     out = np.empty((1, 1, 1), dtype=object)
-    out[0, 0, 0] = Measured(block, Window(col, row, block.shape[2], block.shape[1]), stats)
+    out[0, 0, 0] = Measured(block, window, stats)
     return out
 
 

@@ -23,6 +23,7 @@ from rasterio.windows import Window
 
 from . import cog, copied, drivers, remote
 from .metadata import Metadata
+from .overviews import dataset_mask
 
 __all__ = ["Writer", "GDALWriter"]
 
@@ -70,7 +71,8 @@ class GDALWriter:
 
     Masked blocks: masked pixels become nodata, or, when the output has no
     nodata, go to an internal per-dataset mask (the windows written before
-    the first masked block are then marked valid).
+    the first masked block are then marked valid); a block whose bands are
+    masked differently is then refused (``StoreError``).
 
     Parameters
     ----------
@@ -150,6 +152,7 @@ class GDALWriter:
         if self._nodata is not None:
             dataset.write(block.filled(self._nodata), window=window)
             return
+        valid = dataset_mask(mask, f"window {window!r}")  # (bands masked alike, or refused)
         dataset.write(block.filled(0), window=window)
         if not self._mask_made:
             self._mask_made = True
@@ -158,7 +161,6 @@ class GDALWriter:
                     shape = (int(earlier.height), int(earlier.width))
                     dataset.write_mask(np.full(shape, 255, "uint8"), window=earlier)
             self._unmasked = []
-        valid = np.where(mask.any(axis=0), 0, 255).astype("uint8")
         dataset.write_mask(valid, window=window)
 
     def add_band_tags(self, tags: list[dict[str, str]]) -> None:
