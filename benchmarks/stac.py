@@ -1,7 +1,7 @@
 """A clear-sky median composite from STAC items over HTTP: riomucho_dask beside odc-stac
 (and stackstac, if installed).
 
-    .venv/bin/python benchmarks/stac.py                    # everything (~15 min on 2 cores)
+    .venv/bin/python benchmarks/stac.py                    # everything (~25 min on 2 cores)
     .venv/bin/python benchmarks/stac.py --no-growth        # the main table only
     .venv/bin/python benchmarks/stac.py --only rmd,odc --growth 20,60 --results /tmp/s.md
 
@@ -24,7 +24,8 @@ start-up, imports, graph build, compute and write; the same process then runs th
 second time (the "warm" figures, reported beside).  Peak RSS is the process tree's
 (psutil, every 50 ms), up to the end of the first run.  The outputs are compared pixel
 for pixel.  Then the graph build time and the peak RSS of riomucho_dask and odc-stac at
-20, 60, 120 and 200 dates.  Writes ``benchmarks/RESULTS-stac.md``.
+20, 60, 120 and 200 dates (on one 512 x 512 window).  Writes ``benchmarks/RESULTS-stac.md``
+(the measured part: an analysis is added by hand).
 """
 
 from __future__ import annotations
@@ -204,6 +205,18 @@ def aoi_bounds() -> tuple[float, float, float, float]:
     return (cx - r, cy - r, cx + r, cy + r)
 
 
+#: The growth table's area: GROWTH_AREA x GROWTH_AREA pixels at the AOI's centre (one
+#: 512 window), so that 20 to 200 dates fit the time budget.
+GROWTH_AREA = 512
+
+
+def growth_bounds() -> tuple[float, float, float, float]:
+    left, bottom, right, top = aoi_bounds()
+    cx, cy = (left + right) / 2, (bottom + top) / 2
+    r = GROWTH_AREA * RES / 2
+    return (cx - r, cy - r, cx + r, cy + r)
+
+
 def union_bounds() -> tuple[float, float, float, float]:
     """The tiles' union on EPSG:32631 (each tile's bounds transformed, densified)."""
     from rasterio.warp import transform_bounds
@@ -376,7 +389,9 @@ def child_main(spec: dict) -> None:
                       flush=True)
             if n:
                 os.remove(path)
+    import riomucho_dask
     print("STAC-RESULT " + json.dumps({"runs": runs, "imports": imported,
+                                       "rmd_file": riomucho_dask.__file__,
                                        "cluster_start": cluster_start}), flush=True)
     if client is not None:
         client.close()
@@ -426,10 +441,35 @@ class TreeRSS(threading.Thread):
         self.marked = True
 
 
+#: riomucho_dask as committed (``git archive HEAD``), put first on the children's
+#: PYTHONPATH, so that uncommitted edits of the work tree do not leak into the figures.
+SOURCE: dict = {"path": None, "commit": None, "dirty": None}
+
+
+def committed_source() -> None:
+    import tempfile
+
+    def git(*a):
+        return subprocess.run(["git", "-C", ROOT, *a], capture_output=True, text=True,
+                              check=True).stdout
+
+    try:
+        commit = git("rev-parse", "HEAD").strip()
+        folder = tempfile.mkdtemp(prefix="rmd-stac-bench-")
+        archive = subprocess.run(["git", "-C", ROOT, "archive", commit, "riomucho_dask"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+        SOURCE.update(path=folder, commit=commit,
+                      dirty=bool(git("status", "--porcelain", "--", "riomucho_dask").strip()))
+    except (OSError, subprocess.CalledProcessError) as err:
+        log(f"no git archive ({err}): riomucho_dask from the work tree")
+
+
 def child_env() -> dict:
     env = dict(os.environ)
     env["GDAL_CACHEMAX"] = GDAL_CACHEMAX_MB
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (HERE, ROOT, env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (SOURCE["path"], HERE, env.get("PYTHONPATH")) if p)
     return env
 
 
@@ -592,6 +632,7 @@ def main(argv=None) -> int:
         notes.append("stackstac is not installed: left out.")
     growth = [] if args.no_growth else [int(n) for n in args.growth.split(",") if n]
     load_before = os.getloadavg()
+    committed_source()
     log("catalog: " + CATALOG)
     make_catalog()
     os.makedirs(WORK, exist_ok=True)
@@ -624,14 +665,14 @@ def main(argv=None) -> int:
         for dates in growth:
             path = items_file(dates)
             for lib in ("rmd", "odc"):
-                if dates == DATES and lib in results and "error" not in results[lib]:
-                    growth_results[(lib, dates)] = results[lib]
-                    continue
                 log(f"growth: {lib}, {dates} dates")
-                spec = {"library": lib, "items": path, "bounds": bounds, "warm": False,
+                spec = {"library": lib, "items": path, "bounds": growth_bounds(),
+                        "warm": False,
                         "out": os.path.join(WORK, f"{lib}-{dates}.tif")}
                 try:
                     growth_results[(lib, dates)] = run_child(spec)
+                    log(f"  wall {growth_results[(lib, dates)]['wall']:.1f} s, peak "
+                        f"{growth_results[(lib, dates)]['peak'] / 2**20:.0f} MB")
                     os.remove(spec["out"])
                 except Exception as err:  # noqa: BLE001
                     growth_results[(lib, dates)] = {"error": str(err)}
@@ -639,6 +680,9 @@ def main(argv=None) -> int:
     finally:
         server.terminate()
         server.wait(10)
+        if SOURCE["path"]:
+            import shutil
+            shutil.rmtree(SOURCE["path"], ignore_errors=True)
     outputs = {lib: os.path.join(WORK, f"{lib}.tif") for lib in results
                if "error" not in results[lib]}
     comparisons = {}
@@ -658,6 +702,11 @@ def main(argv=None) -> int:
                                                  "odc-geo", "pystac", "stackstac")}}}
     with rasterio.open(next(iter(outputs.values()))) as src:
         shape = (src.count, src.height, src.width)
+    with open(os.path.join(WORK, "results.json"), "w") as f:
+        json.dump({"results": results, "growth": {f"{k[0]}-{k[1]}": v
+                                                  for k, v in growth_results.items()},
+                   "comparisons": {f"{k[0]} vs {k[1]}": v for k, v in comparisons.items()},
+                   "cogs": cogs}, f, default=str)
     text = render(args, info, bounds, shape, results, growth_results, growth, comparisons,
                   cogs, notes, load_before, os.getloadavg())
     with open(args.results, "w") as f:
@@ -693,6 +742,9 @@ def render(args, info, bounds, shape, results, growth_results, growth, compariso
         f"- Machine: {info['cores']} cores, {info['ram_gb']:.0f} GB RAM, {info['system']}; "
         f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after.",
         "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
+        f"- riomucho_dask as committed at `{(SOURCE['commit'] or 'the work tree')[:10]}` "
+        f"(`git archive`, first on the children's PYTHONPATH"
+        f"{'; the work tree had uncommitted edits, not used' if SOURCE['dirty'] else ''}).",
         f"- Catalog: {DATES} dates x 3 tiles (A, C: EPSG:32631; B: EPSG:32632) x 2 assets "
         f"(red, nir), {SIZE} x {SIZE} uint16, 10 m, tiled {BLOCK}, DEFLATE, nodata 0 with "
         "clouds (nodata ellipses) that differ by date; served by a Python HTTP server "
@@ -765,7 +817,10 @@ def render(args, info, bounds, shape, results, growth_results, growth, compariso
             f"blocks {c['blocks']}, overviews {c['overviews']}" for k, c in cogs.items()) + "."]
     if growth:
         lines += ["", "## Growth with the number of dates", "",
-                  "Each a fresh process, one run (the 60-date row is the main table's).", "",
+                  f"Each a fresh process, one run, on a {GROWTH_AREA} x {GROWTH_AREA} area at "
+                  "the AOI's centre (one 512 window: one task per time step for odc-stac, "
+                  "one for all of them for riomucho_dask), so that 200 dates fit the time "
+                  "budget.", "",
                   "| dates | rmd build (s) | odc build (s) | build ratio | rmd peak (MB) | "
                   "odc peak (MB) | peak ratio | rmd wall (s) | odc wall (s) | wall ratio |",
                   "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
@@ -795,8 +850,7 @@ def render(args, info, bounds, shape, results, growth_results, growth, compariso
         if report:
             lines += ["", f"`report=True` of {LABELS[lib]}'s warm run:", "", "```",
                       report.strip(), "```"]
-    lines += ["", "## Analysis", "", "(see below)", ""]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
