@@ -28,11 +28,11 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
-from . import tiff
-from .layout import Encoding
-from .metadata import Metadata
-from .overviews import dataset_mask, masked
-from .statistics import measure
+from ..kernels.overviews import dataset_mask, masked
+from ..kernels.statistics import measure
+from ..spec.layout import Encoding
+from ..spec.metadata import Metadata
+from . import ifd as tiff
 
 __all__ = ["Tiles", "encode", "decode", "template", "as_written"]
 
@@ -48,7 +48,7 @@ class Tiles:
     (one plane unless bands are interleaved by band); ``mask`` the tiles of
     the internal mask, when the chunk had masked pixels and no nodata;
     ``stats`` the chunk's band statistics (full resolution, when the
-    encoding asks for them: :mod:`riomucho_dask.write.statistics`).
+    encoding asks for them: :mod:`riomucho_dask.write.kernels.statistics`).
     """
 
     level: int
@@ -193,7 +193,7 @@ def as_written(block: np.ndarray, nodata: Any, keep: bool = False,
     whatever the mask).
 
     ``window``: where a full-resolution block goes; its bands must then be
-    masked alike (:func:`~riomucho_dask.write.overviews.dataset_mask` raises
+    masked alike (:func:`~riomucho_dask.write.kernels.overviews.dataset_mask` raises
     :class:`~riomucho_dask.errors.StoreError` naming it).  None: a piece of a
     level made from such blocks, masked as they were checked."""
     if not isinstance(block, np.ma.MaskedArray):

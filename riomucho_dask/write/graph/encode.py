@@ -1,13 +1,13 @@
 """The graph of an output written from encoded tiles.
 
-A tiled GeoTIFF or a COG whose layout :func:`~riomucho_dask.write.layout.for_profile`
+A tiled GeoTIFF or a COG whose layout :func:`~riomucho_dask.write.spec.layout.for_profile`
 knows is not written through a GDAL dataset on the client: each chunk of the
 array (whole output tiles, all bands) is encoded by the task that computed it
-(:mod:`riomucho_dask.write.codec`) and only its tiles' bytes travel to the
-writer (:class:`~riomucho_dask.write.tiled.TiledWriter`), which places them.
+(:mod:`riomucho_dask.write.tiff.codec`) and only its tiles' bytes travel to the
+writer (:class:`~riomucho_dask.write.writers.tiled.TiledWriter`), which places them.
 
 The overview levels are computed in the same graph from the full-resolution
-blocks, level after level (:mod:`riomucho_dask.write.overviews`), and encoded
+blocks, level after level (:mod:`riomucho_dask.write.kernels.overviews`), and encoded
 on the workers too.
 """
 
@@ -20,14 +20,15 @@ import dask.array as da
 import numpy as np
 from dask.highlevelgraph import HighLevelGraph
 
-from .. import timings
-from ..errors import StoreError
-from ..windows import offsets
-from . import codec, resample, resample_gdal
-from .codec import Tiles, as_written
-from .journal import Journal
-from .layout import CODECS, GTIFF_RESAMPLINGS, Encoding, for_profile
-from .overviews import masked, reduce2
+from ... import timings
+from ...errors import StoreError
+from ...windows import offsets
+from ..journal import Journal
+from ..kernels import resample, resample_gdal
+from ..kernels.overviews import masked, reduce2
+from ..spec.layout import CODECS, GTIFF_RESAMPLINGS, Encoding, for_profile
+from ..tiff import codec
+from ..tiff.codec import Tiles, as_written
 
 __all__ = ["Encoding", "Tiles", "for_profile", "encoded_arrays", "places", "CODECS",
            "GTIFF_RESAMPLINGS"]
@@ -103,7 +104,7 @@ def encoded_arrays(array: da.Array, encoding: Encoding, journal: Journal | None 
     With a ``journal`` of chunks already written, an overview chunk still to
     compute takes the chunks below it that are written from the spool (decoded,
     not computed again), so the graph needs no work a written chunk did.
-    ``sink`` (a :class:`~riomucho_dask.write.parts.PartSink`) may put the
+    ``sink`` (a :class:`~riomucho_dask.write.sinks.parts.PartSink`) may put the
     tiles' bytes into part files on the workers.
     """
     levels = [array]
@@ -125,9 +126,9 @@ def encoded_arrays(array: da.Array, encoding: Encoding, journal: Journal | None 
 
 def _gdal_levels(array: da.Array, encoding: Encoding, written: Any = None) -> list[da.Array]:
     """A GeoTIFF's overview levels, each made from the level GDAL's
-    ``BuildOverviews`` makes it from (:func:`~riomucho_dask.write.resample.source_levels`).
+    ``BuildOverviews`` makes it from (:func:`~riomucho_dask.write.kernels.resample.source_levels`).
 
-    With ``written`` (a resumed write's :class:`~riomucho_dask.write.resumed.Written`),
+    With ``written`` (a resumed write's :class:`~riomucho_dask.write.graph.resumed.Written`),
     a chunk still to compute takes the chunks it needs that are written from
     the spool, so no written chunk, and no window of the run function, is
     computed again."""

@@ -11,11 +11,11 @@ import dask.array as da
 import numpy as np
 from dask.highlevelgraph import HighLevelGraph
 
-from ..windows import offsets
-from . import codec
+from ...windows import offsets
+from ..journal import Journal
+from ..spec.layout import Encoding
+from ..tiff import codec
 from .encode import _overlapping, reduce_written
-from .journal import Journal
-from .layout import Encoding
 
 __all__ = ["restored", "Written"]
 

@@ -1,7 +1,7 @@
 """Overview kernels: pure functions of numpy arrays, no GDAL, no dask.
 
 Each overview level is made from the level above it, chunk by chunk, in the
-graph that computes the full resolution (:mod:`riomucho_dask.write.encode`),
+graph that computes the full resolution (:mod:`riomucho_dask.write.graph.encode`),
 so its pixels must equal GDAL's for the same data: :func:`reduce2` halves a
 block as GDAL's COG driver does (level sizes rounded down).
 """
@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..errors import StoreError
+from ...errors import StoreError
 
 __all__ = ["half", "reduce2", "masked", "dataset_mask"]
 

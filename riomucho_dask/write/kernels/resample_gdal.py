@@ -2,7 +2,7 @@
 
 ``bilinear``, ``cubic``, ``cubicspline`` and ``lanczos`` overview
 pixels of a tiled GeoTIFF are not computed by kernels of our own
-(:mod:`riomucho_dask.write.resample` has ``nearest``, ``average`` and
+(:mod:`riomucho_dask.write.kernels.resample` has ``nearest``, ``average`` and
 ``mode``): each chunk of a level is resampled by GDAL from the piece of the
 level above that its pixels need, plus a margin for the kernel, held in an
 in-memory dataset and read at the chunk's exact fractional window with the
@@ -68,7 +68,7 @@ def resample(piece: np.ndarray, piece_row: int, piece_col: int,
     (1, 2, 2)
     """
     if isinstance(piece, np.ma.MaskedArray) and np.ma.getmask(piece).any():
-        from ..errors import StoreError
+        from ...errors import StoreError
 
         raise StoreError(
             f"overview_resampling={method!r} cannot take an internal mask: give the output "
