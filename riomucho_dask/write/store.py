@@ -116,33 +116,39 @@ class RasterStore:
                  progress: bool = False, total: int = 0, encoding: Encoding | None = None,
                  journal: Journal | None = None, parts: PartSink | None = None,
                  masked: bool = False, metadata: Metadata | None = None):
-        self._args = (path, profile, dict(lock=lock, progress=progress, total=total,
-                                          encoding=encoding, journal=journal, parts=parts,
-                                          masked=masked, metadata=metadata))
         dataset = path if isinstance(path, DatasetWriter) else None
+        self._dataset = dataset
         self.path = path.name if dataset is not None else os.fspath(path)
         self.profile = profile
         self._owns = dataset is None
-        #: Where the bytes go (None when writing into an open dataset).
-        self.output = OutputFile(self.path, profile) if self._owns else None
-        self._finished: str | None = None
         self.encoding = encoding if dataset is None else None
+        self._journal = journal
+        self._parts = parts
         self._resumable = journal is not None
         self._maybe_masked = masked
         self._metadata = metadata
+        self._lock = lock if lock is not None else threading.Lock()
+        self._gdal_env = gdal_options.captured_env()  # (the options of when it was made)
+        self._show_progress, self._total = progress, total
+        self._start()
+
+    def _start(self) -> None:
+        """The state of one run: the output's files, the writer, the queue."""
+        #: Where the bytes go (None when writing into an open dataset).
+        self.output = OutputFile(self.path, self.profile) if self._owns else None
+        self._finished: str | None = None
         self._writer: Writer
         if self.encoding is not None:
-            self._writer = TiledWriter(profile, self.encoding, self.output.temporary, journal,
-                                       sink=parts, metadata=metadata)
-            if parts is not None:
-                self.output.also_remove(parts)
+            self._writer = TiledWriter(self.profile, self.encoding, self.output.temporary,
+                                       self._journal, sink=self._parts,
+                                       metadata=self._metadata)
+            if self._parts is not None:
+                self.output.also_remove(self._parts)
         else:
-            self._writer = GDALWriter(profile, self._temporary, dataset=dataset,
+            self._writer = GDALWriter(self.profile, self._temporary, dataset=self._dataset,
                                       staged=self.output.staged if self._owns else None,
-                                      metadata=metadata)
+                                      metadata=self._metadata)
         self._writer.on_finish = self._close_progress
-        self._lock = lock if lock is not None else threading.Lock()
-        self._gdal_env = gdal_options.captured_env()
         self._cond = threading.Condition()
         self._queue: deque[tuple[Any, Window | None, int, Any]] = deque()
         self._queued = 0  # bytes in the queue
@@ -159,9 +165,9 @@ class RasterStore:
         #: travels here (:meth:`put_remote`); None: blocks travel whole.
         self.remote_result: Any = None
         self._progress = (
-            BlockProgress(total, label=os.path.basename(self.path),
+            BlockProgress(self._total, label=os.path.basename(self.path),
                           unit="blocks" if self.encoding is None else "tiles")
-            if progress else None
+            if self._show_progress else None
         )
 
     def __dask_tokenize__(self):
@@ -200,10 +206,7 @@ class RasterStore:
             raise StoreClosedError(
                 f"the resumable write of {self.path!r} has run: a resumable write runs "
                 "once; call to_raster(..., resume=True) again to resume or write it again")
-        path, profile, kwargs = self._args
-        captured = self._gdal_env  # (the options of when the write was made, not of now)
-        self.__init__(path, profile, **kwargs)
-        self._gdal_env = captured
+        self._start()
 
     def prepare(self, scheduler: str, client: Any = None) -> bool:
         """Called once the scheduler is known, before anything is computed: the

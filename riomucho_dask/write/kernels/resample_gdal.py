@@ -25,6 +25,8 @@ from rasterio.enums import Resampling
 from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
+from ...errors import StoreError
+
 __all__ = ["METHODS", "source_range", "resample"]
 
 #: GDAL's resamplings taken through GDAL, with their kernel's radius (source
@@ -68,8 +70,6 @@ def resample(piece: np.ndarray, piece_row: int, piece_col: int,
     (1, 2, 2)
     """
     if isinstance(piece, np.ma.MaskedArray) and np.ma.getmask(piece).any():
-        from ...errors import StoreError
-
         raise StoreError(
             f"overview_resampling={method!r} cannot take an internal mask: give the output "
             "a nodata value (nodata=), or use 'nearest', 'average' or 'mode'")

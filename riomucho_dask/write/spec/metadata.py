@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ProfileError
+from ...read import handles
 
 __all__ = ["Metadata", "output_metadata", "METADATA_KEYS"]
 
@@ -157,8 +158,6 @@ def _colormap(colormap: Any, count: int, dtype: np.dtype) -> tuple:
 def _from_like(like: Any, count: int, dtype: np.dtype) -> dict:
     """The descriptions, units and colour table of ``like`` that the output
     takes: only when it has the output's band count."""
-    from ...read import handles
-
     path = os.fspath(like)
     with handles.open_dataset(path, what=f"like={path!r}") as src:
         if src.count != count:

@@ -21,7 +21,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
-from ..kernels.overviews import dataset_mask
+from ..kernels.pixels import dataset_mask
 from ..sinks import remote
 from ..spec import drivers
 from ..spec.metadata import Metadata
