@@ -34,7 +34,7 @@ from rasterio.windows import Window
 
 from .. import gdal_options, timings
 from ..errors import InputError, InputReadError, gdal_message, is_gdal_error
-from . import handles
+from . import handles, nearest
 from .grid import Grid, apply, union
 
 __all__ = ["Source", "resampling_of", "native_grid", "common_dtype"]
@@ -243,6 +243,9 @@ class Source:
         if not _reaches(file, window):
             data, valid = self._blank(window, indexes, dtype)
             return data, valid if want_valid else None
+        if file.offset is None and self.resampling == Resampling.nearest:
+            return nearest.read(handles.get_dataset(file.path), self.grid, window, indexes,
+                                dtype, want_valid)
         if file.offset is None:
             # (from the file itself: a STAC item's metadata may not say its nodata)
             dataset = handles.get_dataset(file.path)
