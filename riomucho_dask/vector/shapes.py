@@ -29,7 +29,7 @@ from rasterio.errors import CRSError, NotGeoreferencedWarning
 
 from ..errors import InputError, InputNotFoundError, MissingExtraError
 from ..paths import is_remote
-from ..read.grid import Grid
+from ..read.grid import Grid, apply
 
 __all__ = ["Features", "ShapeIndex", "read_shapes", "shapely", "to_grid", "burn"]
 
@@ -328,7 +328,7 @@ class ShapeIndex:
         return self._tree
 
     def window_transform(self, row_off: int, col_off: int) -> Affine:
-        return self.grid.transform * Affine.translation(col_off, row_off)
+        return apply(self.grid.transform, Affine.translation(col_off, row_off))
 
     def query(self, row_off: int, col_off: int, height: int, width: int) -> np.ndarray:
         """Indexes (ascending) of the geometries whose bounds touch the window."""
@@ -339,7 +339,7 @@ class ShapeIndex:
         if not len(self._present):
             return np.empty(0, dtype=np.intp)
         t = self.window_transform(row_off, col_off)
-        xs, ys = zip(*(t * corner for corner in ((0, 0), (width, 0), (0, height),
+        xs, ys = zip(*(apply(t, corner) for corner in ((0, 0), (width, 0), (0, height),
                                                    (width, height))))
         box = shapely().box(min(xs), min(ys), max(xs), max(ys))
         return np.sort(self._present[self.tree.query(box)])

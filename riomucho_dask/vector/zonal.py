@@ -26,6 +26,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from ..errors import InputError
 from ..read import array_grids, open_raster, raster_info, raster_sources
+from ..read.grid import apply
 from ..windows import offsets
 from .shapes import ShapeIndex, burn, read_shapes, to_grid
 
@@ -140,7 +141,7 @@ def window_stats(block: np.ndarray, index: ShapeIndex, row_off: int, col_off: in
     found = {name: [] for name in Partial._fields}
     for i in ids:
         left, bottom, right, top = index.bounds[i]
-        cols, rows = zip(*(inverse * corner for corner in (
+        cols, rows = zip(*(apply(inverse, corner) for corner in (
             (left, bottom), (left, top), (right, bottom), (right, top))))
         # one pixel more on each side: GDAL decides the edge pixels, not this box
         c0, c1 = max(math.floor(min(cols)) - 1, 0), min(math.ceil(max(cols)) + 1, width)
@@ -148,7 +149,7 @@ def window_stats(block: np.ndarray, index: ShapeIndex, row_off: int, col_off: in
         if c0 >= c1 or r0 >= r1:
             continue
         mask = burn([(index.geometries[i], 1)], out_shape=(r1 - r0, c1 - c0),
-                         transform=transform * Affine.translation(c0, r0),
+                         transform=apply(transform, Affine.translation(c0, r0)),
                          all_touched=all_touched, fill=0, dtype="uint8")
         mask = mask.view(bool) & valid[r0:r1, c0:c1]
         pixels = data[r0:r1, c0:c1][mask].astype("float64")
