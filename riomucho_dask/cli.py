@@ -46,6 +46,7 @@ from .errors import (
     OutputShapeError,
     RioMuchoDaskError,
     WindowError,
+    is_gdal_error,
 )
 from .execute import schedulers
 from .map import MODES, map_windows
@@ -59,11 +60,6 @@ from .read.stac import stac_series
 from .windows import block_chunks, window_chunks
 from .write import remote, to_raster
 
-try:  # GDAL errors rasterio does not wrap; private module, so guarded
-    from rasterio._err import CPLE_BaseError
-except ImportError:  # pragma: no cover
-    CPLE_BaseError = rasterio.errors.RasterioError
-
 __all__ = ["mucho", "main", "load_function"]
 
 #: Errors turned into a one-line ``Error: ...`` message (exit code 1).
@@ -72,8 +68,13 @@ CLEAN_ERRORS: tuple[type[BaseException], ...] = (
     rasterio.errors.RasterioError,
     rasterio.errors.DriverRegistrationError,
     rasterio.errors.CRSError,
-    CPLE_BaseError,
 )
+
+
+def _clean(err: BaseException) -> bool:
+    """Whether ``err`` becomes a one-line message: ours, rasterio's, or GDAL's
+    (``CPLE_*``, told by their classes: :func:`~riomucho_dask.errors.is_gdal_error`)."""
+    return isinstance(err, CLEAN_ERRORS) or is_gdal_error(err)
 
 #: Output dtypes rasterio can write.
 DTYPES = (
@@ -619,7 +620,9 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
         try:
             inputs = [stac_series(stac, keys, groupby=None if groupby == "none" else groupby),
                       *inputs]
-        except CLEAN_ERRORS as err:
+        except Exception as err:
+            if not _clean(err):
+                raise
             raise _clean_error(ctx, err) from err
     elif not inputs:
         raise click.UsageError("give at least one INPUT and the OUTPUT (or -o OUTPUT)")
@@ -681,7 +684,9 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
                                         tags=tags or None, stats=stats, **options)
                 if report:
                     written = written.path
-    except CLEAN_ERRORS as err:
+    except Exception as err:
+        if not _clean(err):
+            raise
         raise _clean_error(ctx, err) from err
     finally:
         if client is not None:
@@ -770,7 +775,9 @@ def info(ctx: click.Context, inputs: tuple[str, ...], as_json: bool) -> None:
                 check_alignment(resolved)
             except InputMismatchError as err:
                 reason = str(err)
-    except CLEAN_ERRORS as err:
+    except Exception as err:
+        if not _clean(err):
+            raise
         raise _clean_error(ctx, err) from err
     items = [describe(item.infos[0]) for item in resolved]
     if as_json:

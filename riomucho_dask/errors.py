@@ -179,6 +179,19 @@ class MissingExtraError(RioMuchoDaskError, ImportError):
     """An optional extra (``pip install "riomucho_dask[xarray]"``) is not installed."""
 
 
+def is_gdal_error(err: BaseException) -> bool:
+    """Whether ``err`` is rasterio's or GDAL's (``CPLE_*``, which rasterio raises
+    from a private module, so they are told by their classes, not imported).
+
+    Examples
+    --------
+    >>> import rasterio.errors
+    >>> is_gdal_error(rasterio.errors.RasterioIOError("x")), is_gdal_error(ValueError())
+    (True, False)
+    """
+    return any(kind.__module__.split(".")[0] == "rasterio" for kind in type(err).__mro__)
+
+
 def gdal_message(err: BaseException) -> str:
     """GDAL's own words for a rasterio error: the first message of its chain
     that is not rasterio's "see previous exception"."""

@@ -501,27 +501,9 @@ class StacHTTP:
 def vsicurl_clear_cache() -> None:
     """Empty GDAL's /vsicurl/ caches of this process (``VSICurlClearCache``, which
     rasterio does not wrap: called in the libgdal rasterio is linked with)."""
-    _libgdal().VSICurlClearCache()
+    from riomucho_dask.gdal_c import library
 
-
-def _libgdal():
-    import ctypes
-    import glob
-    import os
-
-    import rasterio._base
-
-    candidates = [rasterio._base.__file__]
-    libs = os.path.join(os.path.dirname(os.path.dirname(rasterio.__file__)), "rasterio.libs")
-    candidates += sorted(glob.glob(os.path.join(libs, "libgdal*")))
-    for path in candidates:
-        try:
-            lib = ctypes.CDLL(path)
-            lib.VSICurlClearCache  # noqa: B018
-            return lib
-        except (OSError, AttributeError):
-            continue
-    raise RuntimeError("libgdal not found")
+    library().VSICurlClearCache()
 
 
 @pytest.fixture(scope="session")

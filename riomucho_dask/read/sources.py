@@ -29,13 +29,11 @@ from typing import Any
 
 import numpy as np
 from dask.base import tokenize
-from rasterio._err import CPLE_BaseError
 from rasterio.enums import MaskFlags, Resampling
-from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from .. import gdal_options, timings
-from ..errors import InputError, InputReadError, gdal_message
+from ..errors import InputError, InputReadError, gdal_message, is_gdal_error
 from . import handles
 from .grid import Grid, apply, union
 
@@ -233,7 +231,9 @@ class Source:
         the window and GDAL's message."""
         try:
             return self._read_file_unchecked(file, window, indexes, dtype, want_valid)
-        except (RasterioError, CPLE_BaseError) as err:
+        except Exception as err:
+            if not is_gdal_error(err):
+                raise
             raise InputReadError(
                 f"reading {file.path!r} at window {_window_text(window)} failed: "
                 f"{gdal_message(err)}") from err

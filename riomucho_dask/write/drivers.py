@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import ctypes
 import difflib
-import functools
 import os
 import re
 from typing import Any
 
 import numpy as np
 import rasterio
-from rasterio._base import driver_can_create, driver_can_create_copy
-from rasterio.dtypes import _gdal_typename
+from rasterio.dtypes import dtype_rev, typename_fwd
 
 from ..errors import ProfileError
-from .remote import _gdal
+from ..gdal_c import driver_item, library
 
 __all__ = ["DATASET_KEYS", "OWN_KEYS", "BAND_COUNTS", "creation_options", "creation_dtypes",
            "check_options", "compressions", "copy_only", "supported", "dataset_files"]
@@ -52,27 +50,14 @@ BAND_COUNTS = {"JPEG": (1, 3, 4), "WEBP": (3, 4), "PNG": (1, 2, 3, 4), "GIF": (1
 UNFILTERED = frozenset({"GTIFF", "COG"})
 
 
-def _library():
-    lib = _gdal()
-    if lib is None:
-        return None
-    lib.GDALGetDriverByName.restype = ctypes.c_void_p
-    lib.GDALGetDriverByName.argtypes = [ctypes.c_char_p]
-    lib.GDALGetMetadataItem.restype = ctypes.c_char_p
-    lib.GDALGetMetadataItem.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
-    return lib
+#: Drivers GDAL writes only by copying (DCAP_CREATECOPY, not DCAP_CREATE), where
+#: GDAL's C library is not found to say (GDAL 3.10's).
+_COPY_ONLY = frozenset({"PNG", "JPEG", "WEBP", "JP2OPENJPEG", "GIF", "XPM", "AAIGRID", "XYZ",
+                        "BMP", "COG"})
 
 
-@functools.cache
 def _metadata_item(driver: str, item: str) -> str | None:
-    """The driver's metadata ``item``, or None (no such driver or item, or no library)."""
-    lib = _library()
-    if lib is None:
-        return None
-    with rasterio.Env():
-        handle = lib.GDALGetDriverByName(driver.encode())
-        text = lib.GDALGetMetadataItem(handle, item.encode(), None) if handle else None
-    return text.decode() if text is not None else None
+    return driver_item(driver, item)
 
 
 def creation_options(driver: str) -> frozenset[str] | None:
@@ -131,7 +116,7 @@ def creation_dtypes(driver: str) -> frozenset[str] | None:
 
 def gdal_dtype(dtype: Any) -> str:
     """GDAL's name of a numpy dtype (``uint8`` -> ``Byte``)."""
-    return _gdal_typename(np.dtype(dtype).name)
+    return typename_fwd[dtype_rev[np.dtype(dtype).name]]
 
 
 def compressions(driver: str) -> tuple[str, ...] | None:
@@ -157,7 +142,7 @@ def can_write(driver: str) -> bool:
 
     if is_blacklisted(driver, "w"):
         return False
-    if _library() is None:
+    if library() is None:
         return True
     return "YES" in (_metadata_item(driver, "DCAP_CREATE"),
                      _metadata_item(driver, "DCAP_CREATECOPY"))
@@ -173,8 +158,10 @@ def copy_only(driver: str) -> bool:
     >>> copy_only("PNG"), copy_only("ENVI"), copy_only("GTiff")
     (True, False, False)
     """
-    with rasterio.Env():
-        return not driver_can_create(driver) and bool(driver_can_create_copy(driver))
+    if library() is None:
+        return driver.upper() in _COPY_ONLY
+    return driver_item(driver, "DCAP_CREATE") != "YES" and \
+        driver_item(driver, "DCAP_CREATECOPY") == "YES"
 
 
 def supported(profile: dict) -> dict:
@@ -203,7 +190,7 @@ def dataset_files(path: str) -> list[str]:
     raster GDAL opens, ``[]`` where there is no file."""
     if not os.path.exists(path):
         return []
-    lib = _library()
+    lib = library()
     if lib is None:
         return [path]
     lib.GDALOpenEx.restype = ctypes.c_void_p

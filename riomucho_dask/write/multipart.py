@@ -2,7 +2,7 @@
 
 GDAL (3.10 and later) has a multipart upload API (``VSIMultipartUpload*``)
 that rasterio does not wrap: it is called here through the GDAL library
-rasterio already loaded (:func:`riomucho_dask.write.remote._gdal`), so a
+rasterio already loaded (:func:`riomucho_dask.gdal_c.library`), so a
 part is uploaded with the same credentials, endpoint and options as
 everything else GDAL does in the ``rasterio.Env`` (captured with the graph
 and re-entered on the workers).  No other package is needed.
@@ -29,8 +29,8 @@ import numpy as np
 
 from .. import gdal_options, timings
 from ..errors import OutputPathError, StoreError
+from ..gdal_c import last_error, library
 from ..paths import vsi_path
-from . import remote
 
 __all__ = ["Upload", "Remote", "start", "describe", "upload_part"]
 
@@ -43,7 +43,7 @@ SYSTEMS = {"vsis3"}
 def _lib():
     """GDAL's C library with the multipart functions typed, or None (not found,
     or a GDAL older than 3.10)."""
-    lib = remote._gdal()
+    lib = library()
     if lib is None:
         return None
     try:
@@ -102,7 +102,7 @@ class Upload:
                 self.path.encode(), self.upload_id.encode(), number, 0, data, len(data), None))
             if etag is None:
                 raise OutputPathError(f"uploading part {number} of {self.path!r} "
-                                      f"({len(data)} bytes) failed: {remote.last_error(lib)}")
+                                      f"({len(data)} bytes) failed: {last_error(lib)}")
         return etag
 
     def complete(self, etags: list[str], size: int) -> None:
@@ -114,7 +114,7 @@ class Upload:
             if not lib.VSIMultipartUploadEnd(self.path.encode(), self.upload_id.encode(),
                                              len(etags), ids, size, None):
                 raise OutputPathError(f"completing the upload of {self.path!r} failed: "
-                                      f"{remote.last_error(lib)}")
+                                      f"{last_error(lib)}")
 
     def abort(self) -> bool:
         """Abort the upload (its parts are dropped); whether the store agreed."""
@@ -146,7 +146,7 @@ def start(path: str, env: gdal_options.GDALOptions) -> Upload | None:
         upload_id = _taken(lib, lib.VSIMultipartUploadStart(target.encode(), None))
         if upload_id is None:
             raise OutputPathError(f"starting the upload of {path!r} failed: "
-                                  f"{remote.last_error(lib)}")
+                                  f"{last_error(lib)}")
     return Upload(target, upload_id, env, min_part=max(1, smallest.value) * 2**20,
                   max_part=(largest.value or 5120) * 2**20, max_parts=count.value or 10000)
 

@@ -11,7 +11,6 @@ failure no object is left, and an object already at the key is untouched).
 from __future__ import annotations
 
 import ctypes
-import functools
 import os
 import tempfile
 
@@ -20,6 +19,7 @@ import rasterio.shutil
 
 from .. import config
 from ..errors import OutputPathError
+from ..gdal_c import last_error, library
 from ..paths import is_remote, vsi_path
 
 __all__ = ["scratch_dir", "exists", "check_writable", "upload"]
@@ -35,39 +35,13 @@ def scratch_dir() -> str:
     return config.get("scratch") or tempfile.gettempdir()
 
 
-@functools.lru_cache(maxsize=1)
-def _gdal():
-    """The GDAL C library rasterio loaded into this process, or None.
-
-    Only a library already mapped here (found in ``/proc/self/maps``): another
-    copy would not see rasterio's per-thread options (credentials, endpoint).
-    """
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "libgdal" in line}
-    except OSError:
-        return None
-    # (rasterio's own copy first: another, osgeo's say, would not see rasterio's options)
-    for path in sorted(paths, key=lambda path: ("rasterio" not in path, path)):
-        try:
-            lib = ctypes.CDLL(path)
-            lib.VSIStatExL.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int]
-            lib.CPLGetLastErrorMsg.restype = ctypes.c_char_p
-            lib.CPLGetLastErrorType.restype = ctypes.c_int
-            lib.CPLErrorReset.restype = None
-            return lib
-        except (OSError, AttributeError):
-            continue
-    return None
-
-
 def _stat(path: str) -> bool | None:
     """Whether GDAL finds ``path`` (a /vsi path), None where GDAL's C library is not found.
 
     Runs in the caller's ``rasterio.Env`` (credentials, endpoint), or with
     the credentials of the process's environment variables.
     """
-    lib = _gdal()
+    lib = library()
     if lib is None:
         return None
     stat = ctypes.create_string_buffer(512)  # room for a struct stat
@@ -133,7 +107,7 @@ class GDALFailures:
     """
 
     def __enter__(self) -> GDALFailures:
-        lib = _gdal()
+        lib = library()
         self._lib = lib
         self._start = None
         if lib is not None and hasattr(lib, "CPLGetErrorCounter"):
@@ -152,9 +126,3 @@ class GDALFailures:
         if self._lib.CPLGetLastErrorType() < 3:  # (CE_Failure)
             return None
         return last_error(self._lib)
-
-
-def last_error(lib) -> str:
-    """GDAL's last error message in this thread (``lib``: :func:`_gdal`'s)."""
-    message = lib.CPLGetLastErrorMsg()
-    return message.decode(errors="replace") if message else "no message from GDAL"

@@ -22,13 +22,17 @@ from collections import deque
 from typing import Any
 
 import numpy as np
-from rasterio._err import CPLE_BaseError
-from rasterio.errors import RasterioError
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
 from .. import config, gdal_options, timings
-from ..errors import OutputPathError, SchedulerError, StoreClosedError, gdal_message
+from ..errors import (
+    OutputPathError,
+    SchedulerError,
+    StoreClosedError,
+    gdal_message,
+    is_gdal_error,
+)
 from ..progress import BlockProgress
 from ..windows import slices_to_window
 from . import upload
@@ -307,7 +311,9 @@ class RasterStore:
                     with self._lock, timings.timed("write"):
                         try:
                             self._writer.write(block, window)
-                        except (RasterioError, CPLE_BaseError) as err:
+                        except Exception as err:
+                            if not is_gdal_error(err):
+                                raise
                             raise self._write_failed(err, block, window) from err
                     with self._cond:
                         if self._queue:  # (an abort may have emptied it meanwhile)
@@ -385,9 +391,9 @@ class RasterStore:
                     if statistics is not None:
                         self._writer.add_band_tags(statistics.band_tags())
                     self._finished = self._writer.close()
-                except (RasterioError, CPLE_BaseError) as err:
-                    raise self._write_failed(err, None, "finishing the file") from err
                 except Exception as err:
+                    if is_gdal_error(err):
+                        raise self._write_failed(err, None, "finishing the file") from err
                     raise self.explain(err) from err
         except BaseException:
             self._closed = True
