@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -46,16 +47,27 @@ def shapely():
     return module
 
 
+#: rasterio 1.4's rasterize warns NotGeoreferencedWarning about its own in-memory
+#: dataset (the transform is given): a filter for warnings from rasterio.features only.
+_QUIET = ("ignore", None, NotGeoreferencedWarning, re.compile(r"rasterio\.features"), 0)
+
+
 def burn(shapes, out_shape, transform, *, all_touched: bool, fill: Any = 0,
          dtype: Any = "uint8") -> np.ndarray:
-    """``rasterio.features.rasterize``, without the NotGeoreferencedWarning rasterio
-    1.4 gives for its own in-memory dataset (the transform is given)."""
+    """``rasterio.features.rasterize``, without rasterio's warning about its own
+    in-memory dataset.
+
+    The filter is put first in the list once and left there (``catch_warnings``
+    around each call would be a race between threads: one thread's exit takes
+    the filter away while another is still burning).
+    """
     from rasterio.features import rasterize
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        return rasterize(shapes, out_shape=out_shape, transform=transform,
-                         all_touched=all_touched, fill=fill, dtype=dtype)
+    if not warnings.filters or warnings.filters[0] != _QUIET:
+        warnings.filterwarnings("ignore", category=NotGeoreferencedWarning,
+                                module=r"rasterio\.features")
+    return rasterize(shapes, out_shape=out_shape, transform=transform,
+                     all_touched=all_touched, fill=fill, dtype=dtype)
 
 
 def _pyogrio():
