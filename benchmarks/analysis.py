@@ -41,7 +41,7 @@ def main() -> None:
     from rasterio.enums import Resampling
 
     import riomucho_dask as rmd
-    from riomucho_dask.write import resample
+    from riomucho_dask.write.kernels import resample
 
     inputs = [bench.make_input(0, args.size), bench.make_input(1, args.size)]
     profile = bench._profile_for_rasterio(

@@ -21,6 +21,7 @@ group ``rasterio.rio_plugins``).
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import importlib
 import importlib.util
@@ -57,6 +58,7 @@ from .paths import is_remote
 from .read import raster_info
 from .read.grid import Grid
 from .read.stac import stac_series
+from .vector import zonal_stats
 from .windows import block_chunks, window_chunks
 from .write import remote, to_raster
 
@@ -820,8 +822,6 @@ def zonal(ctx: click.Context, raster: str, shapes: str, stats: str, band: int,
     GDAL reads), one record per shape, in order (null statistics for a shape
     with no valid pixel).
     """
-    from .vector import zonal_stats
-
     if output is not None and not output.lower().endswith((".json", ".csv")):
         raise click.BadParameter(f"{output!r}: write to a .json or a .csv file",
                                  param_hint="-o/--output")
@@ -839,8 +839,6 @@ def zonal(ctx: click.Context, raster: str, shapes: str, stats: str, band: int,
         if client is not None:
             client.close()
     if output is not None and output.lower().endswith(".csv"):
-        import csv
-
         names = list(found[0]) if found else stats.replace(",", " ").split()
         with open(output, "w", newline="") as file:
             writer = csv.writer(file)

@@ -18,6 +18,8 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import from_origin
 
+from .read.grid import apply
+
 SIZE = 5000
 BLOCK = 256
 
@@ -79,7 +81,6 @@ def make_examples(directory: str = ".") -> list[str]:
     from affine import Affine
     from rasterio.warp import transform_bounds
 
-    from .read.grid import apply
 
     rng = np.random.default_rng(7)
     utm = "EPSG:32633"

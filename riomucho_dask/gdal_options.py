@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import rasterio
 from rasterio.session import Session
 
+from . import config
+
 __all__ = ["GDALOptions", "captured_env", "env", "is_secret", "retries"]
 
 _SECRET = re.compile(
@@ -107,8 +109,6 @@ def retries() -> dict:
     >>> retries()
     {'GDAL_HTTP_MAX_RETRY': '5', 'GDAL_HTTP_RETRY_DELAY': '0.5'}
     """
-    from . import config
-
     wanted = {"GDAL_HTTP_MAX_RETRY": str(int(config.get("http-retries"))),
               "GDAL_HTTP_RETRY_DELAY": str(float(config.get("http-retry-delay")))}
     # (an environment variable of the same name is the user's say too)

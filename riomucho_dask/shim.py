@@ -36,8 +36,8 @@ from .map.contract import RunSpec, check_mode
 from .map.overlap import check as check_overlap_args
 from .windows import as_window, grid_from_windows
 from .write import RasterStore, to_raster
-from .write.metadata import METADATA_KEYS, output_metadata
-from .write.profile import output_driver
+from .write.spec.metadata import METADATA_KEYS, output_metadata
+from .write.spec.profile import output_driver
 
 __all__ = ["RioMucho", "MuchoChildError", "tb_capture"]
 

@@ -13,6 +13,10 @@ import os
 
 __all__ = ["WORKER_GDAL_CACHEMAX_MB", "setup_once", "configure_worker", "tune_malloc", "warm"]
 
+#: Modules a write's tasks need, imported once by each worker process (the process
+#: pool's fork server, :func:`warm` on a cluster).
+PRELOAD = ["numpy", "rasterio", "dask.array", "riomucho_dask"]
+
 #: GDAL block cache per worker process, in MB, unless GDAL_CACHEMAX is set.
 #: GDAL's own default is 5% of RAM in every process.
 WORKER_GDAL_CACHEMAX_MB = 64
@@ -74,15 +78,13 @@ def tune_malloc() -> bool:
 def _preload() -> None:
     import importlib
 
-    from .execute.engine import PRELOAD
-
     for name in PRELOAD:
         importlib.import_module(name)
 
 
 def warm(client) -> None:
     """Import, in every worker of the dask.distributed ``client``, the modules
-    a write's tasks need (:data:`~riomucho_dask.execute.engine.PRELOAD`, which
+    a write's tasks need (:data:`PRELOAD`, which
     the process pool's fork server imports once).
 
     A new cluster's workers have imported only distributed: without this,

@@ -159,7 +159,7 @@ def small_disk(tmp_path, monkeypatch):
 
         from rasterio.errors import RasterioIOError
 
-        from riomucho_dask.write.writer import GDALWriter
+        from riomucho_dask.write.writers.gdal import GDALWriter
 
         usage = namedtuple("usage", "total used free")
         real = shutil_module.disk_usage
@@ -306,7 +306,7 @@ def http_root(tmp_path_factory):
 def unaccounted_bytes(path) -> int:
     """Bytes of a TIFF that are neither header, IFD (with its values) nor a tile
     it points to: a tile written twice would show here."""
-    from riomucho_dask.write import tiff
+    from riomucho_dask.write.tiff import ifd as tiff
 
     data = Path(path).read_bytes()
     big = data[2] == 43

@@ -21,9 +21,11 @@ from rio_cogeo.cogeo import cog_validate
 
 import riomucho_dask as rmd
 from riomucho_dask.errors import OutputPathError, StoreError
-from riomucho_dask.write import codec, encode, tiff
-from riomucho_dask.write.encode import Encoding
-from riomucho_dask.write.tiled import TiledWriter
+from riomucho_dask.write.graph import encode
+from riomucho_dask.write.graph.encode import Encoding
+from riomucho_dask.write.tiff import codec
+from riomucho_dask.write.tiff import ifd as tiff
+from riomucho_dask.write.writers.tiled import TiledWriter
 
 from . import runfuncs
 from .conftest import assert_same_raster, serial_reference, unaccounted_bytes

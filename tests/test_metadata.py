@@ -24,7 +24,8 @@ from rio_cogeo.cogeo import cog_validate
 import riomucho_dask as rmd
 from riomucho_dask.cli import mucho
 from riomucho_dask.errors import ProfileError
-from riomucho_dask.write import multipart, tiff
+from riomucho_dask.write.sinks import multipart
+from riomucho_dask.write.tiff import ifd as tiff
 
 from . import runfuncs
 from .conftest import assert_same_raster, make_raster, serial_reference

@@ -335,7 +335,7 @@ def test_a_gdal_failure_while_writing_names_the_output_and_the_window(raster, tm
     from rasterio.errors import RasterioIOError
 
     from riomucho_dask.errors import OutputPathError
-    from riomucho_dask.write.writer import GDALWriter
+    from riomucho_dask.write.writers.gdal import GDALWriter
 
     def failing(self, block, window):
         try:

@@ -14,8 +14,8 @@ from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
 import riomucho_dask as rmd
-from riomucho_dask.write import cog
-from riomucho_dask.write.profile import build_profile
+from riomucho_dask.write.spec.profile import build_profile
+from riomucho_dask.write.writers import cog
 
 from . import runfuncs
 from .conftest import assert_same_raster, make_raster, serial_reference
@@ -206,7 +206,7 @@ def test_cog_failure_leaves_nothing(raster, tmp_path, monkeypatch, capsys):
 
 def test_encoded_cog_failure_in_layout_leaves_nothing(raster, tmp_path, monkeypatch, capsys):
     """Tiles encoded on the workers, the COG layout failing at the end."""
-    from riomucho_dask.write import tiled
+    from riomucho_dask.write.writers import tiled
 
     path, data = raster(count=1, height=300, width=300, block=64)
     target = tmp_path / "cog.tif"

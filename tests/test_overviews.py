@@ -23,7 +23,7 @@ from rio_cogeo.cogeo import cog_validate
 import riomucho_dask as rmd
 from riomucho_dask.cli import mucho
 from riomucho_dask.errors import ProfileError, StoreError
-from riomucho_dask.write import resample
+from riomucho_dask.write.kernels import resample
 
 from . import runfuncs
 
@@ -422,7 +422,8 @@ def test_deep_nearest_levels_hold_no_full_resolution_chunk():
     every full-resolution chunk in memory."""
     import dask.array as da
 
-    from riomucho_dask.write import encode, layout
+    from riomucho_dask.write.graph import encode
+    from riomucho_dask.write.spec import layout
 
     array = da.zeros((1, 512, 512), "uint16", chunks=(1, 64, 64))
     profile = {"driver": "GTiff", "count": 1, "dtype": "uint16", "width": 512,

@@ -9,8 +9,8 @@ import rasterio
 
 import riomucho_dask as rmd
 from riomucho_dask.errors import RunFunctionError
-from riomucho_dask.write import tiled
 from riomucho_dask.write.store import RasterStore
+from riomucho_dask.write.writers import tiled
 
 from .conftest import assert_same_raster, serial_reference
 from .runfuncs import fails_on_one, passthrough
@@ -75,8 +75,8 @@ class _FarWorkers:
 
 
 def test_workers_that_cannot_see_the_directory_send_tiles_back(raster, tmp_path):
-    from riomucho_dask.write import encode
-    from riomucho_dask.write.parts import PartSink
+    from riomucho_dask.write.graph import encode
+    from riomucho_dask.write.sinks.parts import PartSink
 
     path, _ = raster()
     profile = {**rasterio.open(path).profile, **OPTIONS}

@@ -13,7 +13,7 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 
-from riomucho_dask.write.resample import (
+from riomucho_dask.write.kernels.resample import (
     auto_factors,
     level_sizes,
     mask_source_levels,

@@ -24,7 +24,7 @@ from rio_cogeo.cogeo import cog_validate
 import riomucho_dask as rmd
 from riomucho_dask.cli import mucho
 from riomucho_dask.errors import ProfileError
-from riomucho_dask.write.statistics import measure
+from riomucho_dask.write.kernels.statistics import measure
 
 from . import runfuncs
 

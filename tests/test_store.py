@@ -202,8 +202,8 @@ def test_gdal_options_reach_every_worker(raster, tmp_path, scheduler):
 @pytest.mark.parametrize("encoded", [True, False], ids=["encoded-tiles", "gdal-dataset"])
 def test_writer_failure_stops_the_run_and_leaves_nothing(raster, tmp_path, monkeypatch,
                                                          scheduler, encoded):
-    from riomucho_dask.write.tiled import TiledWriter
-    from riomucho_dask.write.writer import GDALWriter
+    from riomucho_dask.write.writers.gdal import GDALWriter
+    from riomucho_dask.write.writers.tiled import TiledWriter
 
     path, _ = raster(block=16)
     target = tmp_path / "out.tif"
@@ -228,7 +228,7 @@ def test_writer_failure_stops_the_run_and_leaves_nothing(raster, tmp_path, monke
 
 def test_store_queue_applies_backpressure(raster, tmp_path, monkeypatch):
     """With room for two blocks (one being written, one waiting), a third put waits."""
-    from riomucho_dask.write.writer import GDALWriter
+    from riomucho_dask.write.writers.gdal import GDALWriter
 
     path, _ = raster()
     with rasterio.open(path) as src:

@@ -13,7 +13,7 @@ from rio_cogeo.cogeo import cog_validate
 
 import riomucho_dask as rmd
 from riomucho_dask.errors import RunFunctionError
-from riomucho_dask.write import multipart
+from riomucho_dask.write.sinks import multipart
 
 from . import runfuncs
 from .conftest import assert_same_raster, make_raster, serial_reference
@@ -201,7 +201,7 @@ def test_a_cog_head_larger_than_a_part_is_cut_into_parts(noise, s3, tmp_path, cl
     largest part of 4 MiB (S3's is 5 GiB) cuts its 5 MiB of overviews in two."""
     from dataclasses import replace
 
-    from riomucho_dask.write import upload
+    from riomucho_dask.write.writers import upload
 
     start = multipart.start
     monkeypatch.setattr(multipart, "start",
@@ -248,7 +248,7 @@ def test_tiles_computed_again_with_other_sizes_fail_the_upload(noise, s3, tmp_pa
     tiles were uploaded, and a run function that draws other pixels when computed
     again, would give a corrupt file.  The upload fails and is aborted instead."""
     from riomucho_dask.errors import StoreError
-    from riomucho_dask.write import upload
+    from riomucho_dask.write.writers import upload
 
     close = upload.MultipartWriter.close
 

@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import dask
 import dask.array as da
@@ -40,9 +40,51 @@ from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 from .. import config, timings
 from ..errors import SchedulerError, WindowError
 from ..windows import chunk_window, offsets
+from ..workers import PRELOAD
 from . import schedulers
 
 __all__ = ["Write", "RasterWrite", "array_write", "tiles_write", "compute"]
+
+
+class Target(Protocol):
+    """What the engine asks of the store a write's blocks go to
+    (:class:`~riomucho_dask.write.store.RasterStore`): the contract, said once,
+    rather than probed with ``getattr``."""
+
+    #: Where a block of encoded tiles computed on a cluster's worker is reduced
+    #: to what travels (its tiles stay there); None: blocks travel whole.
+    remote_result: Any
+
+    @property
+    def resumable(self) -> bool:
+        """A resumable write runs once."""
+
+    def renew(self) -> None:
+        """Ready to write again, after a run (a write computed twice writes twice)."""
+
+    def prepare(self, scheduler: str, client: Any = None) -> bool:
+        """Called once the scheduler is known, before anything is computed."""
+
+    def put(self, block: Any, window: Any) -> None:
+        """A computed block, in a window (None: encoded tiles that know their place)."""
+
+    def put_remote(self, result: Any, future: Any) -> None:
+        """What :attr:`remote_result` made of a block where it was computed."""
+
+    def finish(self) -> None:
+        """Every block is in: finish the file (overviews, statistics, the copy)."""
+
+    def publish(self) -> str:
+        """Move the finished file into place; its path."""
+
+    def commit(self) -> str:
+        """:meth:`finish` and :meth:`publish`, as ``da.store``'s graph ends."""
+
+    def abort(self) -> None:
+        """Stop, and leave nothing at the output's path."""
+
+    def explain(self, err: BaseException) -> BaseException:
+        """The error to raise for ``err`` (a worker's full disk, said so)."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +98,7 @@ class Write:
     tiles knows its own place: its window is None.
     """
 
-    store: Any
+    store: Target
     graph: HighLevelGraph
     keys: tuple
     windows: tuple
@@ -104,7 +146,7 @@ def _commit(store, _written) -> str:
 def _ready_again(store) -> None:
     """A store whose output is in place, ready to be written again (a write
     computed twice writes twice, by dask.compute too); a resumable one runs once."""
-    if hasattr(store, "renew") and not getattr(store, "resumable", False):
+    if not store.resumable:
         store.renew()
 
 
@@ -310,14 +352,10 @@ def run(writes: Sequence[Write], scheduler: Any = None, *, report: bool = False,
             client.run(timings.harvest)
     started = time.perf_counter()
     for write in writes:  # (a write computed again writes again)
-        renew = getattr(write.store, "renew", None)
-        if renew is not None:
-            renew()
+        write.store.renew()
     try:
         for write in writes:  # (part files written by the workers, where they can)
-            prepare = getattr(write.store, "prepare", None)
-            if prepare is not None:
-                prepare(which, client)
+            write.store.prepare(which, client)
         if which == "distributed":
             values = _run_distributed(writes, client, others)
         elif which == "processes":
@@ -336,9 +374,8 @@ def run(writes: Sequence[Write], scheduler: Any = None, *, report: bool = False,
     except BaseException as err:
         explained = err
         for write in writes:  # (a worker's part file on a full disk: say so)
-            explain = getattr(write.store, "explain", None)
-            if explain is not None and explained is err:
-                explained = explain(err)
+            if explained is err:
+                explained = write.store.explain(err)
         for write in writes:
             write.store.abort()
         if explained is not err:
@@ -478,7 +515,6 @@ def _pool_workers(pool) -> int:
 
 
 #: Modules the fork server imports once, so its worker processes start ready.
-PRELOAD = ["numpy", "rasterio", "dask.array", "riomucho_dask"]
 
 
 #: The pool of this session (kept between writes), and its number of workers.
@@ -535,7 +571,7 @@ def process_pool():
 def _remote_result(outs: list):
     """The function to run where a block was computed, when every store the
     block goes to takes only its result (the block stays on the worker)."""
-    kept = {getattr(store, "remote_result", None) for store, _ in outs}
+    kept = {store.remote_result for store, _ in outs}
     return kept.pop() if len(kept) == 1 else None
 
 

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
-from rasterio.enums import MaskFlags
 
 from .. import gdal_options
-from ..errors import InputError, InputNotFoundError
-from ..paths import is_remote
+from ..errors import InputError
 from ..windows import block_chunks, slices_to_window
 from ..workers import setup_once
-from . import handles
+from . import handles  # noqa: F401  (riomucho_dask.read.handles, for the stages above)
 from .grid import GRID_NAMES, Grid, names_crs, resolve
+from .info import RasterInfo, raster_info
 from .series import Series, SeriesSource
-from .sources import Source, native_grid
+from .sources import Source, native_grid, resampling_of
 
 __all__ = [
     "open_raster", "RasterInfo", "raster_info", "raster_array", "raster_sources",
@@ -32,62 +30,6 @@ SERIES_WINDOW = (512, 512)
 
 #: Prefix of the names of the arrays open_raster makes.
 NAME = "open_raster-"
-
-
-@dataclass(frozen=True)
-class RasterInfo:
-    """What riomucho_dask needs to know of an input raster (no pixels)."""
-
-    path: str
-    count: int
-    height: int
-    width: int
-    dtype: str
-    block_shape: tuple[int, int]
-    crs: Any
-    transform: Any
-    nodata: Any
-    profile: dict
-    signature: Any
-    alpha: bool = False  # a band is an alpha band (its mask)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return (self.count, self.height, self.width)
-
-
-def raster_info(path: str | os.PathLike) -> RasterInfo:
-    """Read the metadata of ``path`` (no pixels).
-
-    Raises
-    ------
-    InputNotFoundError
-        When the file does not exist or GDAL cannot open it.
-    """
-    path = os.fspath(path)
-    if not is_remote(path):
-        if not os.path.exists(path):
-            raise InputNotFoundError(f"input {path!r} does not exist")
-        # absolute in the graph: workers elsewhere (a remote cluster's) may run
-        # in another directory
-        path = os.path.abspath(path)
-    with gdal_options.env(gdal_options.captured_env()), handles.open_dataset(path) as src:
-        dtypes = set(src.dtypes)
-        dtype = np.result_type(*dtypes).name if len(dtypes) > 1 else src.dtypes[0]
-        return RasterInfo(
-            path=path,
-            count=src.count,
-            height=src.height,
-            width=src.width,
-            dtype=dtype,
-            block_shape=tuple(src.block_shapes[0]),
-            crs=src.crs,
-            transform=src.transform,
-            nodata=src.nodata,
-            profile=dict(src.profile),
-            signature=handles.signature(path),
-            alpha=any(MaskFlags.alpha in flags for flags in src.mask_flag_enums),
-        )
 
 
 class OnGrid:
@@ -251,8 +193,6 @@ def open_raster(
     >>> cube.shape, cube.chunksize
     ((2, 3, 97, 131), (2, 3, 32, 32))
     """
-    from .sources import resampling_of
-
     resampling = resampling_of(resampling)
     if isinstance(path, Series):
         if grid is None:

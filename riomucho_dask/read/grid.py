@@ -23,6 +23,7 @@ from rasterio.warp import transform_bounds
 
 from ..errors import InputError
 from ..paths import is_remote
+from .info import raster_info
 
 
 def apply(transform: Affine, other: Any) -> Any:
@@ -105,8 +106,6 @@ class Grid:
     @classmethod
     def from_raster(cls, path: str | os.PathLike) -> Grid:
         """The grid of a raster file (its CRS, transform and size)."""
-        from . import raster_info  # (read/__init__ imports this module)
-
         return cls.from_info(raster_info(path))
 
     @classmethod

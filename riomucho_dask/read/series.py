@@ -33,6 +33,7 @@ from rasterio.windows import Window
 from .. import gdal_options, timings
 from ..errors import InputError, InputNotFoundError, InputReadError
 from .grid import Grid
+from .info import raster_info
 from .sources import Source, common_dtype, native_grid
 
 __all__ = ["Series", "SeriesSource", "as_time"]
@@ -173,8 +174,6 @@ class Series:
         says none, from the header of its first file.
         """
         if "infos" not in self._resolved:
-            from . import raster_info  # (read/__init__ imports this module)
-
             captured = gdal_options.captured_env()  # (this thread's rasterio.Env)
 
             def opened(item):

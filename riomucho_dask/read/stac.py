@@ -23,6 +23,7 @@ from rasterio.crs import CRS
 from ..errors import InputError
 from ..paths import is_remote
 from . import handles
+from .info import RasterInfo
 from .series import Series, _FirstBand, _Step, as_time
 
 __all__ = ["stac_series", "item_dicts", "GroupBy"]
@@ -139,8 +140,6 @@ def _crs(item: dict, asset: dict) -> CRS | None:
 def _asset_info(item: dict, key: str, href: str, position: int):
     """A RasterInfo of the asset's first band from its metadata, or None when
     the metadata does not say its CRS, transform, shape and dtype."""
-    from . import RasterInfo
-
     asset = item["assets"][key]
     transform, shape = _field(item, asset, "proj:transform"), _field(item, asset, "proj:shape")
     bands = asset.get("raster:bands") or (item.get("properties") or {}).get("raster:bands")

@@ -10,6 +10,7 @@ import numpy as np
 from dask.base import tokenize
 from rasterio.dtypes import can_cast_dtype, check_dtype
 
+from ..dataarrays import georeferencing
 from ..errors import InputError
 from ..read import OnGrid, window_shape
 from ..read.grid import GRID_NAMES, Grid, resolve
@@ -28,8 +29,6 @@ def grid_for(grid: Any) -> Grid:
         raise InputError(f"grid={grid!r} names a grid of inputs; shapes have no grid of "
                          "their own: give a riomucho_dask.Grid or a raster path")
     if hasattr(grid, "rio") and hasattr(grid, "sizes"):
-        from ..dataarrays import georeferencing
-
         georef = georeferencing(grid, "grid")
         return Grid(georef["crs"], georef["transform"], grid.sizes["x"], grid.sizes["y"])
     return resolve(grid, None, [])

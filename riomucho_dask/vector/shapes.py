@@ -27,6 +27,8 @@ import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import CRSError, NotGeoreferencedWarning
+from rasterio.features import rasterize
+from rasterio.warp import transform_geom
 
 from ..errors import InputError, InputNotFoundError, MissingExtraError
 from ..paths import is_remote
@@ -61,8 +63,6 @@ def burn(shapes, out_shape, transform, *, all_touched: bool, fill: Any = 0,
     around each call would be a race between threads: one thread's exit takes
     the filter away while another is still burning).
     """
-    from rasterio.features import rasterize
-
     if not warnings.filters or warnings.filters[0] != _QUIET:
         warnings.filterwarnings("ignore", category=NotGeoreferencedWarning,
                                 module=r"rasterio\.features")
@@ -279,8 +279,6 @@ def to_grid(features: Features, grid: Grid):
     if grid.crs is None:
         raise InputError(f"{features.label} are in {features.crs.to_string()} but the grid "
                          "has no CRS: they cannot be placed on it")
-    from rasterio.warp import transform_geom
-
     try:
         moved = transform_geom(features.crs, grid.crs,
                                [g.__geo_interface__ for g in geometries[present]])

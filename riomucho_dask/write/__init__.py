@@ -19,12 +19,14 @@ from ..dataarrays import for_writing, is_dataarray
 from ..errors import OutputPathError, ProfileError, RioMuchoDaskWarning
 from ..execute.engine import RasterWrite, array_write, compute, run, tiles_write
 from ..paths import is_remote
-from . import drivers, encode, remote
+from .graph import encode
 from .journal import Journal
-from .metadata import DRIVERS, output_metadata
-from .parts import PartSink
-from .profile import align_chunks, build_profile
-from .statistics import measured_blocks
+from .kernels.statistics import measured_blocks
+from .sinks import remote
+from .sinks.parts import PartSink
+from .spec import drivers
+from .spec.metadata import DRIVERS, output_metadata
+from .spec.profile import align_chunks, build_profile
 from .store import RasterStore
 
 __all__ = ["to_raster", "RasterStore", "RasterWrite", "compute", "build_profile"]
@@ -69,7 +71,7 @@ def to_raster(
         temporary file is removed and an existing file at ``path`` is
         untouched.  On object storage (``s3://``, ``/vsis3/``, any GDAL
         virtual path), it is written in local scratch space and uploaded
-        once complete (see :mod:`riomucho_dask.write.remote`).  An open
+        once complete (see :mod:`riomucho_dask.write.sinks.remote`).  An open
         dataset is written into as it is.
     profile : dict, optional
         Creation profile; updates ``like``'s.

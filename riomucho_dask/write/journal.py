@@ -1,7 +1,7 @@
 """Resumable writes: the spooled tiles and a journal of those that are durable.
 
 With ``to_raster(..., resume=True)`` the writer of encoded tiles
-(:class:`~riomucho_dask.write.tiled.TiledWriter`) appends tiles to a spool
+(:class:`~riomucho_dask.write.writers.tiled.TiledWriter`) appends tiles to a spool
 file with a fixed hidden name beside the target, and after each chunk's
 bytes are written appends one line to a journal beside it: the chunk's
 place, where its tiles sit in the spool, and a CRC32 of their bytes.  When
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from ..errors import OutputPathError
 from ..paths import is_remote
-from . import remote
+from .sinks import remote
 
 try:  # (POSIX)
     import fcntl

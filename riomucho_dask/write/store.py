@@ -5,10 +5,10 @@ dask's worker threads (``store[bands, rows, cols] = block``, as
 ``da.store`` calls it) or from the thread that streams results back from
 worker processes (:meth:`RasterStore.put`).  They wait in a queue bounded
 in bytes, drained by one writer thread that alone calls the
-:class:`~riomucho_dask.write.writer.Writer` (a GDAL dataset, or encoded
-tiles placed by :class:`~riomucho_dask.write.tiled.TiledWriter`): workers
+:class:`~riomucho_dask.write.writers.gdal.Writer` (a GDAL dataset, or encoded
+tiles placed by :class:`~riomucho_dask.write.writers.tiled.TiledWriter`): workers
 never wait on compression, and wait on the queue only when the writer is
-behind.  The bytes go to an :class:`~riomucho_dask.write.output.OutputFile`
+behind.  The bytes go to an :class:`~riomucho_dask.write.sinks.output.OutputFile`
 (temporary files, moved into place or uploaded when complete).
 """
 
@@ -35,16 +35,16 @@ from ..errors import (
 )
 from ..progress import BlockProgress
 from ..windows import slices_to_window
-from . import upload
 from .journal import Journal
-from .layout import Encoding
-from .metadata import Metadata
-from .multipart import describe
-from .output import OutputFile
-from .parts import PartSink
-from .statistics import BlockStatistics, Measured
-from .tiled import TiledWriter
-from .writer import GDALWriter, Writer
+from .kernels.statistics import BlockStatistics, Measured
+from .sinks.multipart import describe
+from .sinks.output import OutputFile
+from .sinks.parts import PartSink
+from .spec.layout import Encoding
+from .spec.metadata import Metadata
+from .writers import upload
+from .writers.gdal import GDALWriter, Writer
+from .writers.tiled import TiledWriter
 
 __all__ = ["RasterStore"]
 
@@ -84,9 +84,9 @@ class RasterStore:
     total : int, optional
         Number of blocks (tiles) expected, for the progress bar.
     encoding : Encoding, optional
-        The output's tiles arrive encoded (:mod:`riomucho_dask.write.encode`,
-        one object array of one :class:`~riomucho_dask.write.codec.Tiles`
-        per block) and a :class:`~riomucho_dask.write.tiled.TiledWriter`
+        The output's tiles arrive encoded (:mod:`riomucho_dask.write.graph.encode`,
+        one object array of one :class:`~riomucho_dask.write.tiff.codec.Tiles`
+        per block) and a :class:`~riomucho_dask.write.writers.tiled.TiledWriter`
         places them; default: blocks of pixels, written by GDAL.
     journal : Journal, optional
         With ``encoding``: a resumable write (:mod:`riomucho_dask.write.journal`):
@@ -95,12 +95,12 @@ class RasterStore:
     parts : PartSink, optional
         With ``encoding``: the sink of the graph's encoding tasks, which
         :meth:`prepare` may point at part files the workers write
-        (:mod:`riomucho_dask.write.parts`).
+        (:mod:`riomucho_dask.write.sinks.parts`).
     masked : bool, optional
         The blocks may be masked arrays (the array's meta is one).
     metadata : Metadata, optional
         Descriptions, tags, units, scale/offset and colour table to write
-        (:func:`~riomucho_dask.write.metadata.output_metadata`).
+        (:func:`~riomucho_dask.write.spec.metadata.output_metadata`).
 
     Examples
     --------
@@ -116,33 +116,39 @@ class RasterStore:
                  progress: bool = False, total: int = 0, encoding: Encoding | None = None,
                  journal: Journal | None = None, parts: PartSink | None = None,
                  masked: bool = False, metadata: Metadata | None = None):
-        self._args = (path, profile, dict(lock=lock, progress=progress, total=total,
-                                          encoding=encoding, journal=journal, parts=parts,
-                                          masked=masked, metadata=metadata))
         dataset = path if isinstance(path, DatasetWriter) else None
+        self._dataset = dataset
         self.path = path.name if dataset is not None else os.fspath(path)
         self.profile = profile
         self._owns = dataset is None
-        #: Where the bytes go (None when writing into an open dataset).
-        self.output = OutputFile(self.path, profile) if self._owns else None
-        self._finished: str | None = None
         self.encoding = encoding if dataset is None else None
+        self._journal = journal
+        self._parts = parts
         self._resumable = journal is not None
         self._maybe_masked = masked
         self._metadata = metadata
+        self._lock = lock if lock is not None else threading.Lock()
+        self._gdal_env = gdal_options.captured_env()  # (the options of when it was made)
+        self._show_progress, self._total = progress, total
+        self._start()
+
+    def _start(self) -> None:
+        """The state of one run: the output's files, the writer, the queue."""
+        #: Where the bytes go (None when writing into an open dataset).
+        self.output = OutputFile(self.path, self.profile) if self._owns else None
+        self._finished: str | None = None
         self._writer: Writer
         if self.encoding is not None:
-            self._writer = TiledWriter(profile, self.encoding, self.output.temporary, journal,
-                                       sink=parts, metadata=metadata)
-            if parts is not None:
-                self.output.also_remove(parts)
+            self._writer = TiledWriter(self.profile, self.encoding, self.output.temporary,
+                                       self._journal, sink=self._parts,
+                                       metadata=self._metadata)
+            if self._parts is not None:
+                self.output.also_remove(self._parts)
         else:
-            self._writer = GDALWriter(profile, self._temporary, dataset=dataset,
+            self._writer = GDALWriter(self.profile, self._temporary, dataset=self._dataset,
                                       staged=self.output.staged if self._owns else None,
-                                      metadata=metadata)
+                                      metadata=self._metadata)
         self._writer.on_finish = self._close_progress
-        self._lock = lock if lock is not None else threading.Lock()
-        self._gdal_env = gdal_options.captured_env()
         self._cond = threading.Condition()
         self._queue: deque[tuple[Any, Window | None, int, Any]] = deque()
         self._queued = 0  # bytes in the queue
@@ -159,9 +165,9 @@ class RasterStore:
         #: travels here (:meth:`put_remote`); None: blocks travel whole.
         self.remote_result: Any = None
         self._progress = (
-            BlockProgress(total, label=os.path.basename(self.path),
+            BlockProgress(self._total, label=os.path.basename(self.path),
                           unit="blocks" if self.encoding is None else "tiles")
-            if progress else None
+            if self._show_progress else None
         )
 
     def __dask_tokenize__(self):
@@ -200,17 +206,14 @@ class RasterStore:
             raise StoreClosedError(
                 f"the resumable write of {self.path!r} has run: a resumable write runs "
                 "once; call to_raster(..., resume=True) again to resume or write it again")
-        path, profile, kwargs = self._args
-        captured = self._gdal_env  # (the options of when the write was made, not of now)
-        self.__init__(path, profile, **kwargs)
-        self._gdal_env = captured
+        self._start()
 
     def prepare(self, scheduler: str, client: Any = None) -> bool:
         """Called once the scheduler is known, before anything is computed: the
         writer may have the workers write (part files, see
-        :meth:`~riomucho_dask.write.writer.Writer.from_workers`), or, for an
+        :meth:`~riomucho_dask.write.writers.gdal.Writer.from_workers`), or, for an
         output on S3 computed on a cluster, upload its parts
-        (:mod:`riomucho_dask.write.upload`).  Returns whether they do."""
+        (:mod:`riomucho_dask.write.writers.upload`).  Returns whether they do."""
         if self.output is None:
             return False
         if (self.output.remote and self.encoding is not None and not self._resumable
@@ -236,7 +239,7 @@ class RasterStore:
 
     def put(self, block: Any, window: Window | list | None) -> None:
         """Queue ``block`` (``(count, h, w)``) for ``window``, or encoded tiles
-        or a :class:`~riomucho_dask.write.statistics.Measured` block (``window``
+        or a :class:`~riomucho_dask.write.kernels.statistics.Measured` block (``window``
         None: they know their place), or a list of blocks for a list of windows;
         wait while the queue is full.  The statistics a block carries are added
         to :attr:`statistics` once it is written."""

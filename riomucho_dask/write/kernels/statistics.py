@@ -9,10 +9,10 @@ pixels.  Nothing is read back and nothing is computed twice:
 
 - the task that computes a block also measures it (:func:`measure`): a
   :class:`BlockStatistics` of a few numbers per band, computed on the pixels
-  as the file holds them (:func:`~riomucho_dask.write.codec.as_written`:
+  as the file holds them (:func:`~riomucho_dask.write.kernels.pixels.as_written`:
   masked pixels as nodata, or under the internal mask).  It rides with the
   block to the writer: in the encoded tiles
-  (:class:`~riomucho_dask.write.codec.Tiles`, their ``stats``), or, on
+  (:class:`~riomucho_dask.write.tiff.codec.Tiles`, their ``stats``), or, on
   GDAL's route, in a :class:`Measured` block (:func:`measured_blocks`);
 - the store adds them up as the blocks are written (Chan et al.'s pairwise
   update of counts, means and sums of squared deviations: numerically
@@ -34,8 +34,9 @@ import dask.array as da
 import numpy as np
 from rasterio.windows import Window
 
-from .. import timings
-from ..windows import offsets
+from ... import timings
+from ...windows import offsets
+from .pixels import as_written
 
 __all__ = ["BlockStatistics", "Measured", "measure", "measured_blocks"]
 
@@ -134,7 +135,7 @@ def _nodata_of(nodata: Any, dtype: np.dtype) -> Any:
 def measure(data: np.ndarray, mask: np.ndarray | None, nodata: Any) -> BlockStatistics:
     """The :class:`BlockStatistics` of ``data`` (``(count, h, w)``), pixels as
     the file holds them, and ``mask`` its internal mask (``(h, w)``, 0 for
-    masked pixels; None without one), as :func:`~riomucho_dask.write.codec.as_written`
+    masked pixels; None without one), as :func:`~riomucho_dask.write.kernels.pixels.as_written`
     gives them.
 
     Examples
@@ -215,7 +216,6 @@ class Measured:
 
 def _measure_block(block: np.ndarray, nodata: Any, row_offsets: np.ndarray,
                    col_offsets: np.ndarray, block_id=None) -> np.ndarray:
-    from .codec import as_written
 
     row, col = int(row_offsets[block_id[1]]), int(col_offsets[block_id[2]])
     window = Window(col, row, block.shape[2], block.shape[1])

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from . import resample
-from .overviews import half
+from ..kernels import resample
+from ..kernels.overviews import half
 from .profile import truthy
 
 __all__ = ["Encoding", "for_profile", "CODECS", "RESAMPLINGS", "GTIFF_RESAMPLINGS"]
@@ -25,8 +25,8 @@ __all__ = ["Encoding", "for_profile", "CODECS", "RESAMPLINGS", "GTIFF_RESAMPLING
 CODECS = frozenset({"none", "deflate", "lzw", "zstd", "packbits"})
 #: A COG's overview resamplings made here (halving); others go through GDAL.
 RESAMPLINGS = frozenset({"nearest", "average"})
-#: A GeoTIFF's overview resamplings: our kernels' (:mod:`riomucho_dask.write.resample`)
-#: and GDAL's own, chunk by chunk (:mod:`riomucho_dask.write.resample_gdal`).
+#: A GeoTIFF's overview resamplings: our kernels' (:mod:`riomucho_dask.write.kernels.resample`)
+#: and GDAL's own, chunk by chunk (:mod:`riomucho_dask.write.kernels.resample_gdal`).
 GTIFF_RESAMPLINGS = frozenset({"nearest", "average", "mode", "bilinear", "cubic",
                                "cubicspline", "lanczos"})
 

@@ -1,6 +1,6 @@
 """The writer of tiles encoded on the workers: it only places bytes.
 
-:class:`TiledWriter` receives :class:`~riomucho_dask.write.codec.Tiles`
+:class:`TiledWriter` receives :class:`~riomucho_dask.write.tiff.codec.Tiles`
 in any order and appends their bytes to a file as they come, so blocks
 waiting for their turn wait compressed, on disk, not in memory.
 
@@ -27,13 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ProfileError, StoreError
-from . import codec, tiff
-from .codec import Tiles
-from .journal import Entry, Journal
-from .layout import Encoding
-from .metadata import Metadata
-from .parts import PartSink, copy_range
+from ...errors import ProfileError, StoreError
+from ..journal import Entry, Journal
+from ..sinks.parts import PartSink, copy_range
+from ..spec.layout import Encoding
+from ..spec.metadata import Metadata
+from ..tiff import codec
+from ..tiff import ifd as tiff
+from ..tiff.codec import Tiles
 
 __all__ = ["TiledWriter"]
 
@@ -89,7 +90,7 @@ class TiledWriter:
     profile : dict
         The output's profile (size, CRS, transform...).
     encoding : Encoding
-        How the tiles were encoded (:func:`~riomucho_dask.write.layout.for_profile`).
+        How the tiles were encoded (:func:`~riomucho_dask.write.spec.layout.for_profile`).
     temporary : callable
         Returns a new temporary path for each file this writer makes.
     journal : Journal, optional

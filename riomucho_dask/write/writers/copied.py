@@ -1,7 +1,7 @@
 """Outputs GDAL writes only by copying a finished raster (CreateCopy).
 
 PNG, JPEG, WEBP, JP2OpenJPEG (and GIF, AAIGrid, XYZ...) cannot be written
-window by window.  As for a COG (:mod:`riomucho_dask.write.cog`), the blocks
+window by window.  As for a COG (:mod:`riomucho_dask.write.writers.cog`), the blocks
 go into a tiled GeoTIFF intermediate beside the target; once every window is
 in, ``rasterio.shutil.copy`` makes the output from it in one pass, as
 ``rasterio.open(path, "w", driver=...)`` does from its in-memory dataset,
@@ -15,7 +15,7 @@ from __future__ import annotations
 import rasterio.shutil
 from affine import Affine
 
-from . import drivers
+from ..spec import drivers
 
 __all__ = ["is_copied", "split_profile", "finish"]
 

@@ -17,10 +17,10 @@ import tempfile
 import rasterio
 import rasterio.shutil
 
-from .. import config
-from ..errors import OutputPathError
-from ..gdal_c import last_error, library
-from ..paths import is_remote, vsi_path
+from ... import config
+from ...errors import OutputPathError
+from ...gdal_c import last_error, library
+from ...paths import is_remote, vsi_path
 
 __all__ = ["scratch_dir", "exists", "check_writable", "upload"]
 

@@ -4,7 +4,7 @@ On a ``dask.distributed`` cluster, an output on S3 (a tiled GeoTIFF or a
 COG encoded in the tasks) is not written in the client's scratch space:
 
 - each encoding task keeps its tiles in its worker's memory; only their
-  sizes travel to the client (:func:`~riomucho_dask.write.multipart.describe`);
+  sizes travel to the client (:func:`~riomucho_dask.write.sinks.multipart.describe`);
 - as the tiles that come next in the file arrive, the client groups them
   into parts of at least ``riomucho_dask.part-bytes`` (never less than the
   store's minimum, 5 MiB on S3) and a task on a worker fetches them from
@@ -35,13 +35,14 @@ from typing import Any
 import numpy as np
 from dask.base import tokenize
 
-from .. import config
-from ..errors import RioMuchoDaskWarning, StoreError
-from . import multipart, tiff
-from .codec import Tiles
-from .journal import Entry
-from .layout import Encoding
-from .metadata import Metadata
+from ... import config
+from ...errors import RioMuchoDaskWarning, StoreError
+from ..journal import Entry
+from ..sinks import multipart
+from ..spec.layout import Encoding
+from ..spec.metadata import Metadata
+from ..tiff import ifd as tiff
+from ..tiff.codec import Tiles
 from .tiled import TiledWriter
 
 __all__ = ["MultipartWriter", "for_output"]

@@ -4,7 +4,7 @@
 scheduler and hands them, one at a time and from one thread, to a
 :class:`Writer`.  Two implementations: :class:`GDALWriter`, a rasterio
 dataset (any GDAL driver; a COG through a tiled intermediate), and
-:class:`~riomucho_dask.write.tiled.TiledWriter`, which places tiles encoded
+:class:`~riomucho_dask.write.writers.tiled.TiledWriter`, which places tiles encoded
 on the workers (tiled GeoTIFFs and COGs with the codecs it knows).
 """
 
@@ -21,9 +21,11 @@ from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
-from . import cog, copied, drivers, remote
-from .metadata import Metadata
-from .overviews import dataset_mask
+from ..kernels.pixels import dataset_mask
+from ..sinks import remote
+from ..spec import drivers
+from ..spec.metadata import Metadata
+from . import cog, copied
 
 __all__ = ["Writer", "GDALWriter"]
 

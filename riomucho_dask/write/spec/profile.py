@@ -10,10 +10,11 @@ import dask.array as da
 import numpy as np
 from rasterio.drivers import driver_from_extension
 
-from ..errors import ProfileError
-from ..nodata import nodata_fits
-from ..read import array_grids, raster_info, raster_sources
-from . import cog, copied, drivers
+from ...errors import ProfileError
+from ...nodata import nodata_fits
+from ...read import array_grids, raster_info, raster_sources
+from ..writers import cog, copied
+from . import drivers
 
 __all__ = ["build_profile", "output_driver", "grid_profile", "align_chunks", "nodata_fits"]
 

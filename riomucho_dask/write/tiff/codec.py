@@ -28,11 +28,11 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
-from . import tiff
-from .layout import Encoding
-from .metadata import Metadata
-from .overviews import dataset_mask, masked
-from .statistics import measure
+from ..kernels.pixels import as_written, masked
+from ..kernels.statistics import measure
+from ..spec.layout import Encoding
+from ..spec.metadata import Metadata
+from . import ifd as tiff
 
 __all__ = ["Tiles", "encode", "decode", "template", "as_written"]
 
@@ -48,7 +48,7 @@ class Tiles:
     (one plane unless bands are interleaved by band); ``mask`` the tiles of
     the internal mask, when the chunk had masked pixels and no nodata;
     ``stats`` the chunk's band statistics (full resolution, when the
-    encoding asks for them: :mod:`riomucho_dask.write.statistics`).
+    encoding asks for them: :mod:`riomucho_dask.write.kernels.statistics`).
     """
 
     level: int
@@ -182,31 +182,6 @@ def decode(encoding: Encoding, tiles: tuple[list, list | None], height: int,
             return pixels
         valid = dataset.read_masks(1) > 0
     return masked(pixels, np.broadcast_to(~valid, pixels.shape).copy())
-
-
-def as_written(block: np.ndarray, nodata: Any, keep: bool = False,
-               window: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """``block``'s pixels as the file holds them, and its internal mask (255
-    valid, 0 masked) when it has one: masked pixels become nodata, or, without
-    nodata, 0 under one mask for all bands (with ``keep``, the pixels under
-    the mask stay as they are: an overview level's, which GDAL computes
-    whatever the mask).
-
-    ``window``: where a full-resolution block goes; its bands must then be
-    masked alike (:func:`~riomucho_dask.write.overviews.dataset_mask` raises
-    :class:`~riomucho_dask.errors.StoreError` naming it).  None: a piece of a
-    level made from such blocks, masked as they were checked."""
-    if not isinstance(block, np.ma.MaskedArray):
-        return block, None
-    mask = np.ma.getmaskarray(block)
-    if nodata is not None:
-        return block.filled(nodata), None
-    if not mask.any():
-        return block.data, None
-    pixels = block.data if keep else block.filled(0)
-    if window is not None:
-        return pixels, dataset_mask(mask, window)
-    return pixels, np.where(mask.any(axis=0), 0, 255).astype("uint8")
 
 
 def _tile_bytes(raw: bytes, ifd: dict) -> list:

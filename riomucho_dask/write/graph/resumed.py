@@ -11,11 +11,11 @@ import dask.array as da
 import numpy as np
 from dask.highlevelgraph import HighLevelGraph
 
-from ..windows import offsets
-from . import codec
-from .encode import _overlapping, reduce_written
-from .journal import Journal
-from .layout import Encoding
+from ...windows import offsets
+from ..journal import Journal
+from ..spec.layout import Encoding
+from ..tiff import codec
+from .levels import overlapping, reduce_written
 
 __all__ = ["restored", "Written"]
 
@@ -68,8 +68,8 @@ def restored(reduced: da.Array, above: da.Array, rechunk: dict, level: int,
     literal = {}
     for i, j in np.ndindex(len(rows) - 1, len(cols) - 1):
         if all(written.done(level + 1, parent_rows[pi], parent_cols[pj])
-               for pi in _overlapping(parent_rows, rows[i], rows[i + 1])
-               for pj in _overlapping(parent_cols, cols[j], cols[j + 1])):
+               for pi in overlapping(parent_rows, rows[i], rows[i + 1])
+               for pj in overlapping(parent_cols, cols[j], cols[j + 1])):
             continue  # (no overview chunk to compute needs it)
         data = written.block(above, level, i, j, keep=False)
         if data is not None:

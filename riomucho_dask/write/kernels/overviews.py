@@ -1,7 +1,7 @@
 """Overview kernels: pure functions of numpy arrays, no GDAL, no dask.
 
 Each overview level is made from the level above it, chunk by chunk, in the
-graph that computes the full resolution (:mod:`riomucho_dask.write.encode`),
+graph that computes the full resolution (:mod:`riomucho_dask.write.graph.encode`),
 so its pixels must equal GDAL's for the same data: :func:`reduce2` halves a
 block as GDAL's COG driver does (level sizes rounded down).
 """
@@ -12,9 +12,9 @@ import math
 
 import numpy as np
 
-from ..errors import StoreError
+from .pixels import masked
 
-__all__ = ["half", "reduce2", "masked", "dataset_mask"]
+__all__ = ["half", "reduce2"]
 
 
 def half(size: int) -> int:
@@ -87,40 +87,3 @@ def _all_valid(block: np.ndarray, nodata: float | None) -> bool:
     return not (np.isnan(data).any() if math.isnan(nodata) else (data == nodata).any())
 
 
-def masked(data: np.ndarray, mask: np.ndarray) -> np.ma.MaskedArray:
-    """A masked array whose fill value its dtype holds: numpy's default for
-    integers (999999) does not fit uint16 and fails to cross between
-    dask.distributed workers."""
-    return np.ma.MaskedArray(data, mask=mask, fill_value=np.zeros((), dtype=data.dtype))
-
-
-def dataset_mask(mask: np.ndarray, window: object = None) -> np.ndarray:
-    """The internal mask (255 valid, 0 masked) of a block whose per-band mask
-    (``(count, h, w)``, True masked) is ``mask``: a GeoTIFF's internal mask is
-    one for all bands (``GDAL_TIFF_INTERNAL_MASK``), so the bands must agree.
-
-    Raises
-    ------
-    StoreError
-        The bands are masked differently (naming ``window``): one mask would
-        lose the bands' own validity; only nodata keeps it per band.
-
-    Examples
-    --------
-    >>> dataset_mask(np.array([[[True, False]], [[True, False]]]))
-    array([[  0, 255]], dtype=uint8)
-    >>> dataset_mask(np.array([[[True, False]], [[False, False]]]), "window (0, 0)")
-    Traceback (most recent call last):
-    ...
-    riomucho_dask.errors.StoreError: window (0, 0): the bands are masked differently ...
-    """
-    flags = mask.any(axis=0)
-    if mask.shape[0] > 1 and not np.array_equal(flags, mask.all(axis=0)):
-        differ = int((flags != mask.all(axis=0)).sum())
-        raise StoreError(
-            f"{window if window is not None else 'a block'}: the bands are masked "
-            f"differently ({differ} pixels masked in some bands only), and an output "
-            "without nodata keeps one internal mask for all bands: pass nodata= (a value "
-            "the bands never take, such as -9999 or nan) to keep each band's mask, or "
-            "mask every band of a pixel alike")
-    return np.where(flags, 0, 255).astype("uint8")

@@ -2,7 +2,7 @@
 
 ``bilinear``, ``cubic``, ``cubicspline`` and ``lanczos`` overview
 pixels of a tiled GeoTIFF are not computed by kernels of our own
-(:mod:`riomucho_dask.write.resample` has ``nearest``, ``average`` and
+(:mod:`riomucho_dask.write.kernels.resample` has ``nearest``, ``average`` and
 ``mode``): each chunk of a level is resampled by GDAL from the piece of the
 level above that its pixels need, plus a margin for the kernel, held in an
 in-memory dataset and read at the chunk's exact fractional window with the
@@ -24,6 +24,8 @@ from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.io import MemoryFile
 from rasterio.windows import Window
+
+from ...errors import StoreError
 
 __all__ = ["METHODS", "source_range", "resample"]
 
@@ -68,8 +70,6 @@ def resample(piece: np.ndarray, piece_row: int, piece_col: int,
     (1, 2, 2)
     """
     if isinstance(piece, np.ma.MaskedArray) and np.ma.getmask(piece).any():
-        from ..errors import StoreError
-
         raise StoreError(
             f"overview_resampling={method!r} cannot take an internal mask: give the output "
             "a nodata value (nodata=), or use 'nearest', 'average' or 'mode'")

@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import NoSpaceError
-from ..paths import is_remote
-from . import drivers, remote
+from ...errors import NoSpaceError
+from ...paths import is_remote
+from ..spec import drivers
+from . import remote
 
 __all__ = ["OutputFile", "UMASK"]
 

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import gdal_options, timings
-from ..errors import OutputPathError, StoreError
-from ..gdal_c import last_error, library
-from ..paths import vsi_path
+from ... import gdal_options, timings
+from ...errors import OutputPathError, StoreError
+from ...gdal_c import last_error, library
+from ...paths import vsi_path
 
 __all__ = ["Upload", "Remote", "start", "describe", "upload_part"]
 
@@ -189,7 +189,7 @@ def upload_part(upload: Upload, number: int, head: bytes, chunks: list, pieces: 
                 tail: bytes, framed: bool, skip: int = 0,
                 take: int | None = None) -> tuple[int, str, int]:
     """Upload part ``number``: ``head``, then tiles of ``chunks``
-    (:class:`~riomucho_dask.write.codec.Tiles`), ``pieces`` saying which, in
+    (:class:`~riomucho_dask.write.tiff.codec.Tiles`), ``pieces`` saying which, in
     order, as ``(chunk, is_mask, first, stop, sizes)`` slices of its tile (or
     mask tile) list with the sizes the header was laid out with, then ``tail``.
     ``framed``: each tile with its size before and its last 4 bytes after (a

@@ -6,7 +6,7 @@
 dataset with :meth:`Metadata.apply`: the output itself on GDAL's route, the
 tiled intermediate a COG is copied from, and the one-tile file whose IFD an
 output of encoded tiles takes its tags from
-(:func:`~riomucho_dask.write.codec.template`).  So GDAL writes it,
+(:func:`~riomucho_dask.write.tiff.codec.template`).  So GDAL writes it,
 the same way on every route, into the file (its ``GDAL_METADATA``,
 ``ColorMap`` and text tags): nothing goes to an ``.aux.xml`` side-car.
 """
@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ProfileError
+from ...errors import ProfileError
+from ...read import handles
 
 __all__ = ["Metadata", "output_metadata", "METADATA_KEYS"]
 
@@ -157,8 +158,6 @@ def _colormap(colormap: Any, count: int, dtype: np.dtype) -> tuple:
 def _from_like(like: Any, count: int, dtype: np.dtype) -> dict:
     """The descriptions, units and colour table of ``like`` that the output
     takes: only when it has the output's band count."""
-    from ..read import handles
-
     path = os.fspath(like)
     with handles.open_dataset(path, what=f"like={path!r}") as src:
         if src.count != count:

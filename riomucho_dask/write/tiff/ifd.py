@@ -2,7 +2,7 @@
 
 Reads the tags of a (little-endian, classic or BigTIFF) file GDAL wrote,
 and writes image file directories (IFDs) whose tile offsets point at bytes
-placed by :class:`~riomucho_dask.write.tiled.TiledWriter`.  Tag values are
+placed by :class:`~riomucho_dask.write.writers.tiled.TiledWriter`.  Tag values are
 kept as GDAL wrote them (raw bytes), so georeferencing, nodata, sample
 format, predictor and the rest stay exactly GDAL's.
 """

@@ -1,33 +1,35 @@
 """The graph of an output written from encoded tiles.
 
-A tiled GeoTIFF or a COG whose layout :func:`~riomucho_dask.write.layout.for_profile`
+A tiled GeoTIFF or a COG whose layout :func:`~riomucho_dask.write.spec.layout.for_profile`
 knows is not written through a GDAL dataset on the client: each chunk of the
 array (whole output tiles, all bands) is encoded by the task that computed it
-(:mod:`riomucho_dask.write.codec`) and only its tiles' bytes travel to the
-writer (:class:`~riomucho_dask.write.tiled.TiledWriter`), which places them.
+(:mod:`riomucho_dask.write.tiff.codec`) and only its tiles' bytes travel to the
+writer (:class:`~riomucho_dask.write.writers.tiled.TiledWriter`), which places them.
 
 The overview levels are computed in the same graph from the full-resolution
-blocks, level after level (:mod:`riomucho_dask.write.overviews`), and encoded
+blocks, level after level (:mod:`riomucho_dask.write.kernels.overviews`), and encoded
 on the workers too.
 """
 
 from __future__ import annotations
 
-import bisect
 from typing import Any
 
 import dask.array as da
 import numpy as np
 from dask.highlevelgraph import HighLevelGraph
 
-from .. import timings
-from ..errors import StoreError
-from ..windows import offsets
-from . import codec, resample, resample_gdal
-from .codec import Tiles, as_written
-from .journal import Journal
-from .layout import CODECS, GTIFF_RESAMPLINGS, Encoding, for_profile
-from .overviews import masked, reduce2
+from ... import timings
+from ...errors import StoreError
+from ...windows import offsets
+from ..journal import Journal
+from ..kernels import resample, resample_gdal
+from ..kernels.pixels import as_held, masked
+from ..spec.layout import CODECS, GTIFF_RESAMPLINGS, Encoding, for_profile
+from ..tiff import codec
+from ..tiff.codec import Tiles
+from .levels import overlapping, reduce_written
+from .resumed import Written, restored
 
 __all__ = ["Encoding", "Tiles", "for_profile", "encoded_arrays", "places", "CODECS",
            "GTIFF_RESAMPLINGS"]
@@ -64,13 +66,6 @@ def _encoded(array: da.Array, encoding: Encoding, level: int, sink=None) -> da.A
                                                getattr(sink, "owner", None)))
 
 
-def reduce_written(block: np.ndarray, resampling: str, nodata: Any) -> np.ndarray:
-    """:func:`reduce2` of ``block`` as the file holds it: an overview made from
-    the written pixels, the same whether they were just computed or read back."""
-    with timings.timed("encode"):
-        return reduce2(_as_held(block, nodata), resampling, nodata)
-
-
 def _overview(array: da.Array, encoding: Encoding) -> tuple[da.Array, dict]:
     """The next overview level of ``array``, and the rechunking that makes its
     chunks whole tiles.
@@ -103,13 +98,12 @@ def encoded_arrays(array: da.Array, encoding: Encoding, journal: Journal | None 
     With a ``journal`` of chunks already written, an overview chunk still to
     compute takes the chunks below it that are written from the spool (decoded,
     not computed again), so the graph needs no work a written chunk did.
-    ``sink`` (a :class:`~riomucho_dask.write.parts.PartSink`) may put the
+    ``sink`` (a :class:`~riomucho_dask.write.sinks.parts.PartSink`) may put the
     tiles' bytes into part files on the workers.
     """
     levels = [array]
     written = None
     if journal is not None and journal.entries:
-        from .resumed import Written, restored  # (they build on this module's pieces)
 
         written = Written(journal, encoding)
     if encoding.factors:  # a GeoTIFF's overviews, as GDAL's BuildOverviews
@@ -125,9 +119,9 @@ def encoded_arrays(array: da.Array, encoding: Encoding, journal: Journal | None 
 
 def _gdal_levels(array: da.Array, encoding: Encoding, written: Any = None) -> list[da.Array]:
     """A GeoTIFF's overview levels, each made from the level GDAL's
-    ``BuildOverviews`` makes it from (:func:`~riomucho_dask.write.resample.source_levels`).
+    ``BuildOverviews`` makes it from (:func:`~riomucho_dask.write.kernels.resample.source_levels`).
 
-    With ``written`` (a resumed write's :class:`~riomucho_dask.write.resumed.Written`),
+    With ``written`` (a resumed write's :class:`~riomucho_dask.write.graph.resumed.Written`),
     a chunk still to compute takes the chunks it needs that are written from
     the spool, so no written chunk, and no window of the run function, is
     computed again."""
@@ -241,8 +235,8 @@ def _picked(array: da.Array, shape: tuple[int, int], nodata: Any,
                 "uint8" if only_mask else array.dtype)
             continue
         if written is not None and to_compute[
-                np.ix_(list(_overlapping(level_rows, picked_rows[r], picked_rows[r + 1])),
-                       list(_overlapping(level_cols, picked_cols[c], picked_cols[c + 1])))
+                np.ix_(list(overlapping(level_rows, picked_rows[r], picked_rows[r + 1])),
+                       list(overlapping(level_cols, picked_cols[c], picked_cols[c + 1])))
         ].any():  # (read back only what a level chunk still to compute takes)
             block = written.block(array, 0, r, c, keep=False)
         if block is not None:  # (written: the few pixels taken here, the chunk let go)
@@ -258,7 +252,7 @@ def _picked(array: da.Array, shape: tuple[int, int], nodata: Any,
 
 def _picked_pixels(block: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                    nodata: Any) -> np.ndarray:
-    held = _as_held(block, nodata)
+    held = as_held(block, nodata)
     return held[:, rows][:, :, cols]
 
 
@@ -299,8 +293,8 @@ def _gdal_level(source: da.Array, shape: tuple[int, int], *, encoding: Encoding,
             ranges.append((rows, cols))
         for above, (src_rows, src_cols) in zip((source, mask), ranges):
             row_edges, col_edges = offsets(above.chunks[1]), offsets(above.chunks[2])
-            src_rows = _overlapping(row_edges, *src_rows)
-            src_cols = _overlapping(col_edges, *src_cols)
+            src_rows = overlapping(row_edges, *src_rows)
+            src_cols = overlapping(col_edges, *src_cols)
             blocks = [[(above.name, 0, r, c) for c in src_cols] for r in src_rows]
             if reads is not None and above is source:
                 blocks = [[_or_key(reads.block(above, source_level, r, c), key)
@@ -370,35 +364,10 @@ def _mask_piece(rows: tuple[int, int], cols: tuple[int, int], shape: tuple[int, 
 
 def _joined(blocks: list, nodata: Any, keep: bool) -> np.ndarray:
     """A grid of chunks as one array, as the file holds them."""
-    pieces = [[_as_held(block, nodata, keep) for block in row] for row in blocks]
+    pieces = [[as_held(block, nodata, keep) for block in row] for row in blocks]
     join = np.ma.concatenate if any(isinstance(p, np.ma.MaskedArray)
                                     for row in pieces for p in row) else np.concatenate
     return join([join(row, axis=2) for row in pieces], axis=1)
-
-
-def _as_held(block: np.ndarray, nodata: Any, keep: bool = False) -> np.ndarray:
-    """``block`` as the file holds it: masked pixels are nodata, or under the
-    internal mask (a masked array) when there is no nodata (0 under it, or,
-    with ``keep``, as they are: an overview level's)."""
-    data, mask = as_written(block, nodata, keep)
-    return data if mask is None else masked(data, np.broadcast_to(mask == 0, data.shape))
-
-
-def _overlapping(edges: tuple, start: int, stop: int) -> range:
-    """Indices of the chunks (between ``edges``) that overlap ``[start, stop)``.
-
-    Examples
-    --------
-    >>> list(_overlapping((0, 4, 8, 10), 3, 9))
-    [0, 1, 2]
-    >>> list(_overlapping((0, 4, 8, 10), 4, 4))
-    []
-    """
-    if start >= stop:
-        return range(0)
-    first = bisect.bisect_right(edges, start) - 1
-    last = bisect.bisect_left(edges, stop)
-    return range(first, last)
 
 
 def places(array: da.Array, encoding: Encoding, level: int) -> list:

@@ -1,0 +1,1 @@
+"""The dask graph of an output's tiles and overview levels."""

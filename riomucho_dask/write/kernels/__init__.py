@@ -1,0 +1,1 @@
+"""Pure functions of numpy arrays: overview levels (GDAL's resamplings), statistics, validity."""

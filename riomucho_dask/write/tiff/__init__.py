@@ -1,0 +1,1 @@
+"""The TIFF format: IFDs read and written, tiles encoded and decoded by GDAL."""

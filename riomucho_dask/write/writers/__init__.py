@@ -1,0 +1,1 @@
+"""What puts finished blocks into a file: a GDAL dataset, or encoded tiles placed."""
