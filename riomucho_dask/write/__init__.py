@@ -2,34 +2,27 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dask.array as da
-import numpy as np
 from dask.base import tokenize
 from rasterio.io import DatasetWriter
 
-from .. import config
-from ..dataarrays import for_writing, is_dataarray
-from ..errors import OutputPathError, ProfileError, RioMuchoDaskWarning
+from ..errors import ProfileError, RioMuchoDaskWarning
 from ..execute.engine import RasterWrite, array_write, compute, run, tiles_write
-from ..paths import is_remote
 from .graph import encode
 from .journal import Journal
 from .kernels.statistics import measured_blocks
 from .sinks import remote
 from .sinks.parts import PartSink
-from .spec import drivers
-from .spec.metadata import DRIVERS, output_metadata
-from .spec.profile import align_chunks, build_profile
+from .spec.decide import OutputSpec, decide, output_array
+from .spec.profile import build_profile
 from .store import RasterStore
 
-__all__ = ["to_raster", "RasterStore", "RasterWrite", "compute", "build_profile"]
+__all__ = ["to_raster", "RasterStore", "RasterWrite", "compute", "build_profile", "remote"]
 
 
 def to_raster(
@@ -208,87 +201,28 @@ def to_raster(
     ...     src.overviews(1)
     [2, 4]
     """
-    if is_dataarray(array):
-        array, georef = for_writing(array)
-        if like is None:  # georeferencing from the DataArray, unless given
-            profile = {**georef, **(profile or {})}
-    if not isinstance(array, da.Array):
-        array = da.asarray(array)
-    if array.ndim == 2:
-        array = array[np.newaxis]
-    if array.ndim == 4:
-        raise ProfileError(
-            f"to_raster needs a (count, rows, cols) array, not the (time, band, rows, cols) "
-            f"{array.shape} of a series: reduce it over time first (e.g. "
-            "array.median(axis=0) or nanmedian of a masked series' filled values), or "
-            "reshape the dates into bands (array.reshape((-1, rows, cols)))")
-    if array.ndim != 3:
-        raise ProfileError(f"to_raster needs a (count, rows, cols) array, not shape {array.shape}")
-    if lock is False:
-        raise ProfileError("lock=False is refused: concurrent writes corrupt a GDAL dataset")
-    if isinstance(path, DatasetWriter):
-        out_profile = dict(path.profile)
-        if (path.count, path.height, path.width) != array.shape:
-            raise ProfileError(
-                f"the array's shape {array.shape} does not match the open dataset "
-                f"{path.name!r} {(path.count, path.height, path.width)}"
-            )
-    else:
-        path = os.fspath(path)
-        if is_remote(path):
-            remote.check_writable(path)
-        else:
-            directory = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(directory):
-                raise OutputPathError(f"output directory {directory!r} does not exist")
-            check_directory(path, directory)
-        out_profile = build_profile(array, profile, like, creation_options, path)
-        if not is_remote(path):
-            check_target(path, str(out_profile["driver"]))
-    metadata = output_metadata(
-        array.shape[0], out_profile["dtype"],
-        path.driver if isinstance(path, DatasetWriter) else str(out_profile["driver"]), like,
-        descriptions=descriptions, tags=tags, band_tags=band_tags, units=units, scales=scales,
-        offsets=offsets, colormap=colormap,
-        profile=dict(path.profile) if isinstance(path, DatasetWriter) else out_profile,
-        stats=stats)
-    if stats:
-        _check_stats(path.driver if isinstance(path, DatasetWriter)
-                     else str(out_profile["driver"]), out_profile["dtype"], resume)
-    factors = None
-    if not isinstance(path, DatasetWriter):
-        # (given in a profile, as RioMucho's options pass them: as the keywords,
-        # which win)
-        given = out_profile.pop("overviews", None)
-        overviews = given if overviews is None else overviews
-        given = out_profile.pop("overview_resampling", None)
-        overview_resampling = given if overview_resampling is None else overview_resampling
-    if str(out_profile.get("driver", "")).upper() == "COG" and "resampling" in out_profile:
-        out_profile["resampling"] = _resampling_name(out_profile["resampling"])
-    if overviews is not None or overview_resampling is not None:
-        factors, overview_resampling = _overviews(path, out_profile, overviews,
-                                                  overview_resampling)
-    if np.dtype(out_profile["dtype"]) != array.dtype:
-        array = array.astype(out_profile["dtype"])
-    array = align_chunks(array, out_profile)
+    array, profile = output_array(array, profile, like)
+    spec, array = decide(
+        array, path, profile, like=like, lock=lock, resume=resume, descriptions=descriptions,
+        tags=tags, band_tags=band_tags, units=units, scales=scales, offsets=offsets,
+        colormap=colormap, stats=stats, overviews=overviews,
+        overview_resampling=overview_resampling, creation_options=creation_options)
+    write = _write(spec, array, lock=lock, progress=progress)
+    if not compute:
+        return RasterWrite(write)
+    done = run([write], scheduler, report=report)
+    if report:
+        print(done)
+        return done
+    return done[0]
 
-    encoding = None
-    if not isinstance(path, DatasetWriter) and config.get("encode-tiles"):
-        encoding = encode.for_profile(out_profile, factors, overview_resampling)
-        if encoding is not None and stats:  # (measured as they are encoded)
-            encoding = dataclasses.replace(encoding, stats=True)
-        if encoding is not None and encoding.factors and encoding.nodata is None \
-                and isinstance(array._meta, np.ma.MaskedArray):
-            # said to be masked: its levels are made as GDAL makes a masked
-            # file's, so it is one, even if no pixel turns out masked
-            encoding = dataclasses.replace(encoding, mask=True)
-    if factors and encoding is None:
-        raise ProfileError(
-            "overviews= on a GeoTIFF needs a tiled one (tiled=True; CLI --co tiled=true) "
-            f"with compress one of {sorted(encode.CODECS)}, blocks multiples of 16 and the "
-            "tiles encoded in the graph (riomucho_dask.encode-tiles); not these options: "
-            f"{ {k: v for k, v in out_profile.items() if k not in ('crs', 'transform')} }")
-    journal = _journal(path, array, out_profile, encoding) if resume else None
+
+def _write(spec: OutputSpec, array: da.Array, *, lock: Any, progress: bool):
+    """The engine's :class:`~riomucho_dask.execute.engine.Write` of ``spec``: the
+    store, and the graph of what goes into it (blocks, or encoded tiles and
+    their overview levels)."""
+    encoding, profile = spec.encoding, spec.profile
+    journal = _journal(spec.path, array, profile, encoding) if spec.resume else None
     sink = None
     if encoding is None:
         total = array.npartitions
@@ -300,122 +234,17 @@ def to_raster(
         if journal is not None and journal.entries:
             skip = [[place in journal.entries for place in places] for _, places in pairs]
         by, bx = encoding.block  # (the bar counts full-resolution tiles)
-        total = -(-out_profile["height"] // by) * -(-out_profile["width"] // bx)
+        total = -(-profile["height"] // by) * -(-profile["width"] // bx)
         if skip:
             total -= sum(e.rows * e.cols for e in journal.entries.values() if e.level == 0)
-    store = RasterStore(path, out_profile, lock=lock if lock not in (None, True) else None,
+    store = RasterStore(spec.path, profile, lock=lock if lock not in (None, True) else None,
                         progress=progress, total=total, encoding=encoding, journal=journal,
-                        parts=sink, masked=isinstance(array._meta, np.ma.MaskedArray),
-                        metadata=metadata)
+                        parts=sink, masked=spec.masked, metadata=spec.metadata)
     if encoding is not None:
-        write = tiles_write(store, arrays, skip)
-    elif stats:  # (each block measured in its own task, on its way to GDAL)
-        write = tiles_write(store, [measured_blocks(array, out_profile.get("nodata"))])
-    else:
-        write = array_write(store, array)
-    if not compute:
-        return RasterWrite(write)
-    done = run([write], scheduler, report=report)
-    if report:
-        print(done)
-        return done
-    return done[0]
-
-
-def _overviews(path: Any, profile: dict, overviews: Any,
-               resampling: str | None) -> tuple[Any, str | None]:
-    """Check ``overviews=`` and ``overview_resampling=``; a COG's go into its
-    ``profile``; a GeoTIFF's factors (or "auto"; None: none) are returned, and
-    the resampling's name."""
-    driver = str(path.driver if isinstance(path, DatasetWriter)
-                 else profile.get("driver", "")).upper()
-    if isinstance(path, DatasetWriter) or driver not in ("GTIFF", "COG"):
-        raise ProfileError(f"overviews= and overview_resampling= need a GeoTIFF or COG output "
-                           f"written to a path, not {driver!r}")
-    text = overviews.lower() if isinstance(overviews, str) else None
-    if resampling is not None:
-        resampling = _resampling_name(resampling)
-    if text is not None and text not in (_COG_OVERVIEWS if driver == "COG" else ("auto", "none")):
-        raise ProfileError(f"overviews={overviews!r}: give 'auto', 'none' or a list of "
-                           "reduction factors such as [2, 4, 8]")
-    factors = None
-    if overviews is not None and text is None:
-        try:
-            factors = [int(f) for f in overviews]
-        except (TypeError, ValueError):
-            factors = None
-        if not factors or any(f < 2 or f != g for f, g in zip(factors, overviews)) \
-                or factors != sorted(set(factors)):
-            raise ProfileError(f"overviews={overviews!r}: give increasing whole reduction "
-                               "factors of at least 2, such as [2, 4, 8], or 'auto'")
-    if driver == "COG":  # (the COG driver's own options)
-        if text is not None:
-            profile["overviews"] = text
-        elif factors is not None:
-            if factors != [2 ** (n + 1) for n in range(len(factors))]:
-                raise ProfileError(f"overviews={overviews!r}: a COG's overviews halve level "
-                                   "after level: give [2, 4, 8, ...], 'auto' or 'none'")
-            profile["overview_count"] = len(factors)
-        if resampling is not None:
-            profile["overview_resampling"] = resampling
-        return None, resampling
-    if resampling is not None and resampling not in encode.GTIFF_RESAMPLINGS:
-        raise ProfileError(
-            f"overview_resampling={resampling!r}: a GeoTIFF's overviews are made with one of "
-            f"{sorted(encode.GTIFF_RESAMPLINGS)}")
-    if resampling is not None and (overviews is None or text == "none"):
-        raise ProfileError(f"overview_resampling={resampling!r} without overviews=: a "
-                           "GeoTIFF gets overviews only when asked (overviews='auto' or "
-                           "factors such as [2, 4, 8])")
-    return (None if text == "none" else (factors or text)), resampling
-
-
-#: The COG driver's own OVERVIEWS values.
-_COG_OVERVIEWS = ("auto", "none", "ignore_existing", "force_use_existing")
-
-
-def _resampling_name(name: Any) -> str:
-    """GDAL's name of an overview resampling (rasterio's ``cubic_spline`` is
-    GDAL's ``cubicspline``)."""
-    return str(getattr(name, "name", name)).lower().replace("cubic_spline", "cubicspline")
-
-
-def _check_stats(driver: str, dtype: Any, resume: bool) -> None:
-    """Raise :class:`ProfileError` where ``stats=True`` cannot be written."""
-    if driver.upper() not in DRIVERS:
-        raise ProfileError(f"stats=True: statistics are written into GeoTIFF and COG "
-                           f"outputs only (GDAL keeps them in the file), not {driver!r}")
-    if np.dtype(dtype).kind == "c":
-        raise ProfileError(f"stats=True needs an output of real numbers, not {np.dtype(dtype)}")
-    if resume:
-        raise ProfileError("stats=True cannot be combined with resume=True: the chunks "
-                           "written by an earlier run are not measured again")
-
-
-def check_target(path: str, driver: str) -> None:
-    """Raise :class:`OutputPathError` naming ``path`` when what is there cannot be
-    replaced by the output: a directory where a file goes, a file (or anything
-    but a directory) where a directory store (Zarr) goes."""
-    store = driver.upper() in {name.upper() for name in drivers.DIRECTORY_STORES.values()}
-    if os.path.isdir(path) and not store:
-        raise OutputPathError(f"output {path!r} is a directory: a {driver} output is a "
-                              "file; give a file name (e.g. inside it: out.tif)")
-    if store and os.path.lexists(path) and not os.path.isdir(path):
-        raise OutputPathError(f"output {path!r} is a file, where a {driver} output is a "
-                              "directory: remove it, or give another name")
-
-
-def check_directory(path: str, directory: str) -> None:
-    """Raise :class:`OutputPathError` naming ``path`` when nothing can be created in
-    ``directory`` (read-only, no permission), before anything is computed."""
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".riomucho-probe-", dir=directory)
-    except OSError as err:
-        raise OutputPathError(
-            f"output {path!r} cannot be written: {directory!r} is not writable "
-            f"({err.strerror or err})") from err
-    os.close(fd)
-    os.remove(probe)
+        return tiles_write(store, arrays, skip)
+    if spec.stats:  # (each block measured in its own task, on its way to GDAL)
+        return tiles_write(store, [measured_blocks(array, profile.get("nodata"))])
+    return array_write(store, array)
 
 
 def _journal(path: Any, array: da.Array, profile: dict,
