@@ -31,6 +31,7 @@ from .read.series import Series
 from .read.stac import stac_series
 from .shim import MuchoChildError, RioMucho, tb_capture
 from .timings import Report
+from .vector import rasterize, zonal_stats
 from .write import RasterStore, RasterWrite, compute, to_raster
 
 __version__ = "0.1.0"
@@ -46,6 +47,8 @@ __all__ = [
     "to_raster",
     "to_xarray",
     "compute",
+    "rasterize",
+    "zonal_stats",
     "RasterWrite",
     "RasterStore",
     "Report",

@@ -1,6 +1,6 @@
 """The command line: ``riomucho-dask`` and ``rio mucho``.
 
-One click group, :func:`mucho`, with two sub-commands:
+One click group, :func:`mucho`, with three sub-commands:
 
 ``run MODULE:FUNCTION INPUT... OUTPUT``
     Runs a rio-mucho run function over the inputs' windows through
@@ -9,6 +9,9 @@ One click group, :func:`mucho`, with two sub-commands:
 ``info INPUT...``
     Describes the inputs (size, bands, dtype, CRS, block grid) and says
     whether they line up.
+``zonal RASTER SHAPES``
+    Statistics of the raster's pixels under each shape
+    (:func:`~riomucho_dask.zonal_stats`), as JSON or CSV.
 
 The group is installed twice: as the ``riomucho-dask`` console script
 (:func:`main`) and as a rasterio CLI plugin, ``rio mucho`` (entry point
@@ -18,6 +21,7 @@ group ``rasterio.rio_plugins``).
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import importlib
 import importlib.util
@@ -54,6 +58,7 @@ from .paths import is_remote
 from .read import raster_info
 from .read.grid import Grid
 from .read.stac import stac_series
+from .vector import zonal_stats
 from .windows import block_chunks, window_chunks
 from .write import remote, to_raster
 
@@ -791,6 +796,62 @@ def info(ctx: click.Context, inputs: tuple[str, ...], as_json: bool) -> None:
             click.echo(f"inputs line up: {len(items)} inputs, same size, transform and CRS")
     if reason is not None:
         ctx.exit(1)
+
+
+@mucho.command(short_help="Statistics of a raster under each shape of a vector file.")
+@click.argument("raster")
+@click.argument("shapes")
+@click.option("--stats", default="count,min,max,mean,sum,std", show_default=True,
+              help="Statistics, separated by commas: count, min, max, mean, sum, std, range.")
+@click.option("--band", default=1, show_default=True, type=int, help="The band (from 1).")
+@click.option("--all-touched", is_flag=True,
+              help="Every pixel a shape touches, not only those whose centre is inside.")
+@click.option("--nodata", type=float, default=None,
+              help="Pixels of this value are left out (default: the raster's nodata).")
+@click.option("--crs", "shapes_crs", callback=_cb_crs, default=None,
+              help="The shapes' CRS, where the file does not say it.")
+@click.option("--scheduler", default="threads", show_default=True, callback=_cb_scheduler,
+              help="Dask scheduler, or the address of a dask.distributed scheduler.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file: .json or .csv (default: JSON to stdout).")
+@click.pass_context
+def zonal(ctx: click.Context, raster: str, shapes: str, stats: str, band: int,
+          all_touched: bool, nodata: float | None, shapes_crs: CRS | None, scheduler: str,
+          output: str | None) -> None:
+    """Statistics of RASTER's pixels under each shape of SHAPES (a vector file
+    GDAL reads), one record per shape, in order (null statistics for a shape
+    with no valid pixel).
+    """
+    if output is not None and not output.lower().endswith((".json", ".csv")):
+        raise click.BadParameter(f"{output!r}: write to a .json or a .csv file",
+                                 param_hint="-o/--output")
+    client = None
+    try:
+        with _rasterio_env(ctx):
+            if schedulers.by_name(scheduler) is None:
+                client = _connect(scheduler, None)
+            found = zonal_stats(raster, shapes, stats=stats, band=band,
+                                all_touched=all_touched, nodata=nodata, crs=shapes_crs,
+                                scheduler=client if client is not None else scheduler)
+    except CLEAN_ERRORS as err:
+        raise _clean_error(ctx, err) from err
+    finally:
+        if client is not None:
+            client.close()
+    if output is not None and output.lower().endswith(".csv"):
+        names = list(found[0]) if found else stats.replace(",", " ").split()
+        with open(output, "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["feature", *names])
+            for i, record in enumerate(found):
+                writer.writerow([i, *("" if record[n] is None else record[n] for n in names)])
+        return
+    text = json.dumps(found, indent=2)
+    if output is None:
+        click.echo(text)
+    else:
+        with open(output, "w") as file:
+            file.write(text + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:

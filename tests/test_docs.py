@@ -64,6 +64,7 @@ WRITES = {
     "docs/guide/resume.md": ["mosaic.tif"],
     "docs/guide/clusters.md": ["ndvi.tif", "out.tif"],
     "docs/guide/from-rio-mucho.md": ["output.tif"],
+    "docs/guide/vectors.md": ["fields.tif", "scene_in_fields.tif", "stats.json"],
 }
 
 

@@ -22,7 +22,7 @@ from .sources import Source, native_grid, resampling_of
 __all__ = [
     "open_raster", "RasterInfo", "raster_info", "raster_array", "raster_sources",
     "array_grids", "grid_tag", "Grid", "Source", "Series", "SeriesSource", "series_array",
-    "array_series", "SERIES_WINDOW",
+    "array_series", "SERIES_WINDOW", "OnGrid", "window_shape",
 ]
 
 #: Windows (rows, cols) of a grid that comes from no file (a Grid, a series).
@@ -32,7 +32,22 @@ SERIES_WINDOW = (512, 512)
 NAME = "open_raster-"
 
 
-class RasterSource:
+class OnGrid:
+    """What the array-likes of sources (files, series, shapes to rasterize) have in
+    common: a ``grid`` and a ``shape`` whose last two axes are the grid's.
+
+    An array made by ``da.from_array(obj, name=...)`` of one of them holds ``obj``
+    under the layer ``"original-" + name``; :func:`array_grids` finds it there,
+    through any dask work done on the array since.  A new kind of source
+    (:mod:`riomucho_dask.vector`'s rasterized shapes) subclasses it, and is known
+    to ``map_windows``, ``to_raster`` and ``to_xarray`` without their changing.
+    """
+
+    grid: Grid
+    shape: tuple
+
+
+class RasterSource(OnGrid):
     """A picklable array-like that reads windows of a :class:`Source`.
 
     It holds the source (paths and metadata), never an open dataset, so it
@@ -56,7 +71,7 @@ class RasterSource:
             return self.source.read(window, indexes)
 
 
-class SeriesArray:
+class SeriesArray(OnGrid):
     """A picklable array-like that reads windows of a :class:`SeriesSource`:
     ``(time, band, rows, cols)``, or, ``flat``, ``(time * band, rows, cols)``
     (time-major: what ``map_windows`` carries to its tasks)."""
@@ -87,7 +102,7 @@ class SeriesArray:
         return data
 
 
-class GridTag:
+class GridTag(OnGrid):
     """A stand-in read by nothing, in the graph of an array that reads its files
     itself (``manual_read``, overlaps): it says which grid the array is on.
 
@@ -188,7 +203,7 @@ def open_raster(
         infos = path.all_infos()
         on = grid_of(grid, infos)
         source = path.source(on, resampling=resampling, masked=masked)
-        row_chunks, col_chunks = block_chunks(*on.shape, _window_shape(grid, chunks), chunks)
+        row_chunks, col_chunks = block_chunks(*on.shape, window_shape(grid, chunks), chunks)
         return series_array(source, row_chunks, col_chunks)
     paths = list(path) if isinstance(path, (list, tuple)) else [path]
     if not paths:
@@ -198,12 +213,12 @@ def open_raster(
         f"mosaic of {len(infos)} files from {infos[0].path!r}")
     on = native_grid(infos) if grid is None else grid_of(grid, infos)
     source = Source(infos, on, resampling, masked=masked, label=label)
-    block_shape = infos[0].block_shape if grid is None else _window_shape(grid, chunks)
+    block_shape = infos[0].block_shape if grid is None else window_shape(grid, chunks)
     row_chunks, col_chunks = block_chunks(*on.shape, block_shape, chunks)
     return raster_array(source, row_chunks, col_chunks)
 
 
-def _window_shape(grid: Any, chunks: Any) -> tuple[int, int]:
+def window_shape(grid: Any, chunks: Any) -> tuple[int, int]:
     """The block shape chunks follow on a grid: a raster's blocks, else (a grid from
     no file) :data:`SERIES_WINDOW` by default, and any chunk size given."""
     if isinstance(grid, (str, os.PathLike)) and grid not in GRID_NAMES \
@@ -265,11 +280,11 @@ def _graph_objects(array: da.Array) -> list:
     layers = getattr(array.__dask_graph__(), "layers", {})
     found = []
     for name, layer in layers.items():
-        if not name.startswith("original-" + NAME):
+        if not name.startswith("original-"):
             continue
         for value in layer.values():
             value = getattr(value, "value", value)  # a DataNode in newer dask
-            if isinstance(value, (RasterSource, GridTag, SeriesArray)) and value not in found:
+            if isinstance(value, OnGrid) and value not in found:
                 found.append(value)
     return found
 
