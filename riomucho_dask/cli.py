@@ -26,6 +26,7 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import math
 import os
 import re
 import sys
@@ -846,7 +847,10 @@ def zonal(ctx: click.Context, raster: str, shapes: str, stats: str, band: int,
             for i, record in enumerate(found):
                 writer.writerow([i, *("" if record[n] is None else record[n] for n in names)])
         return
-    text = json.dumps(found, indent=2)
+    # (strict JSON: an infinite or NaN statistic is null)
+    text = json.dumps([{name: None if isinstance(value, float) and not math.isfinite(value)
+                        else value for name, value in record.items()} for record in found],
+                      indent=2, allow_nan=False)
     if output is None:
         click.echo(text)
     else:

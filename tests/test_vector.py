@@ -203,8 +203,12 @@ def test_zonal_stats_in_epsg4326_and_from_a_geojson_file(float_raster, tmp_path)
     _, shapes = cases()
     shapes = [g for g in shapes + small_fields(100)]
     lonlat = [shape(g) for g in transform_geom(CRS, "EPSG:4326", [mapping(g) for g in shapes])]
+    # (edges densified to 1/256 of the shape's extent, then moved, as the shapes of
+    # another CRS are: see test_shapes_in_another_crs_bend_with_it)
+    dense = [shapely.segmentize(g, max(g.bounds[2] - g.bounds[0], g.bounds[3] - g.bounds[1])
+                                / 256) for g in lonlat]
     on_grid = [shape(g) for g in transform_geom("EPSG:4326", CRS,
-                                                [mapping(g) for g in lonlat])]
+                                                [mapping(g) for g in dense])]
     want = reference(data[0], on_grid, nodata=-9999.0)
     assert_stats(rmd.zonal_stats(path, lonlat, crs="EPSG:4326"), want)
     features = [{"type": "Feature", "properties": {"n": i}, "geometry": mapping(g)}
@@ -338,3 +342,53 @@ def test_cli_zonal(float_raster, tmp_path):
     assert lines[0] == "feature,count,mean" and len(lines) == len(shapes) + 1
     result = CliRunner().invoke(mucho, ["zonal", path, str(file), "--stats", "median"])
     assert result.exit_code == 1 and "'median' is not available" in result.output
+
+
+def test_a_derived_arrays_zeros_are_data_and_nodata_is_left_out(tmp_path):
+    """From a review: a file's nodata says which pixels of the file are missing, not
+    which of an array derived from it (a difference of 0.0 is a value); an array
+    straight from open_raster keeps it."""
+    path, data = make_raster(tmp_path / "n.tif", count=1, dtype="int16", nodata=-1000)
+    field = [pixel_box(0, 0, 10, 10)]  # over the 3 x 5 nodata corner
+    (direct,) = rmd.zonal_stats(path, field, stats="count min")
+    (opened,) = rmd.zonal_stats(rmd.open_raster(path), field, stats="count min")
+    assert direct == opened == {"count": 85, "min": float(data[0, :10, :10][data[0, :10, :10]
+                                                                               != -1000].min())}
+    zeros = rmd.open_raster(path).astype("float32") * 0
+    (derived,) = rmd.zonal_stats(zeros, field, stats="count mean")
+    assert derived == {"count": 100, "mean": 0.0}  # every pixel a value of the new array
+
+
+def test_shapes_in_another_crs_bend_with_it(tmp_path):
+    """A box of longitudes and latitudes is a curved shape in UTM: its edges are
+    densified before they are moved (moving the corners alone cut the count)."""
+    from rasterio.transform import from_origin
+
+    from riomucho_dask.vector.shapes import read_shapes, to_grid
+
+    grid = rmd.Grid("EPSG:32631", from_origin(300000, 5100000, 2000, 2000), 200, 100)
+    lonlat = box(0.0, 44.0, 6.0, 45.0)
+    moved = to_grid(read_shapes([lonlat], crs="EPSG:4326"), grid)[0]
+    dense = shapely.segmentize(lonlat, 0.001)
+    want = shape(transform_geom("EPSG:4326", "EPSG:32631", mapping(dense)))
+    assert moved.symmetric_difference(want).area < 1e-4 * want.area
+    corners = shape(transform_geom("EPSG:4326", "EPSG:32631", mapping(lonlat)))
+    assert moved.symmetric_difference(corners).area > 1e-3 * want.area  # it did bend
+
+
+def test_zonal_refuses_pairs_and_cli_json_is_strict(tmp_path):
+    path, _ = make_raster(tmp_path / "f.tif", count=1, dtype="float32")
+    g = pixel_box(0, 0, 10, 10)
+    with pytest.raises(InputError, match="not \\(geometry, value\\) pairs"):
+        rmd.zonal_stats(path, [[g, g]], stats="count")
+    with rasterio.open(path, "r+") as dst:
+        dst.write(np.full((1, 2, 2), np.inf, "float32"), window=((0, 2), (0, 2)))
+    shapes = tmp_path / "f.geojson"
+    shapes.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {},
+         "geometry": mapping(shape(transform_geom(CRS, "EPSG:4326", mapping(g))))}]}))
+    result = subprocess.run([sys.executable, "-m", "riomucho_dask.cli", "zonal", path,
+                             str(shapes)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    (record,) = json.loads(result.stdout)  # strict JSON: no Infinity
+    assert record["max"] is None and record["count"] == 100

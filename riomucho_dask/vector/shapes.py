@@ -279,9 +279,16 @@ def to_grid(features: Features, grid: Grid):
     if grid.crs is None:
         raise InputError(f"{features.label} are in {features.crs.to_string()} but the grid "
                          "has no CRS: they cannot be placed on it")
+    # Edges stay straight between vertices in the CRS they are moved to: a parallel
+    # of EPSG:4326 is a curve in UTM.  Edges are cut into pieces of at most 1/256 of
+    # the shape's extent first, so they bend as the CRS bends them.
+    dense = []
+    for g in geometries[present]:
+        left, bottom, right, top = g.bounds
+        step = max(right - left, top - bottom) / 256
+        dense.append(module.segmentize(g, step) if step > 0 else g)
     try:
-        moved = transform_geom(features.crs, grid.crs,
-                               [g.__geo_interface__ for g in geometries[present]])
+        moved = transform_geom(features.crs, grid.crs, [g.__geo_interface__ for g in dense])
     except Exception as err:  # GDAL's and rasterio's own
         raise InputError(f"{features.label} cannot be transformed from "
                          f"{features.crs.to_string()} to {grid.crs.to_string()}: {err}"

@@ -25,6 +25,7 @@ from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from ..errors import InputError
+from ..read import NAME as READ_NAME
 from ..read import array_grids, open_raster, raster_info, raster_sources
 from ..read.grid import apply
 from ..windows import offsets
@@ -109,10 +110,12 @@ def _values_array(values: Any, band: int, nodata: Any) -> tuple[da.Array, Any, s
                 f"zonal_stats needs values that know their grid (a raster path, or an array "
                 f"of open_raster, map_windows or rasterize); this array {what}")
         array, label = values, "the array"
+        # a file's nodata is a value of that file's pixels: it says which pixels of
+        # an open_raster array are missing, not which of a derived one (a difference
+        # of 0.0 is data); those are masked, or say nodata=
         sources = raster_sources(values)
-        nodatas = {repr(source.nodata) for source in sources}
-        own = sources[0].nodata if len(nodatas) == 1 and all(
-            np.dtype(source.dtype) == values.dtype for source in sources) else None
+        own = sources[0].nodata if values.name.startswith(READ_NAME) and len(sources) == 1 \
+            else None
     else:
         raise InputError(f"values must be a raster path or a dask array, not a "
                          f"{type(values).__name__}")
@@ -311,6 +314,10 @@ def zonal_stats(values: Any, shapes: Any, *,
     layer, nodata, _ = _values_array(values, band, nodata)
     (grid,) = array_grids(layer[np.newaxis])
     features = read_shapes(shapes, crs)
+    if features.pair_values is not None:
+        raise InputError(
+            "zonal_stats takes geometries (a list of two geometries is two shapes in a "
+            "list of lists: give a flat list), not (geometry, value) pairs")
     index = ShapeIndex(to_grid(features, grid), grid)
     graph = zonal_graph(layer, index, stats, nodata, all_touched)
     if not compute:
