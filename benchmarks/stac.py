@@ -70,9 +70,18 @@ LIBRARIES = ("rmd", "rmd-cluster", "odc", "odc-rechunk", "stackstac")
 #: Diagnostic, not run by default (``--only rmd-approx``): riomucho_dask with GDAL's
 #: default warper tolerance (0.125 px) instead of its exact transformer, as odc-stac reads.
 DIAGNOSTICS = ("rmd-approx",)
+#: Memory diagnostics (``--only rmd-inplace,rmd-w256,rmd-inplace-w256``): riomucho_dask
+#: with a run function that makes one float32 copy instead of two (``rmd_median_inplace``),
+#: with windows of 256 x 256 instead of 512 x 512 (``windows=``), and both.
+DIAGNOSTICS += ("rmd-inplace", "rmd-w256", "rmd-inplace-w256")
+#: Window side of the ``-w256`` diagnostics.
+SMALL_WINDOW = 256
 LABELS = {"rmd": "riomucho_dask (threads)",
           "rmd-approx": "riomucho_dask, GDAL's approximate transformer (diagnostic)",
           "rmd-cluster": "riomucho_dask (LocalCluster 2x1)",
+          "rmd-inplace": "riomucho_dask, one float32 copy (diagnostic)",
+          "rmd-w256": "riomucho_dask, windows 256 x 256 (diagnostic)",
+          "rmd-inplace-w256": "riomucho_dask, one float32 copy, windows 256 x 256 (diagnostic)",
           "odc": "odc-stac (threads)",
           "odc-rechunk": "odc-stac, time rechunked (threads)",
           "stackstac": "stackstac (threads)"}
@@ -246,13 +255,30 @@ def rmd_median(data, window, ij, g):
     return np.nanmedian(x, axis=0)
 
 
+def rmd_median_inplace(data, window, ij, g):
+    """``rmd_median`` with one float32 copy: NaN written into it where masked."""
+    import numpy as np
+
+    x = data[0].data.astype("float32")
+    x[np.ma.getmaskarray(data[0])] = np.nan
+    return np.nanmedian(x, axis=0)
+
+
+def _small_windows(grid):
+    from rasterio.windows import Window
+
+    n = SMALL_WINDOW
+    return [Window(c, r, min(n, grid.width - c), min(n, grid.height - r))
+            for r in range(0, grid.height, n) for c in range(0, grid.width, n)]
+
+
 def _grid(bounds):
     import riomucho_dask as rmd
 
     return rmd.Grid.from_bounds(bounds, GRID_CRS, RES)
 
 
-def _job_rmd(items, bounds, path, scheduler, report=False):
+def _job_rmd(items, bounds, path, scheduler, report=False, inplace=False, small=False):
     import stac as this  # the run function by reference, for the cluster's workers
 
     import riomucho_dask as rmd
@@ -260,8 +286,9 @@ def _job_rmd(items, bounds, path, scheduler, report=False):
     started = time.perf_counter()
     series = rmd.stac_series(items, list(ASSETS), groupby="solar_day")
     grid = _grid(bounds)
-    out = rmd.map_windows(this.rmd_median, [series], grid=grid, masked=True,
-                          dtype="float32", count=2)
+    out = rmd.map_windows(this.rmd_median_inplace if inplace else this.rmd_median, [series],
+                          grid=grid, masked=True, dtype="float32", count=2,
+                          windows=_small_windows(grid) if small else None)
     built = time.perf_counter()
     result = rmd.to_raster(out, path, driver="COG", nodata=float("nan"), compress="deflate",
                            blocksize=BLOCK, scheduler=scheduler, report=report)
@@ -342,8 +369,17 @@ def _job_odc_rechunk(*args, **kwargs):
     return _job_odc(*args, rechunk=True, **kwargs)
 
 
+def _job_rmd_variant(inplace, small):
+    def job(*args, **kwargs):
+        return _job_rmd(*args, inplace=inplace, small=small, **kwargs)
+    return job
+
+
 JOBS = {"rmd": _job_rmd, "rmd-cluster": _job_rmd, "rmd-approx": _job_rmd, "odc": _job_odc,
-        "odc-rechunk": _job_odc_rechunk, "stackstac": _job_stackstac}
+        "odc-rechunk": _job_odc_rechunk, "stackstac": _job_stackstac,
+        "rmd-inplace": _job_rmd_variant(True, False),
+        "rmd-w256": _job_rmd_variant(False, True),
+        "rmd-inplace-w256": _job_rmd_variant(True, True)}
 
 
 def child_main(spec: dict) -> None:
@@ -793,7 +829,8 @@ def render(args, info, bounds, shape, results, growth_results, growth, compariso
         lines += ["", "## riomucho_dask / odc-stac", "",
                   "Targets: wall <= 0.8x, peak <= 1x, build <= 1x, outputs equal.", "",
                   "| | wall | warm | peak | build | warm build |", "|---|--:|--:|--:|--:|--:|"]
-        for lib in ("rmd", "rmd-cluster", "rmd-approx", "odc-rechunk", "stackstac"):
+        for lib in ("rmd", "rmd-cluster", "rmd-approx", "rmd-inplace", "rmd-w256",
+                    "rmd-inplace-w256", "odc-rechunk", "stackstac"):
             r = results.get(lib)
             if not r or "error" in r:
                 continue
