@@ -430,7 +430,7 @@ def child_main(spec: dict) -> dict:
     if backend == "processes":  # the session's pool, started (as the cluster is) first
         import dask
 
-        from riomucho_dask.execute.engine import process_pool
+        from riomucho_dask.execute.processes import process_pool
 
         started = time.perf_counter()
         with dask.config.set(num_workers=workers):

@@ -44,7 +44,7 @@ def _restore_imports():
     sys.path[:] = path
     for name in set(sys.modules) - modules:
         module = sys.modules[name]
-        if getattr(module, cli._FILE_MARK, None) is not None:  # loaded by the CLI
+        if getattr(module, cli.loader._FILE_MARK, None) is not None:  # loaded by the CLI
             del sys.modules[name]
             try:
                 cloudpickle.unregister_pickle_by_value(module)
@@ -341,14 +341,14 @@ def test_run_workers_sets_dask_config(invoke, pair, tmp_path, monkeypatch):
     import dask
 
     seen = {}
-    real = cli.to_raster
+    real = cli.run.to_raster
 
     def spy(*args, **kwargs):
         seen["num_workers"] = dask.config.get("num_workers", None)
         seen["scheduler"] = kwargs["scheduler"]
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cli, "to_raster", spy)
+    monkeypatch.setattr(cli.run, "to_raster", spy)
     result = invoke("run", "tests.runfuncs:passthrough", pair[0], tmp_path / "out.tif",
                     "--workers", 3)
     assert result.exit_code == 0, result.output
@@ -388,7 +388,7 @@ def test_run_report(invoke, pair, tmp_path):
     ("scheduler.example.org:8786", "scheduler.example.org:8786"),
 ])
 def test_scheduler_values(value, expected):
-    assert cli._cb_scheduler(None, None, value) == expected
+    assert cli.options.cb_scheduler(None, None, value) == expected
 
 
 def test_bad_scheduler(invoke, pair, tmp_path):
@@ -534,9 +534,9 @@ def test_main_runs_the_group(capsys):
 
 
 def test_one_line_and_merge():
-    assert cli.one_line("a\n\n  b  \n") == "a; b"
-    assert cli.merge_global_args({"a": 1}, {"a": 2, "b": "x"}) == {"a": 2, "b": "x"}
-    assert cli.merge_global_args([1], {}) == [1]
+    assert cli.context.one_line("a\n\n  b  \n") == "a; b"
+    assert cli.options.merge_global_args({"a": 1}, {"a": 2, "b": "x"}) == {"a": 2, "b": "x"}
+    assert cli.options.merge_global_args([1], {}) == [1]
 
 
 @pytest.mark.parametrize("boundary", ["reflect", "edge", "-3.5"])

@@ -186,8 +186,7 @@ def test_tune_malloc_only_undoes_the_nanny_setting(env, changed):
 def test_warm_imports_the_tasks_modules_in_the_workers(cluster_client):
     import sys
 
-    from riomucho_dask.execute.engine import PRELOAD
-    from riomucho_dask.workers import warm
+    from riomucho_dask.workers import PRELOAD, warm
 
     warm(cluster_client)
     loaded = cluster_client.run(lambda: all(name in sys.modules for name in PRELOAD))

@@ -46,7 +46,7 @@ def _encode_block(block: np.ndarray, encoding: Encoding, level: int, row_offsets
     with timings.timed("encode"):
         tiles = codec.encode(encoding, block, row, col, level)
         if sink is not None:  # (into a part file, from the workers)
-            tiles = sink(tiles)
+            tiles = sink.hold(tiles)
     out = np.empty((1, 1, 1), dtype=object)
     out[0, 0, 0] = tiles
     return out
@@ -63,7 +63,7 @@ def _encoded(array: da.Array, encoding: Encoding, level: int, sink=None) -> da.A
                             # the user's name in the dashboard, "map_windows", "truediv")
                             name=f"{array.name}-encode-{level}-"
                             + da.core.tokenize(array, encoding, level,
-                                               getattr(sink, "owner", None)))
+                                               None if sink is None else sink.owner))
 
 
 def _overview(array: da.Array, encoding: Encoding) -> tuple[da.Array, dict]:

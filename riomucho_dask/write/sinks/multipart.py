@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +32,7 @@ from ... import gdal_options, timings
 from ...errors import OutputPathError, StoreError
 from ...gdal_c import last_error, library
 from ...paths import vsi_path
+from . import Part
 
 __all__ = ["Upload", "Remote", "start", "describe", "upload_part"]
 
@@ -83,7 +85,10 @@ class Upload:
     """One multipart upload to ``path`` (a /vsi path), started by :func:`start`.
 
     Travels to the workers: it holds the captured GDAL options (credentials
-    apart, never shown) that each part is uploaded with.
+    apart, never shown) that each part is uploaded with.  A
+    :class:`~riomucho_dask.write.sinks.PartsSink`: ``upload(number, data)``
+    uploads a part, :meth:`finalise` completes the upload, :meth:`abort`
+    drops it.
     """
 
     path: str
@@ -104,6 +109,15 @@ class Upload:
                 raise OutputPathError(f"uploading part {number} of {self.path!r} "
                                       f"({len(data)} bytes) failed: {last_error(lib)}")
         return etag
+
+    def __call__(self, number: int, data: bytes) -> Part:
+        """Upload ``data`` as part ``number`` (:meth:`add`)."""
+        return Part(number, self.add(number, data), 0, len(data))
+
+    def finalise(self, parts: Sequence[Part]) -> None:
+        """Complete the upload of ``parts`` (numbered 1 to n): the object appears."""
+        parts = sorted(parts)
+        self.complete([part.ref for part in parts], sum(part.size for part in parts))
 
     def complete(self, etags: list[str], size: int) -> None:
         """Make the object of the parts ``etags`` (parts 1, 2, ..., in order)."""
@@ -187,7 +201,7 @@ def describe(tiles):
 
 def upload_part(upload: Upload, number: int, head: bytes, chunks: list, pieces: list,
                 tail: bytes, framed: bool, skip: int = 0,
-                take: int | None = None) -> tuple[int, str, int]:
+                take: int | None = None) -> Part:
     """Upload part ``number``: ``head``, then tiles of ``chunks``
     (:class:`~riomucho_dask.write.tiff.codec.Tiles`), ``pieces`` saying which, in
     order, as ``(chunk, is_mask, first, stop, sizes)`` slices of its tile (or
@@ -195,7 +209,7 @@ def upload_part(upload: Upload, number: int, head: bytes, chunks: list, pieces: 
     ``framed``: each tile with its size before and its last 4 bytes after (a
     COG's leader and trailer).  ``skip`` and ``take``: only ``take`` bytes of
     that, from ``skip`` (a part cut from a longer run).
-    Runs on a worker; returns ``(number, identifier, size)``."""
+    Runs on a worker; returns the :class:`~riomucho_dask.write.sinks.Part`."""
     out = [head]
     for chunk, is_mask, first, stop, sizes in pieces:
         held = _item(chunks[chunk])
@@ -217,5 +231,4 @@ def upload_part(upload: Upload, number: int, head: bytes, chunks: list, pieces: 
     if skip or take is not None:
         data = data[skip:None if take is None else skip + take]
     with timings.timed("upload"):
-        etag = upload.add(number, data)
-    return number, etag, len(data)
+        return upload(number, data)

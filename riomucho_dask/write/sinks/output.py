@@ -25,14 +25,13 @@ import os
 import shutil
 import tempfile
 import weakref
-from typing import Any
 
 import numpy as np
 
 from ...errors import NoSpaceError
 from ...paths import is_remote
 from ..spec import drivers
-from . import remote
+from . import PartsSink, remote
 
 __all__ = ["OutputFile", "UMASK"]
 
@@ -90,7 +89,7 @@ class OutputFile:
         self.target = path if self.remote else os.path.abspath(path)
         self._temporaries: list[str] = []
         self._staged: list[str] = []  # outputs made in private directories (their main file)
-        self._directories: list[Any] = []  # part sinks to remove with the temporaries
+        self._sinks: list[PartsSink] = []  # part sinks dropped with the temporaries
         self._cleanup = None
 
     @property
@@ -141,10 +140,10 @@ class OutputFile:
             with open(sidecar, "wb") as file:
                 file.write(text.replace(here, os.fsencode(base)))
 
-    def also_remove(self, sink: Any) -> None:
-        """Remove ``sink`` (with a ``remove()``: workers' part files) with the
-        temporary files."""
-        self._directories.append(sink)
+    def also_remove(self, sink: PartsSink) -> None:
+        """Drop ``sink``'s parts (the workers' part files: copied into the output,
+        or not wanted) with the temporary files."""
+        self._sinks.append(sink)
 
     def publish(self, finished: str) -> None:
         """Move the finished file into place, or upload it; a :meth:`staged`
@@ -190,8 +189,8 @@ class OutputFile:
 
     def remove_temporaries(self) -> None:
         _remove_all(self._temporaries)
-        for sink in self._directories:
-            sink.remove()
+        for sink in self._sinks:
+            sink.abort()
         if self._cleanup is not None:
             self._cleanup.detach()
 

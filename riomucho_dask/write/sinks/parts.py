@@ -24,7 +24,10 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+
+from . import Part
 
 __all__ = ["PartRef", "PartSink", "copy_range"]
 
@@ -46,7 +49,9 @@ class PartRef:
 
 class PartSink:
     """Where encoding tasks put their tiles: back in the result (``directory``
-    None), or into part files in ``directory``.
+    None), or into part files in ``directory`` (a
+    :class:`~riomucho_dask.write.sinks.PartsSink`: each thread appends its
+    parts to a file of its own).
 
     Its dask token is the same whatever the directory: the job, and so a
     resumable write's identity, does not depend on where the parts go.
@@ -76,6 +81,29 @@ class PartSink:
         self.directory = tempfile.mkdtemp(prefix=f".{name}.parts-", dir=directory)
         return self.directory
 
+    def abort(self) -> bool:
+        """Remove the parts directory (see :meth:`remove`)."""
+        self.remove()
+        return True
+
+    def finalise(self, parts: Sequence[Part]) -> None:
+        """The writer has copied every part into the output: they go."""
+        self.remove()
+
+    def __call__(self, number: int, data: bytes) -> Part:
+        """Append ``data`` to this thread's part file in :attr:`directory`."""
+        path = os.path.join(self.directory, f"{socket.gethostname()}-{os.getpid()}-"
+                                            f"{threading.get_ident()}.part")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            offset = os.fstat(fd).st_size  # (one thread appends to this file)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        return Part(number, path, offset, len(data))
+
     def remove(self) -> None:
         """Remove the parts directory (once its tiles are in the output, or
         after a failure: a task still running may add a part file while the
@@ -88,26 +116,17 @@ class PartSink:
                 time.sleep(0.05)
             self.directory = None
 
-    def __call__(self, tiles):
-        """``tiles`` as they are, or with their bytes in this thread's part file."""
+    def hold(self, tiles):
+        """``tiles`` as they are, or with their bytes in this thread's part file
+        (one part: the tiles, then the mask tiles)."""
         if self.directory is None:
             return tiles
         chunks = [*tiles.data, *(tiles.mask or ())]
         crc = 0
         for chunk in chunks:
             crc = zlib.crc32(chunk, crc)
-        path = os.path.join(self.directory, f"{socket.gethostname()}-{os.getpid()}-"
-                                            f"{threading.get_ident()}.part")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            offset = os.fstat(fd).st_size  # (one thread appends to this file)
-            data = b"".join(chunks)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        ref = PartRef(path, offset, tuple(map(len, tiles.data)),
+        part = self(0, b"".join(chunks))
+        ref = PartRef(part.ref, part.offset, tuple(map(len, tiles.data)),
                       None if tiles.mask is None else tuple(map(len, tiles.mask)), crc)
         return replace(tiles, data=None, mask=None, part=ref)
 

@@ -38,7 +38,7 @@ from dask.base import tokenize
 from ... import config
 from ...errors import RioMuchoDaskWarning, StoreError
 from ..journal import Entry
-from ..sinks import multipart
+from ..sinks import Part, multipart
 from ..spec.layout import Encoding
 from ..spec.metadata import Metadata
 from ..tiff import ifd as tiff
@@ -131,7 +131,7 @@ class MultipartWriter(TiledWriter):
         self._first: _Run | None = None  # the tiles of part 1, held until the end
         self._run = _Run()  # tiles in file order, not yet in a part
         self._parts: dict[int, Any] = {}  # number -> future of (number, id, size)
-        self._done: list[tuple[int, str, int]] = []
+        self._done: list[Part] = []
         self._aborted = False
         self._token = tokenize(upload.path, upload.upload_id)
         self._end = 0 if self._cog else tiff.HEADER_SIZE[True]
@@ -295,15 +295,14 @@ class MultipartWriter(TiledWriter):
         self._done += self._client.gather(list(self._parts.values()))
         self._parts.clear()
         self._done.sort()
-        numbers = [number for number, _, _ in self._done]
+        numbers = [part.number for part in self._done]
         if numbers != list(range(1, len(numbers) + 1)):
             raise StoreError(f"the parts uploaded are not numbered 1 to n: {numbers}")
         return None
 
     def publish(self) -> None:
         """Complete the upload: the object appears."""
-        self._upload.complete([etag for _, etag, _ in self._done],
-                              sum(size for _, _, size in self._done))
+        self._upload.finalise(self._done)
 
     def abort(self) -> None:
         """Wait for the parts under way (their tiles are computed) and abort
