@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import InputError, MissingExtraError, ProfileError
 from .nodata import nodata_fits
-from .read import RasterInfo, array_grids, array_series, raster_info, raster_sources
+from .read import RasterInfo, array_grids, array_series, inputs_nodata, raster_info
 
 __all__ = ["is_dataarray", "as_input", "georeferencing", "to_xarray"]
 
@@ -215,9 +215,5 @@ def _own_georeferencing(array: da.Array) -> tuple[dict, int, int]:
         raise ProfileError(f"to_xarray needs georeferencing: the array {what}; pass like= "
                            "(a raster or a georeferenced DataArray)")
     (grid,) = grids
-    sources = raster_sources(array)
-    nodatas = {repr(source.nodata) for source in sources}
-    nodata = None
-    if len(nodatas) == 1 and all(np.dtype(source.dtype) == array.dtype for source in sources):
-        nodata = sources[0].nodata
-    return {"crs": grid.crs, "transform": grid.transform, "nodata": nodata}, *grid.shape
+    return ({"crs": grid.crs, "transform": grid.transform, "nodata": inputs_nodata(array)},
+            *grid.shape)

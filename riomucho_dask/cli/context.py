@@ -20,8 +20,10 @@ from ..errors import (
     WindowError,
     is_gdal_error,
 )
+from ..execute import schedulers
 
-__all__ = ["CLEAN_ERRORS", "is_clean", "clean_error", "one_line", "rasterio_env"]
+__all__ = ["CLEAN_ERRORS", "is_clean", "clean_error", "one_line", "rasterio_env",
+           "command", "connect"]
 
 #: Errors turned into a one-line ``Error: ...`` message (exit code 1).
 CLEAN_ERRORS: tuple[type[BaseException], ...] = (
@@ -77,3 +79,45 @@ def rasterio_env(ctx: click.Context):
     env = ctx.obj.get("env") if isinstance(ctx.obj, dict) else None
     with env if env is not None else contextlib.nullcontext():
         yield
+
+
+@contextlib.contextmanager
+def command(ctx: click.Context, scheduler: str | None = None, upload: str | None = None):
+    """The body of a command: in rasterio's ``Env`` (under ``rio``), with a
+    ``distributed.Client`` when ``scheduler`` is a scheduler's address (yielded;
+    None otherwise, and closed after), and an error of ours, rasterio's or GDAL's
+    told in one line (:func:`clean_error`)."""
+    client = None
+    try:
+        with rasterio_env(ctx):
+            if scheduler is not None and schedulers.by_name(scheduler) is None:
+                client = connect(scheduler, upload)
+            yield client
+    except Exception as err:
+        if not is_clean(err):
+            raise
+        raise clean_error(ctx, err) from err
+    finally:
+        if client is not None:
+            client.close()
+
+
+def connect(address: str, upload: str | None):
+    """A ``distributed.Client`` on ``address``, with the module file uploaded."""
+    from distributed import Client
+
+    try:
+        client = Client(address)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise click.ClickException(
+            one_line(f"cannot connect to the dask scheduler at {address!r}: {err}")
+        ) from err
+    if upload is not None:
+        try:
+            client.upload_file(upload)
+        except Exception as err:
+            client.close()
+            raise click.ClickException(
+                one_line(f"cannot send {upload!r} to the cluster's workers: {err}")
+            ) from err
+    return client

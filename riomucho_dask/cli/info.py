@@ -9,7 +9,7 @@ import click
 from ..errors import InputMismatchError
 from ..map.inputs import check_alignment, resolve_inputs
 from ..windows import block_chunks, window_chunks
-from .context import clean_error, is_clean, one_line, rasterio_env
+from .context import command, one_line
 
 __all__ = ["info", "describe"]
 
@@ -63,18 +63,13 @@ def info(ctx: click.Context, inputs: tuple[str, ...], as_json: bool) -> None:
 
     Exits with 0 when they line up, 1 (and the reason) when they don't.
     """
-    try:
-        with rasterio_env(ctx):
-            resolved = resolve_inputs(list(inputs), "simple_read")
-            reason = None
-            try:
-                check_alignment(resolved)
-            except InputMismatchError as err:
-                reason = str(err)
-    except Exception as err:
-        if not is_clean(err):
-            raise
-        raise clean_error(ctx, err) from err
+    with command(ctx):
+        resolved = resolve_inputs(list(inputs), "simple_read")
+        reason = None
+        try:
+            check_alignment(resolved)
+        except InputMismatchError as err:
+            reason = str(err)
     items = [describe(item.infos[0]) for item in resolved]
     if as_json:
         click.echo(json.dumps({"inputs": items, "aligned": reason is None, "reason": reason},

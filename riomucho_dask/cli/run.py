@@ -17,13 +17,12 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.rio.options import creation_options, output_opt, overwrite_opt
 
-from ..execute import schedulers
 from ..map import MODES, map_windows
 from ..nodata import nodata_fits
 from ..read import raster_info
 from ..read.stac import stac_series
 from ..write import remote, to_raster
-from .context import clean_error, is_clean, one_line, rasterio_env
+from .context import command, rasterio_env
 from .loader import load_function
 from .options import (
     DTYPES,
@@ -188,13 +187,9 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
         inputs = list(files)
     if stac is not None:
         keys = [key.strip() for key in assets.split(",") if key.strip()]
-        try:
+        with command(ctx):
             inputs = [stac_series(stac, keys, groupby=None if groupby == "none" else groupby),
                       *inputs]
-        except Exception as err:
-            if not is_clean(err):
-                raise
-            raise clean_error(ctx, err) from err
     elif not inputs:
         raise click.UsageError("give at least one INPUT and the OUTPUT (or -o OUTPUT)")
     if os.path.isdir(output):
@@ -229,58 +224,26 @@ def run(ctx: click.Context, function: str, files: tuple[str, ...], mode: str, gl
     if nodata is not None:
         options["nodata"] = nodata
 
-    client = None
-    try:
-        with rasterio_env(ctx):
-            if schedulers.by_name(scheduler) is None:
-                client = connect(scheduler, upload)
-            out = map_windows(run_function, inputs, mode=mode, global_args=global_args,
-                              count=count, dtype=dtype, overlap=overlap, boundary=boundary,
-                              grid=grid, resampling=resampling, masked=masked)
-            # --workers reaches the threaded scheduler and the process pool alike.
-            config = dask.config.set(num_workers=workers) if workers else contextlib.nullcontext()
-            with config:
-                # on another grid, the array's own georeferencing (the first input's
-                # nodata still comes along)
-                like = inputs[0] if grid in (None, "first") and stac is None else None
-                if like is None and "nodata" not in options and stac is None:
-                    nodata = raster_info(inputs[0]).nodata
-                    if nodata is not None and nodata_fits(nodata, out.dtype):
-                        options["nodata"] = nodata
-                with contextlib.redirect_stdout(sys.stderr):  # (the report; stdout: the path)
-                    written = to_raster(out, output, like=like,
-                                        scheduler=client if client is not None else scheduler,
-                                        progress=progress, resume=resume, report=report,
-                                        descriptions=list(descriptions) or None,
-                                        tags=tags or None, stats=stats, **options)
-                if report:
-                    written = written.path
-    except Exception as err:
-        if not is_clean(err):
-            raise
-        raise clean_error(ctx, err) from err
-    finally:
-        if client is not None:
-            client.close()
+    with command(ctx, scheduler, upload) as client:
+        out = map_windows(run_function, inputs, mode=mode, global_args=global_args,
+                          count=count, dtype=dtype, overlap=overlap, boundary=boundary,
+                          grid=grid, resampling=resampling, masked=masked)
+        # --workers reaches the threaded scheduler and the process pool alike.
+        config = dask.config.set(num_workers=workers) if workers else contextlib.nullcontext()
+        with config:
+            # on another grid, the array's own georeferencing (the first input's
+            # nodata still comes along)
+            like = inputs[0] if grid in (None, "first") and stac is None else None
+            if like is None and "nodata" not in options and stac is None:
+                nodata = raster_info(inputs[0]).nodata
+                if nodata is not None and nodata_fits(nodata, out.dtype):
+                    options["nodata"] = nodata
+            with contextlib.redirect_stdout(sys.stderr):  # (the report; stdout: the path)
+                written = to_raster(out, output, like=like,
+                                    scheduler=client if client is not None else scheduler,
+                                    progress=progress, resume=resume, report=report,
+                                    descriptions=list(descriptions) or None,
+                                    tags=tags or None, stats=stats, **options)
+            if report:
+                written = written.path
     click.echo(written)
-
-
-def connect(address: str, upload: str | None):
-    """A ``distributed.Client`` on ``address``, with the module file uploaded."""
-    from distributed import Client
-
-    try:
-        client = Client(address)
-    except (OSError, TimeoutError, ValueError) as err:
-        raise click.ClickException(
-            one_line(f"cannot connect to the dask scheduler at {address!r}: {err}")
-        ) from err
-    if upload is not None:
-        try:
-            client.upload_file(upload)
-        except Exception as err:
-            client.close()
-            raise click.ClickException(
-                one_line(f"cannot send {upload!r} to the cluster's workers: {err}")
-            ) from err
-    return client

@@ -9,11 +9,9 @@ import math
 import click
 from rasterio.crs import CRS
 
-from ..execute import schedulers
 from ..vector import zonal_stats
-from .context import clean_error, is_clean, rasterio_env
+from .context import command
 from .options import cb_crs, cb_scheduler
-from .run import connect
 
 __all__ = ["zonal"]
 
@@ -45,21 +43,10 @@ def zonal(ctx: click.Context, raster: str, shapes: str, stats: str, band: int,
     if output is not None and not output.lower().endswith((".json", ".csv")):
         raise click.BadParameter(f"{output!r}: write to a .json or a .csv file",
                                  param_hint="-o/--output")
-    client = None
-    try:
-        with rasterio_env(ctx):
-            if schedulers.by_name(scheduler) is None:
-                client = connect(scheduler, None)
-            found = zonal_stats(raster, shapes, stats=stats, band=band,
-                                all_touched=all_touched, nodata=nodata, crs=shapes_crs,
-                                scheduler=client if client is not None else scheduler)
-    except Exception as err:
-        if not is_clean(err):
-            raise
-        raise clean_error(ctx, err) from err
-    finally:
-        if client is not None:
-            client.close()
+    with command(ctx, scheduler) as client:
+        found = zonal_stats(raster, shapes, stats=stats, band=band,
+                            all_touched=all_touched, nodata=nodata, crs=shapes_crs,
+                            scheduler=client if client is not None else scheduler)
     if output is not None and output.lower().endswith(".csv"):
         names = list(found[0]) if found else stats.replace(",", " ").split()
         with open(output, "w", newline="") as file:

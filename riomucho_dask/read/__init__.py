@@ -22,7 +22,7 @@ from .sources import Source, native_grid, resampling_of
 __all__ = [
     "open_raster", "RasterInfo", "raster_info", "raster_array", "raster_sources",
     "array_grids", "grid_tag", "Grid", "Source", "Series", "SeriesSource", "series_array",
-    "array_series", "SERIES_WINDOW", "OnGrid", "window_shape",
+    "array_series", "SERIES_WINDOW", "OnGrid", "window_shape", "inputs_nodata",
 ]
 
 #: Windows (rows, cols) of a grid that comes from no file (a Grid, a series).
@@ -287,6 +287,20 @@ def _graph_objects(array: da.Array) -> list:
             if isinstance(value, OnGrid) and value not in found:
                 found.append(value)
     return found
+
+
+def inputs_nodata(array: da.Array) -> Any:
+    """The nodata of the rasters an array reads, when they share one and the array
+    keeps their dtype (an identity copy, a mosaic, arithmetic in kind); None
+    otherwise, never for a new quantity: the one rule of ``to_raster`` and
+    ``to_xarray`` without ``like=``."""
+    sources = raster_sources(array)
+    keys = {"nan" if isinstance(s.nodata, float) and np.isnan(s.nodata) else s.nodata
+            for s in sources}
+    if len(keys) == 1 and None not in keys and all(
+            np.dtype(s.dtype) == array.dtype for s in sources):
+        return sources[0].nodata
+    return None
 
 
 def raster_sources(array: da.Array) -> list[Source]:

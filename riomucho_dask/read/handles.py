@@ -21,13 +21,14 @@ import threading
 from collections import OrderedDict
 
 import rasterio
+from rasterio.enums import MaskFlags
 from rasterio.errors import RasterioIOError
 from rasterio.vrt import WarpedVRT
 
 from .. import config
 from ..errors import InputNotFoundError
 
-__all__ = ["signature", "open_dataset", "get_dataset", "get_warped", "pinned",
+__all__ = ["signature", "open_dataset", "get_dataset", "get_warped", "pinned", "all_valid",
            "EXACT_TOLERANCE"]
 
 #: The warper's transformer error, in source pixels.  GDAL's default (0.125)
@@ -47,6 +48,13 @@ def signature(path: str):
     except OSError:
         return None  # not a local file (a /vsi path, a URL): trust the name
     return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def all_valid(dataset, indexes) -> bool:
+    """Whether the bands ``indexes`` of ``dataset`` have no mask (no nodata, no
+    internal mask, no alpha): every pixel holds data, no mask to read."""
+    flags = dataset.mask_flag_enums
+    return all(flags[i - 1] == [MaskFlags.all_valid] for i in indexes)
 
 
 def open_dataset(path: str, *, what: str | None = None):

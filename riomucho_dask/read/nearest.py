@@ -21,11 +21,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
-from rasterio.enums import MaskFlags
 from rasterio.warp import transform as transform_points
 from rasterio.windows import Window
 
 from .grid import Grid
+from .handles import all_valid
 
 __all__ = ["SourceMap", "source_map", "read", "CACHE_BYTES"]
 
@@ -148,8 +148,7 @@ def read(dataset, grid: Grid, window: Window, indexes: list[int], dtype,
         pixels = dataset.read(indexes, window=found.window, out_dtype=dtype)
         rows, cols, inside = found.rows, found.cols, found.inside
         picked = pixels[:, rows, cols]
-        flags = dataset.mask_flag_enums
-        if all(flags[i - 1] == [MaskFlags.all_valid] for i in indexes):
+        if all_valid(dataset, indexes):
             ok = np.broadcast_to(inside, shape)
         else:
             masks = dataset.read_masks(indexes, window=found.window) > 0

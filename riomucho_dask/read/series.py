@@ -34,7 +34,7 @@ from .. import gdal_options, timings
 from ..errors import InputError, InputNotFoundError, InputReadError
 from .grid import Grid
 from .info import raster_info
-from .sources import Source, common_dtype, native_grid
+from .sources import Source, native_grid
 
 __all__ = ["Series", "SeriesSource", "as_time"]
 
@@ -361,7 +361,3 @@ class SeriesSource:
             return data
         return np.ma.MaskedArray(data, mask=mask, fill_value=self.fill_value())
 
-
-def series_dtype(series: Series) -> np.dtype:
-    """The dtype a series is read as."""
-    return common_dtype(series.all_infos())

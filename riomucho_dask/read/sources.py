@@ -84,8 +84,6 @@ class _File:
 
     path: str
     signature: Any
-    nodata: Any
-    alpha: bool  # it has an alpha band, which the warper carries as it is
     offset: tuple[int, int] | None  # (row, col) of the grid's origin in the file; None: warp
     shape: tuple[int, int]  # the file's (height, width)
     reach: tuple[int, int, int, int]  # grid rows and cols it may cover: (r0, r1, c0, c1)
@@ -141,7 +139,7 @@ class Source:
                      math.ceil(max(rows)) + _KERNEL_MARGIN,
                      math.floor(min(cols)) - _KERNEL_MARGIN,
                      math.ceil(max(cols)) + _KERNEL_MARGIN)
-        return _File(info.path, info.signature, info.nodata, info.alpha, offset,
+        return _File(info.path, info.signature, offset,
                      (info.height, info.width), reach)
 
     def __eq__(self, other) -> bool:  # (a NaN nodata is not equal to itself)
@@ -322,8 +320,6 @@ def _reaches(file: _File, window: Window) -> bool:
 
 def _valid(dataset, indexes, window: Window) -> np.ndarray:
     """Which pixels of ``window`` hold data, per band (``read_masks`` > 0)."""
-    shape = (len(indexes), int(window.height), int(window.width))
-    flags = dataset.mask_flag_enums
-    if all(flags[i - 1] == [MaskFlags.all_valid] for i in indexes):
-        return np.ones(shape, bool)
+    if handles.all_valid(dataset, indexes):
+        return np.ones((len(indexes), int(window.height), int(window.width)), bool)
     return dataset.read_masks(indexes, window=window) > 0

@@ -12,7 +12,7 @@ from rasterio.drivers import driver_from_extension
 
 from ...errors import ProfileError
 from ...nodata import nodata_fits
-from ...read import array_grids, raster_info, raster_sources
+from ...read import array_grids, inputs_nodata, raster_info
 from ..writers import cog, copied
 from . import drivers
 
@@ -151,19 +151,10 @@ def grid_profile(array: da.Array) -> dict:
             f"the array is {array.shape[1]} x {array.shape[2]} but the grid it was read on "
             f"is {grid.height} x {grid.width}: pass like= or profile= for its georeferencing")
     out = {"crs": grid.crs, "transform": grid.transform}
-    # The inputs' nodata, when they share one and the array keeps their dtype (an
-    # identity copy, a mosaic, arithmetic in kind); never for a new quantity.
-    sources = raster_sources(array)
-    nodatas = {_nodata_key(source.nodata) for source in sources}
-    if len(nodatas) == 1 and None not in nodatas and all(
-            source.dtype == array.dtype for source in sources):
-        out["nodata"] = sources[0].nodata
+    nodata = inputs_nodata(array)
+    if nodata is not None:
+        out["nodata"] = nodata
     return out
-
-
-def _nodata_key(nodata: Any) -> Any:
-    """``nodata``, with every NaN one key (NaN is not equal to itself)."""
-    return "nan" if isinstance(nodata, float) and np.isnan(nodata) else nodata
 
 
 def build_profile(array: da.Array, profile: dict | None, like: Any,
