@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import shutil
 import tempfile
+import threading
 import weakref
 
 import numpy as np
@@ -33,7 +35,7 @@ from ...paths import is_remote
 from ..spec import drivers
 from . import PartsSink, remote
 
-__all__ = ["OutputFile", "UMASK"]
+__all__ = ["OutputFile", "umask"]
 
 #: A write error with less room than this left on the device is a full disk.
 NO_SPACE_MARGIN = 2**20
@@ -53,22 +55,29 @@ def _remove_all(paths: list[str]) -> None:
                 pass
 
 
-def _umask() -> int:
-    """This process's umask, read without changing it where Linux tells it."""
+@functools.cache
+def umask() -> int:
+    """This process's umask, found without changing it (``os.umask`` sets it for
+    every thread at once): the permissions of a probe file made with ``0o777``.
+
+    Examples
+    --------
+    >>> 0 <= umask() <= 0o777
+    True
+    """
+    probe = os.path.join(tempfile.gettempdir(), f".riomucho-umask-{os.getpid()}-"
+                                                 f"{threading.get_ident()}")
     try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0)  # elsewhere: set and restore, once, at import
-    os.umask(mask)
-    return mask
-
-
-#: Permissions of new outputs, as a plain ``open`` would give them.
-UMASK = _umask()
+        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o777)
+    except OSError:  # (no writable scratch space: set and restore, as a last resort)
+        mask = os.umask(0)
+        os.umask(mask)
+        return mask
+    try:
+        return 0o777 & ~os.fstat(fd).st_mode
+    finally:
+        os.close(fd)
+        os.remove(probe)
 
 
 class OutputFile:
@@ -162,7 +171,7 @@ class OutputFile:
         directory = os.path.dirname(self.target)
         replaced = drivers.dataset_files(self.target)  # (before anything moves)
         for local, each in files:
-            os.chmod(local, (0o777 if os.path.isdir(local) else 0o666) & ~UMASK)
+            os.chmod(local, (0o777 if os.path.isdir(local) else 0o666) & ~umask())
             destination = os.path.join(directory, each)
             if os.path.isdir(local) and os.path.isdir(destination):
                 # a directory store (Zarr) replacing one: the old one moves into
