@@ -185,6 +185,40 @@ def test_zonal_stats_equal_a_float64_reference_per_feature(float_raster, all_tou
     assert by_name["corner"]["count"] > 0 and by_name["partly_outside"]["count"] > 0
 
 
+def parcels(seed=5, step=9, on_centres=True):
+    """Quadrilaterals tiling the raster (and beyond it), sharing their edges
+    exactly: a jittered lattice, some of whose vertices sit on pixel centres
+    (where edges then pass through pixel corners, all touched depends on the
+    extent GDAL burns: see the vectors guide)."""
+    rng = np.random.default_rng(seed)
+    cols, rows = np.arange(-4, WIDTH + 9, step), np.arange(-4, HEIGHT + 9, step)
+    jitter = rng.uniform(-3, 3, (len(rows), len(cols), 2))
+    on_centre = rng.random((len(rows), len(cols))) < (0.3 if on_centres else 0)
+    jitter[on_centre] = np.round(jitter[on_centre]) + 0.5
+    vertex = [[at(c + jitter[i, j, 0], r + jitter[i, j, 1]) for j, c in enumerate(cols)]
+              for i, r in enumerate(rows)]
+    return [Polygon([vertex[i][j], vertex[i][j + 1], vertex[i + 1][j + 1], vertex[i + 1][j]])
+            for i in range(len(rows) - 1) for j in range(len(cols) - 1)]
+
+
+@pytest.mark.parametrize("all_touched", [False, True])
+def test_parcels_sharing_edges_each_count_their_own_pixels_in_few_burns(
+        float_raster, all_touched, monkeypatch):
+    path, data = float_raster
+    shapes = parcels(on_centres=not all_touched)
+    burns = []
+    real = rmd.vector.zonal.burn
+    monkeypatch.setattr(rmd.vector.zonal, "burn",
+                        lambda shapes, **kw: burns.append(len(shapes)) or real(shapes, **kw))
+    got = rmd.zonal_stats(path, shapes, all_touched=all_touched, band=1, scheduler="sync")
+    assert_stats(got, reference(data[0], shapes, all_touched=all_touched, nodata=-9999.0))
+    windows = -(-HEIGHT // BLOCK) * -(-WIDTH // BLOCK)
+    # neighbours (8 around each parcel) never share a burn, the rest do: a few
+    # burns a window, not one a parcel
+    assert sum(burns) > 4 * len(burns)
+    assert len(burns) <= (9 if all_touched else 5) * windows, (len(burns), windows)
+
+
 def test_zonal_stats_match_rasterstats(tmp_path):
     rasterstats = pytest.importorskip("rasterstats")
     path, _ = make_raster(tmp_path / "u16.tif", count=1, height=HEIGHT, width=WIDTH,

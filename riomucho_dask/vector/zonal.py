@@ -1,10 +1,11 @@
 """Zonal statistics: per-feature statistics of a raster's pixels, as one dask graph.
 
-Per window, each feature whose bounds touch it gets its own mask (GDAL's rasterize
-of that one geometry, over its bounding box inside the window, with the window's
-pixels), so overlapping features each count their own pixels.  The valid pixels
-under a mask give a partial: count, sum, min, max and the sum of squared deviations
-from the partial's own mean (M2), all in float64.  Partials are merged by a tree of
+Per window, the features whose bounds touch it are burned by GDAL in groups that
+cannot claim the same pixel (:func:`colours`, made once in the client), each with its
+own label, so overlapping and adjacent features each count their own pixels in a few
+GDAL calls per window.  The valid pixels under each label give a partial: count, sum,
+min, max and the sum of squared deviations from the partial's own mean (M2), all in
+float64, by ``bincount``.  Partials are merged by a tree of
 tasks (Chan et al.'s pairwise update for M2: no cancellation as a sum of squares
 would have), so memory follows the windows in flight and the features they touch,
 never all features times all windows.
@@ -29,7 +30,7 @@ from ..read import NAME as READ_NAME
 from ..read import array_grids, open_raster, raster_info, raster_sources
 from ..read.grid import apply
 from ..windows import offsets
-from .shapes import ShapeIndex, burn, read_shapes, to_grid
+from .shapes import ShapeIndex, burn, read_shapes, shapely, to_grid
 
 __all__ = ["zonal_stats", "STATISTICS", "Partial"]
 
@@ -125,9 +126,70 @@ def _values_array(values: Any, band: int, nodata: Any) -> tuple[da.Array, Any, s
     return array[band - 1], own if nodata is None else nodata, label
 
 
+def colours(index: ShapeIndex, all_touched: bool) -> np.ndarray:
+    """A colour per geometry such that no two geometries of one colour can claim
+    the same pixel: they are burned together, one GDAL call per colour and window.
+
+    Two geometries conflict when they come within a pixel's diagonal of each other
+    (every touched pixel) or within a hundredth of a pixel (pixel centres: only
+    geometries that meet can hold one centre; the margin is for GDAL's rounding).
+    Greedy colouring in order of the geometries: fields that tile a region take a
+    handful of colours, features that all overlap one each.
+    """
+    module = shapely()
+    present = index._present
+    colour = np.zeros(len(index), dtype=np.int64)
+    if len(present) < 2:
+        return colour
+    size = math.hypot(*index.grid.res)
+    distance = size * 1.01 if all_touched else size / 100
+    geometries = index.geometries[present].astype(object)
+    left, right = module.STRtree(geometries).query(geometries, predicate="dwithin",
+                                                     distance=distance)
+    keep = left < right
+    left, right = left[keep], right[keep]
+    order = np.argsort(right, kind="stable")
+    left, right = left[order], right[order]
+    starts = np.searchsorted(right, np.arange(len(present) + 1))
+    mine = np.zeros(len(present), dtype=np.int64)
+    for k in range(len(present)):
+        taken = mine[left[starts[k]:starts[k + 1]]]
+        if not len(taken):
+            continue
+        free = np.setdiff1d(np.arange(len(taken) + 1), taken)
+        mine[k] = free[0]
+    colour[present] = mine
+    return colour
+
+
+def _pixel_boxes(index: ShapeIndex, ids: np.ndarray, transform: Affine, height: int,
+                 width: int) -> np.ndarray:
+    """``(row0, row1, col0, col1)`` per geometry: its bounds on the window's pixels,
+    one pixel wider each side (GDAL decides the edge pixels, not this box), clipped."""
+    left, bottom, right, top = index.bounds[ids].T
+    inverse = ~transform
+    xs = np.stack([left, left, right, right])
+    ys = np.stack([bottom, top, bottom, top])
+    cols = inverse.a * xs + inverse.b * ys + inverse.c
+    rows = inverse.d * xs + inverse.e * ys + inverse.f
+    return np.stack([
+        np.clip(np.floor(rows.min(axis=0)) - 1, 0, height),
+        np.clip(np.ceil(rows.max(axis=0)) + 1, 0, height),
+        np.clip(np.floor(cols.min(axis=0)) - 1, 0, width),
+        np.clip(np.ceil(cols.max(axis=0)) + 1, 0, width)], axis=1).astype(np.int64)
+
+
 def window_stats(block: np.ndarray, index: ShapeIndex, row_off: int, col_off: int,
-                 ids: np.ndarray, nodata: Any, all_touched: bool) -> Partial:
-    """The partial statistics of the features ``ids`` over one window's pixels."""
+                 ids: np.ndarray, nodata: Any, all_touched: bool,
+                 colour: np.ndarray | None = None) -> Partial:
+    """The partial statistics of the features ``ids`` over one window's pixels.
+
+    The features of one colour (see :func:`colours`: none can claim a pixel of
+    another) are burned together, each with its place in ``ids`` (plus one), over
+    the box their pixels fall in; the valid pixels under each label are reduced by
+    ``bincount`` (count, sum, then the squared deviations from the window's mean
+    of that feature) and ``minimum.at`` / ``maximum.at``.
+    """
     if np.ma.isMaskedArray(block):
         valid = ~np.ma.getmaskarray(block)
         data = np.asarray(block.data)
@@ -139,36 +201,38 @@ def window_stats(block: np.ndarray, index: ShapeIndex, row_off: int, col_off: in
     if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
         valid &= data != nodata
     height, width = data.shape
-    transform = index.window_transform(row_off, col_off)
-    inverse = ~transform
-    found = {name: [] for name in Partial._fields}
-    for i in ids:
-        left, bottom, right, top = index.bounds[i]
-        cols, rows = zip(*(apply(inverse, corner) for corner in (
-            (left, bottom), (left, top), (right, bottom), (right, top))))
-        # one pixel more on each side: GDAL decides the edge pixels, not this box
-        c0, c1 = max(math.floor(min(cols)) - 1, 0), min(math.ceil(max(cols)) + 1, width)
-        r0, r1 = max(math.floor(min(rows)) - 1, 0), min(math.ceil(max(rows)) + 1, height)
-        if c0 >= c1 or r0 >= r1:
-            continue
-        mask = burn([(index.geometries[i], 1)], out_shape=(r1 - r0, c1 - c0),
-                         transform=apply(transform, Affine.translation(c0, r0)),
-                         all_touched=all_touched, fill=0, dtype="uint8")
-        mask = mask.view(bool) & valid[r0:r1, c0:c1]
-        pixels = data[r0:r1, c0:c1][mask].astype("float64")
-        if not pixels.size:
-            continue
-        total = pixels.sum()
-        found["ids"].append(i)
-        found["count"].append(pixels.size)
-        found["sum"].append(total)
-        found["m2"].append(np.square(pixels - total / pixels.size).sum())
-        found["min"].append(pixels.min())
-        found["max"].append(pixels.max())
-    return Partial(np.asarray(found["ids"], dtype=np.int64),
-                   np.asarray(found["count"], dtype=np.int64),
-                   *(np.asarray(found[name], dtype="float64")
-                     for name in ("sum", "m2", "min", "max")))
+    ids = np.asarray(ids, dtype=np.int64)
+    n = len(ids)
+    count = np.zeros(n, dtype=np.int64)
+    total, m2 = np.zeros(n), np.zeros(n)
+    low, high = np.full(n, np.inf), np.full(n, -np.inf)
+    if n:
+        transform = index.window_transform(row_off, col_off)
+        boxes = _pixel_boxes(index, ids, transform, height, width)
+        inside = (boxes[:, 0] < boxes[:, 1]) & (boxes[:, 2] < boxes[:, 3])
+        groups = np.arange(n) if colour is None else colour[ids]  # (None: one a burn)
+        for group in np.unique(groups[inside]):
+            members = np.flatnonzero(inside & (groups == group))
+            r0, c0 = boxes[members, 0].min(), boxes[members, 2].min()
+            r1, c1 = boxes[members, 1].max(), boxes[members, 3].max()
+            labels = burn([(index.geometries[ids[k]], k + 1) for k in members.tolist()],
+                          out_shape=(r1 - r0, c1 - c0),
+                          transform=apply(transform, Affine.translation(c0, r0)),
+                          all_touched=all_touched, fill=0, dtype="int32")
+            under = (labels > 0) & valid[r0:r1, c0:c1]
+            which = labels[under] - 1
+            pixels = data[r0:r1, c0:c1][under].astype("float64")
+            if not pixels.size:
+                continue
+            count += np.bincount(which, minlength=n)
+            total += np.bincount(which, weights=pixels, minlength=n)
+            np.minimum.at(low, which, pixels)
+            np.maximum.at(high, which, pixels)
+            mean = np.divide(total, count, out=np.zeros(n), where=count > 0)
+            m2 += np.bincount(which, weights=np.square(pixels - mean[which]), minlength=n)
+    found = count > 0
+    return Partial(ids[found], count[found], total[found], m2[found], low[found],
+                   high[found])
 
 
 def merge(parts: list[Partial]) -> Partial:
@@ -216,7 +280,8 @@ def zonal_graph(layer: da.Array, index: ShapeIndex, stats: tuple[str, ...], noda
     (windows that no feature touches are not in it: they are never read)."""
     name = "zonal-" + tokenize(layer.name, index, stats, nodata, all_touched)
     shapes_key = name + "-shapes"
-    dsk: dict = {shapes_key: index}
+    colours_key = name + "-colours"
+    dsk: dict = {shapes_key: index, colours_key: colours(index, all_touched)}
     parts = []
     row_offsets, col_offsets = offsets(layer.chunks[0]), offsets(layer.chunks[1])
     for i, height in enumerate(layer.chunks[0]):
@@ -226,7 +291,7 @@ def zonal_graph(layer: da.Array, index: ShapeIndex, stats: tuple[str, ...], noda
                 continue
             key = (name + "-window", i, j)
             dsk[key] = (window_stats, (layer.name, i, j), shapes_key, row_offsets[i],
-                        col_offsets[j], ids, nodata, bool(all_touched))
+                        col_offsets[j], ids, nodata, bool(all_touched), colours_key)
             parts.append(key)
     level = 0
     while len(parts) > 1:
