@@ -167,7 +167,7 @@ def test_misspelled_creation_option_refused_before_running(tmp_path):
 
 @pytest.mark.parametrize("driver", ["GTiff", "COG", "PNG"])
 def test_every_option_the_driver_lists_passes(driver):
-    from riomucho_dask.write.spec import drivers
+    from riomucho_dask.write import drivers
 
     listed = drivers.creation_options(driver)
     assert listed  # (read from this GDAL)

@@ -11,8 +11,8 @@ import rasterio
 import riomucho_dask as rmd
 from riomucho_dask import gdal_c
 from riomucho_dask.errors import ProfileError
+from riomucho_dask.write import drivers
 from riomucho_dask.write.sinks import multipart, remote
-from riomucho_dask.write.spec import drivers
 
 
 def _address(lib, name="GDALGetDriverByName") -> int:

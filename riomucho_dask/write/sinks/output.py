@@ -32,7 +32,7 @@ import numpy as np
 
 from ...errors import NoSpaceError
 from ...paths import is_remote
-from ..spec import drivers
+from .. import drivers
 from . import PartsSink, remote
 
 __all__ = ["OutputFile", "umask"]

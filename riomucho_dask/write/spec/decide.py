@@ -27,8 +27,8 @@ from ... import config
 from ...dataarrays import for_writing, is_dataarray
 from ...errors import OutputPathError, ProfileError
 from ...paths import is_remote
+from .. import drivers
 from ..sinks import remote
-from . import drivers
 from .layout import CODECS, GTIFF_RESAMPLINGS, Encoding, for_profile
 from .metadata import DRIVERS, Metadata, output_metadata
 from .profile import align_chunks, build_profile

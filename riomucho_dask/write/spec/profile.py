@@ -13,8 +13,8 @@ from rasterio.drivers import driver_from_extension
 from ...errors import ProfileError
 from ...nodata import nodata_fits
 from ...read import array_grids, inputs_nodata, raster_info
-from ..writers import cog, copied
-from . import drivers
+from .. import drivers
+from . import routes
 
 __all__ = ["build_profile", "output_driver", "grid_profile", "align_chunks", "nodata_fits"]
 
@@ -283,10 +283,10 @@ def align_chunks(array: da.Array, profile: dict) -> da.Array:
     twice and appended again to the file.
     """
     new: dict[int, Any] = {0: -1} if len(array.chunks[0]) > 1 else {}
-    if cog.is_cog(profile):
-        profile, _ = cog.split_profile(profile)
-    elif copied.is_copied(profile):
-        profile, _ = copied.split_profile(profile)
+    if routes.is_cog(profile):
+        profile, _ = routes.cog_split(profile)
+    elif routes.is_copied(profile):
+        profile, _ = routes.copied_split(profile)
     if truthy(profile.get("tiled", False)):
         block_rows = int(profile.get("blockysize", 256))
         block_cols = int(profile.get("blockxsize", 256))

@@ -21,9 +21,10 @@ from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
+from .. import drivers
 from ..kernels.pixels import dataset_mask
 from ..sinks import remote
-from ..spec import drivers
+from ..spec import routes
 from ..spec.metadata import Metadata
 from . import cog, copied
 
@@ -101,10 +102,10 @@ class GDALWriter:
                  dataset: DatasetWriter | None = None, metadata: Metadata | None = None):
         self._cog_options = self._copy_options = None
         self._driver = str(profile.get("driver", "GTiff"))
-        if cog.is_cog(profile):
-            self._profile, self._cog_options = cog.split_profile(profile)
-        elif dataset is None and copied.is_copied(profile):
-            self._profile, self._copy_options = copied.split_profile(profile)
+        if routes.is_cog(profile):
+            self._profile, self._cog_options = routes.cog_split(profile)
+        elif dataset is None and routes.is_copied(profile):
+            self._profile, self._copy_options = routes.copied_split(profile)
         else:
             self._profile = drivers.supported(profile)
         self._temporary = temporary

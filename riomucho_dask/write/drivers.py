@@ -20,8 +20,8 @@ import numpy as np
 import rasterio
 from rasterio.dtypes import dtype_rev, typename_fwd
 
-from ...errors import ProfileError
-from ...gdal_c import driver_item, library
+from ..errors import ProfileError
+from ..gdal_c import driver_item, library
 
 __all__ = ["DATASET_KEYS", "OWN_KEYS", "BAND_COUNTS", "creation_options", "creation_dtypes",
            "check_options", "compressions", "copy_only", "supported", "dataset_files"]
@@ -151,7 +151,7 @@ def can_write(driver: str) -> bool:
 def copy_only(driver: str) -> bool:
     """Whether GDAL writes ``driver`` only by copying a finished dataset
     (CreateCopy: PNG, JPEG, WEBP, JP2OpenJPEG, GIF...).  COG is one too; it has
-    its own route (:mod:`riomucho_dask.write.writers.cog`).
+    its own route (:mod:`riomucho_dask.write.spec.routes`).
 
     Examples
     --------
