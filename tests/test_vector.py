@@ -308,15 +308,65 @@ def test_zonal_stats_on_a_local_cluster(float_raster, cluster_client):
     assert_stats(got, reference(data[0], shapes, nodata=-9999.0))
 
 
+def distribution(pixels):
+    """rasterstats' histogram statistics of some pixels, from numpy."""
+    keys, counts = np.unique(pixels, return_counts=True)
+    return {"median": float(np.median(pixels)), "majority": float(keys[np.argmax(counts)]),
+            "minority": float(keys[np.argmin(counts)]), "unique": len(keys),
+            **{f"percentile_{q}": float(np.percentile(pixels, float(q)))
+               for q in (0, 10, 25, 33.3, 50, 90, 99.9, 100)}}
+
+
+@pytest.mark.parametrize("dtype, nodata", [("uint8", 255), ("int16", -1000), ("uint16", None)])
+def test_median_percentiles_and_classes_are_exact_on_integer_rasters(tmp_path, dtype, nodata):
+    path, data = make_raster(tmp_path / f"{dtype}.tif", count=1, height=HEIGHT, width=WIDTH,
+                             dtype=dtype, block=BLOCK, nodata=nodata)
+    if dtype == "uint8":  # a class map: few values, many ties
+        data = (data // 40).astype(dtype)
+        data[:, :3, :5] = nodata
+        with rasterio.open(path, "r+") as dst:
+            dst.write(data)
+    _, shapes = cases()
+    shapes = shapes + small_fields(300) + parcels()
+    names = ["count", "median", "majority", "minority", "unique"] + [
+        f"percentile_{q}" for q in (0, 10, 25, 33.3, 50, 90, 99.9, 100)]
+    got = rmd.zonal_stats(path, shapes, stats=names, scheduler="threads")
+    valid = data[0] != nodata if nodata is not None else np.ones(data.shape[1:], bool)
+    for i, geometry in enumerate(shapes):
+        mask = whole_rasterize([(geometry, 1)], out_shape=data.shape[1:],
+                               transform=TRANSFORM, dtype="uint8").astype(bool) & valid
+        if not mask.any():
+            assert got[i] == {name: (0 if name == "count" else None) for name in names}, i
+            continue
+        want = {"count": int(mask.sum()), **distribution(data[0][mask])}
+        assert got[i] == want, i
+        assert list(got[i]) == names
+
+
+def test_histogram_statistics_match_rasterstats(tmp_path):
+    rasterstats = pytest.importorskip("rasterstats")
+    path, _ = make_raster(tmp_path / "u16.tif", count=1, height=HEIGHT, width=WIDTH,
+                          block=BLOCK, nodata=0)
+    _, shapes = cases()
+    shapes = shapes + small_fields(200)
+    names = "median majority minority unique percentile_5 percentile_95"
+    got = rmd.zonal_stats(path, shapes, stats=names)
+    want = rasterstats.zonal_stats(shapes, path, stats=names)
+    assert got == want
+
+
 def test_bad_input_is_refused_before_anything_is_read(float_raster, tmp_path):
     path, _ = float_raster
     good = [box(*at(1, 5), *at(5, 1))]
-    with pytest.raises(InputError, match="unknown statistic 'avg'"):
+    with pytest.raises(InputError, match="statistic 'avg' is unknown"):
         rmd.zonal_stats(path, good, stats=["count", "avg"])
-    with pytest.raises(InputError, match="'median' is not available"):
-        rmd.zonal_stats(path, good, stats="count,median")
-    with pytest.raises(InputError, match="percentile_90"):
-        rmd.zonal_stats(path, good, stats=["percentile_90"])
+    with pytest.raises(InputError, match="'nodata' is not available"):
+        rmd.zonal_stats(path, good, stats="count,nodata")
+    with pytest.raises(InputError, match="median, percentile_90 are computed exactly from a "
+                       "histogram.*up to 16 bits.*is float32"):
+        rmd.zonal_stats(path, good, stats=["count", "median", "percentile_90"])
+    with pytest.raises(InputError, match="percentile_101.*from 0 to 100"):
+        rmd.zonal_stats(path, good, stats=["percentile_101"])
     with pytest.raises(InputError, match="shape 1 of the shapes is a int"):
         rmd.zonal_stats(path, [good[0], 7])
     with pytest.raises(InputError, match="shape 0 of the shapes is a str"):

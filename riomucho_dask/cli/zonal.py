@@ -20,7 +20,9 @@ __all__ = ["zonal"]
 @click.argument("raster")
 @click.argument("shapes")
 @click.option("--stats", default="count,min,max,mean,sum,std", show_default=True,
-              help="Statistics, separated by commas: count, min, max, mean, sum, std, range.")
+              help="Statistics, separated by commas: count, min, max, mean, sum, std, range; "
+                   "on integer rasters of up to 16 bits also median, percentile_Q, majority, "
+                   "minority, unique.")
 @click.option("--band", default=1, show_default=True, type=int, help="The band (from 1).")
 @click.option("--all-touched", is_flag=True,
               help="Every pixel a shape touches, not only those whose centre is inside.")

@@ -37,15 +37,24 @@ __all__ = ["zonal_stats", "STATISTICS", "Partial"]
 #: The statistics computed (merged exactly from window partials), in rasterstats' names.
 STATISTICS = ("count", "min", "max", "mean", "sum", "std", "range")
 
-#: rasterstats' statistics that need every pixel of a feature in one place.
-REFUSED = ("median", "majority", "minority", "unique", "variety", "nodata", "nan")
+#: Statistics of the distribution (and ``percentile_q``), exact from a histogram of each
+#: feature's values, kept for integer rasters of up to 16 bits.
+HISTOGRAM = ("median", "majority", "minority", "unique")
+
+#: rasterstats' statistics not computed.
+REFUSED = ("nodata", "nan")
+
+#: Histogram keys: ``feature * SPAN + value - LOWEST`` (every 8- and 16-bit integer fits).
+LOWEST, SPAN = -(2**15), 2**17
 
 #: Partials merged per task of the tree.
 SPLIT_EVERY = 8
 
 
 class Partial(NamedTuple):
-    """Statistics of some pixels of some features (``ids`` ascending, unique)."""
+    """Statistics of some pixels of some features (``ids`` ascending, unique), and,
+    when asked, their histograms: ``keys`` (feature and value, see :data:`SPAN`,
+    ascending, unique) with the pixels of each in ``freq``."""
 
     ids: np.ndarray
     count: np.ndarray
@@ -53,6 +62,8 @@ class Partial(NamedTuple):
     m2: np.ndarray
     min: np.ndarray
     max: np.ndarray
+    keys: np.ndarray | None = None
+    freq: np.ndarray | None = None
 
 
 def check_stats(stats: Any) -> tuple[str, ...]:
@@ -61,32 +72,46 @@ def check_stats(stats: Any) -> tuple[str, ...]:
 
     Examples
     --------
-    >>> check_stats("count mean")
-    ('count', 'mean')
-    >>> check_stats(["count", "median"])
+    >>> check_stats("count mean percentile_90")
+    ('count', 'mean', 'percentile_90')
+    >>> check_stats(["count", "nodata"])
     Traceback (most recent call last):
     ...
-    riomucho_dask.errors.InputError: statistic 'median' is not available: median, \
-majority, minority, unique, variety, nodata, nan and percentile_q need every pixel of a \
-feature in one place (or a histogram per feature); riomucho_dask computes statistics \
-that merge exactly from windows: count, min, max, mean, sum, std, range
+    riomucho_dask.errors.InputError: statistic 'nodata' is not available; choose from \
+count, min, max, mean, sum, std, range, median, majority, minority, unique, \
+percentile_q
     """
     names = stats.replace(",", " ").split() if isinstance(stats, str) else list(stats)
+    known = ", ".join(STATISTICS + HISTOGRAM) + ", percentile_q"
     if not names:
-        raise InputError("stats is empty: name at least one of " + ", ".join(STATISTICS))
+        raise InputError(f"stats is empty: name at least one of {known}")
     for name in names:
-        if name in STATISTICS:
-            continue
         if not isinstance(name, str):
             raise InputError(f"statistic {name!r} is not a name")
-        if name in REFUSED or name.startswith("percentile_"):
-            raise InputError(
-                f"statistic {name!r} is not available: {', '.join(REFUSED)} and "
-                "percentile_q need every pixel of a feature in one place (or a histogram "
-                "per feature); riomucho_dask computes statistics that merge exactly from "
-                f"windows: {', '.join(STATISTICS)}")
-        raise InputError(f"unknown statistic {name!r}: choose from {', '.join(STATISTICS)}")
+        if name in STATISTICS or name in HISTOGRAM:
+            continue
+        if name.startswith("percentile_"):
+            _percentile(name)
+            continue
+        what = "is not available" if name in REFUSED else "is unknown"
+        raise InputError(f"statistic {name!r} {what}; choose from {known}")
     return tuple(dict.fromkeys(names))
+
+
+def _percentile(name: str) -> float:
+    """``q`` of ``percentile_q`` (0 to 100)."""
+    try:
+        q = float(name[len("percentile_"):])
+    except ValueError:
+        q = math.nan
+    if not 0 <= q <= 100:
+        raise InputError(f"statistic {name!r}: q of percentile_q is a number from 0 to 100")
+    return q
+
+
+def histograms(stats: tuple[str, ...]) -> bool:
+    """Whether ``stats`` need each feature's histogram."""
+    return any(name in HISTOGRAM or name.startswith("percentile_") for name in stats)
 
 
 def _values_array(values: Any, band: int, nodata: Any) -> tuple[da.Array, Any, str]:
@@ -181,14 +206,15 @@ def _pixel_boxes(index: ShapeIndex, ids: np.ndarray, transform: Affine, height: 
 
 def window_stats(block: np.ndarray, index: ShapeIndex, row_off: int, col_off: int,
                  ids: np.ndarray, nodata: Any, all_touched: bool,
-                 colour: np.ndarray | None = None) -> Partial:
+                 colour: np.ndarray | None = None, histogram: bool = False) -> Partial:
     """The partial statistics of the features ``ids`` over one window's pixels.
 
     The features of one colour (see :func:`colours`: none can claim a pixel of
     another) are burned together, each with its place in ``ids`` (plus one), over
     the box their pixels fall in; the valid pixels under each label are reduced by
     ``bincount`` (count, sum, then the squared deviations from the window's mean
-    of that feature) and ``minimum.at`` / ``maximum.at``.
+    of that feature) and ``minimum.at`` / ``maximum.at``; with ``histogram``, the
+    pixels of each (feature, value) too (``numpy.unique`` of their keys).
     """
     if np.ma.isMaskedArray(block):
         valid = ~np.ma.getmaskarray(block)
@@ -206,6 +232,7 @@ def window_stats(block: np.ndarray, index: ShapeIndex, row_off: int, col_off: in
     count = np.zeros(n, dtype=np.int64)
     total, m2 = np.zeros(n), np.zeros(n)
     low, high = np.full(n, np.inf), np.full(n, -np.inf)
+    keys = []
     if n:
         transform = index.window_transform(row_off, col_off)
         boxes = _pixel_boxes(index, ids, transform, height, width)
@@ -221,9 +248,12 @@ def window_stats(block: np.ndarray, index: ShapeIndex, row_off: int, col_off: in
                           all_touched=all_touched, fill=0, dtype="int32")
             under = (labels > 0) & valid[r0:r1, c0:c1]
             which = labels[under] - 1
-            pixels = data[r0:r1, c0:c1][under].astype("float64")
-            if not pixels.size:
+            raw = data[r0:r1, c0:c1][under]
+            if not raw.size:
                 continue
+            pixels = raw.astype("float64")
+            if histogram:
+                keys.append(ids[which] * SPAN + (raw.astype(np.int64) - LOWEST))
             count += np.bincount(which, minlength=n)
             total += np.bincount(which, weights=pixels, minlength=n)
             np.minimum.at(low, which, pixels)
@@ -231,23 +261,29 @@ def window_stats(block: np.ndarray, index: ShapeIndex, row_off: int, col_off: in
             mean = np.divide(total, count, out=np.zeros(n), where=count > 0)
             m2 += np.bincount(which, weights=np.square(pixels - mean[which]), minlength=n)
     found = count > 0
+    freq = None
+    if histogram:
+        keys, freq = np.unique(np.concatenate(keys) if keys else np.empty(0, np.int64),
+                               return_counts=True)
     return Partial(ids[found], count[found], total[found], m2[found], low[found],
-                   high[found])
+                   high[found], keys if histogram else None, freq)
 
 
 def merge(parts: list[Partial]) -> Partial:
     """One partial from several (exact for count, sum, min, max; M2 by Chan's update)."""
+    histogram = any(part.keys is not None for part in parts)
     parts = [part for part in parts if len(part.ids)]
     if len(parts) == 1:
         return parts[0]
     if not parts:
-        return Partial(np.empty(0, np.int64), np.empty(0, np.int64),
-                       *(np.empty(0) for _ in range(4)))
+        empty = np.empty(0, np.int64)
+        return Partial(empty, empty, *(np.empty(0) for _ in range(4)),
+                       *((empty, empty) if histogram else ()))
     ids = np.concatenate([part.ids for part in parts])
     order = np.argsort(ids, kind="stable")
     ids = ids[order]
     fields = {name: np.concatenate([getattr(part, name) for part in parts])[order]
-              for name in Partial._fields[1:]}
+              for name in Partial._fields[1:6]}
     unique, starts = np.unique(ids, return_index=True)
     count = np.add.reduceat(fields["count"], starts)
     total = np.add.reduceat(fields["sum"], starts)
@@ -255,14 +291,62 @@ def merge(parts: list[Partial]) -> Partial:
     mean = total / count
     deviation = fields["sum"] / fields["count"] - mean[group]
     m2 = np.add.reduceat(fields["m2"] + fields["count"] * deviation * deviation, starts)
+    keys = freq = None
+    if histogram:  # the same (feature, value) from several partials: their pixels added
+        keys, where = np.unique(np.concatenate([part.keys for part in parts]),
+                                return_inverse=True)
+        freq = np.bincount(where, weights=np.concatenate([part.freq for part in parts]),
+                           minlength=len(keys)).astype(np.int64)
     return Partial(unique, count, total, m2, np.minimum.reduceat(fields["min"], starts),
-                   np.maximum.reduceat(fields["max"], starts))
+                   np.maximum.reduceat(fields["max"], starts), keys, freq)
+
+
+def _at(values: np.ndarray, ends: np.ndarray, rank: int) -> float:
+    """The pixel of rank ``rank`` (from 0, ascending) of a histogram whose values'
+    cumulative counts are ``ends``."""
+    return float(values[np.searchsorted(ends, rank, side="right")])
+
+
+def _quantile(values: np.ndarray, ends: np.ndarray, q: float) -> float:
+    """``numpy.percentile(pixels, q)``, its ``linear`` method step for step."""
+    n = int(ends[-1])
+    virtual = (n - 1) * (q / 100)
+    previous = math.floor(virtual)
+    following = previous + 1
+    if virtual >= n - 1:
+        previous = following = n - 1
+    a, b = _at(values, ends, previous), _at(values, ends, following)
+    gamma = virtual - previous
+    return b - (b - a) * (1 - gamma) if gamma >= 0.5 else a + (b - a) * gamma
+
+
+def _distribution(values: np.ndarray, freq: np.ndarray, stats: tuple[str, ...]) -> dict:
+    """The histogram statistics of one feature (sorted distinct ``values`` and their
+    pixels), as rasterstats computes them from the pixels."""
+    ends = np.cumsum(freq)
+    n = int(ends[-1])
+    out = {}
+    for name in stats:
+        if name == "median":  # numpy's: the mean of the middle pixel(s)
+            out[name] = (_at(values, ends, (n - 1) // 2) + _at(values, ends, n // 2)) / 2
+        elif name == "majority":  # of values as frequent, the lowest (rasterstats')
+            out[name] = float(values[np.argmax(freq)])
+        elif name == "minority":
+            out[name] = float(values[np.argmin(freq)])
+        elif name == "unique":
+            out[name] = len(values)
+        elif name.startswith("percentile_"):
+            out[name] = _quantile(values, ends, _percentile(name))
+    return out
 
 
 def finish(part: Partial, features: int, stats: tuple[str, ...]) -> list[dict]:
     """One dict per feature, in order, as rasterstats gives them."""
     empty = {name: (0 if name == "count" else None) for name in stats}
     out = [dict(empty) for _ in range(features)]
+    if part.keys is not None:
+        owners = part.keys // SPAN
+        bounds = np.searchsorted(owners, part.ids), np.searchsorted(owners, part.ids, "right")
     for k, i in enumerate(part.ids.tolist()):
         count = int(part.count[k])
         mean = float(part.sum[k]) / count
@@ -270,6 +354,10 @@ def finish(part: Partial, features: int, stats: tuple[str, ...]) -> list[dict]:
                  "mean": mean, "sum": float(part.sum[k]),
                  "std": math.sqrt(max(float(part.m2[k]), 0.0) / count),
                  "range": float(part.max[k] - part.min[k])}
+        if part.keys is not None:
+            mine = slice(bounds[0][k], bounds[1][k])
+            value.update(_distribution(part.keys[mine] % SPAN + LOWEST, part.freq[mine],
+                                       stats))
         out[i] = {name: value[name] for name in stats}
     return out
 
@@ -291,7 +379,8 @@ def zonal_graph(layer: da.Array, index: ShapeIndex, stats: tuple[str, ...], noda
                 continue
             key = (name + "-window", i, j)
             dsk[key] = (window_stats, (layer.name, i, j), shapes_key, row_offsets[i],
-                        col_offsets[j], ids, nodata, bool(all_touched), colours_key)
+                        col_offsets[j], ids, nodata, bool(all_touched), colours_key,
+                        histograms(stats))
             parts.append(key)
     level = 0
     while len(parts) > 1:
@@ -329,8 +418,11 @@ def zonal_stats(values: Any, shapes: Any, *,
         As :func:`~riomucho_dask.rasterize` takes them; one dict per shape.
     stats : sequence of str or str, optional
         Among ``count``, ``min``, ``max``, ``mean``, ``sum``, ``std`` (population,
-        as numpy's and rasterstats'), ``range``; a string may separate them by
-        commas or spaces.
+        as numpy's and rasterstats'), ``range``, and, for integer rasters of up to
+        16 bits, ``median``, ``percentile_q`` (``q`` from 0 to 100, numpy's linear
+        interpolation), ``majority`` and ``minority`` (of values as frequent, the
+        lowest) and ``unique`` (how many values), exact from a histogram of each
+        feature; a string may separate them by commas or spaces.
     band : int, optional
         The band (from 1).
     all_touched : bool, optional
@@ -357,8 +449,8 @@ def zonal_stats(values: Any, shapes: Any, *,
     Raises
     ------
     InputError
-        Before anything is read: an unknown or unavailable statistic (``median``
-        and percentiles are refused, named), a shape that is not a geometry (named
+        Before anything is read: an unknown or unavailable statistic (named; a
+        median or percentile of floats too), a shape that is not a geometry (named
         by its index), a CRS that cannot be parsed or transformed, values that do
         not know their grid, a band out of range.
     MissingExtraError
@@ -376,7 +468,15 @@ def zonal_stats(values: Any, shapes: Any, *,
     {'count': 2400, 'min': 4032.0, 'max': 58567.0}
     """
     stats = check_stats(stats)
-    layer, nodata, _ = _values_array(values, band, nodata)
+    layer, nodata, label = _values_array(values, band, nodata)
+    if histograms(stats) and not (layer.dtype.kind in "iub" and layer.dtype.itemsize <= 2):
+        asked = [name for name in stats if name in HISTOGRAM or name.startswith("percentile_")]
+        raise InputError(
+            f"statistics {', '.join(asked)} are computed exactly from a histogram of each "
+            f"feature's values, kept for integer rasters of up to 16 bits (uint8, int8, "
+            f"uint16, int16); {label} is {layer.dtype.name}: for a float median, keep "
+            "fewer pixels per feature (rasterstats on a subset) or round the values to "
+            "integers first (a map_windows run function)")
     (grid,) = array_grids(layer[np.newaxis])
     features = read_shapes(shapes, crs)
     if features.pair_values is not None:
