@@ -472,7 +472,8 @@ def zonal_stats(values: Any, shapes: Any, *,
     if histograms(stats) and not (layer.dtype.kind in "iub" and layer.dtype.itemsize <= 2):
         asked = [name for name in stats if name in HISTOGRAM or name.startswith("percentile_")]
         raise InputError(
-            f"statistics {', '.join(asked)} are computed exactly from a histogram of each "
+            f"{'statistic' if len(asked) == 1 else 'statistics'} {', '.join(asked)} "
+            f"{'is' if len(asked) == 1 else 'are'} computed exactly from a histogram of each "
             f"feature's values, kept for integer rasters of up to 16 bits (uint8, int8, "
             f"uint16, int16); {label} is {layer.dtype.name}: for a float median, keep "
             "fewer pixels per feature (rasterstats on a subset) or round the values to "
