@@ -23,7 +23,7 @@ from rio_cogeo.cogeo import cog_validate
 import riomucho_dask as rmd
 from riomucho_dask.cli import mucho
 from riomucho_dask.errors import ProfileError, StoreError
-from riomucho_dask.write.kernels import resample
+from riomucho_dask.write.kernels import resample, resample_gdal
 
 from . import runfuncs
 
@@ -284,6 +284,33 @@ def test_gdal_resamplings_chunk_by_chunk(tmp_path, resampling, dtype, nodata, in
     written = rmd.to_raster(_dask(data), tmp_path / "g.tif", profile, overviews=[2, 4, 8],
                             overview_resampling=resampling, interleave=interleave, **TILED)
     assert_gdal_levels(written, tmp_path, [2, 4, 8], resampling)
+
+
+@pytest.mark.parametrize("resampling", ["bilinear", "lanczos"])
+def test_gdal_resamplings_of_one_pixel_chunks(tmp_path, resampling):
+    """Chunks a pixel wide and high at a ratio below 2: the last row and column
+    of 257 -> 129 -> 65 in tiles of 32, and every pixel alone of 37 x 45 -> 19 x 23
+    and of 37 x 1 -> 19 x 1.  rasterio gives GDAL their window's integer size, the
+    buffer's, for which GDAL's MEM driver copies a pixel instead of resampling:
+    they are read widened."""
+    rng = np.random.default_rng(3)
+    data = rng.normal(100, 40, size=(2, 257, 257)).astype("float32")
+    profile = {"driver": "GTiff", "crs": "EPSG:32631",
+               "transform": rasterio.transform.from_origin(0, 0, 30, 30)}
+    written = rmd.to_raster(_dask(data), tmp_path / "one.tif", profile, overviews=[2, 4],
+                            overview_resampling=resampling, **TILED)
+    assert_gdal_levels(written, tmp_path, [2, 4], resampling)
+    for width, level_width in ((45, 23), (1, 1)):
+        small, shape, level = data[:, :37, :width], (37, width), (19, level_width)
+        whole = resample_gdal.resample(small, 0, 0, (0, 19), (0, level_width), shape, level,
+                                       resampling)
+        for i, j in np.ndindex(level):
+            rows = resample_gdal.source_range(i, i + 1, 37, 19, resampling)
+            cols = resample_gdal.source_range(j, j + 1, width, level_width, resampling)
+            alone = resample_gdal.resample(small[:, slice(*rows), slice(*cols)], rows[0],
+                                           cols[0], (i, i + 1), (j, j + 1), shape, level,
+                                           resampling)
+            assert np.array_equal(alone[:, 0, 0], whole[:, i, j]), (width, i, j)
 
 
 def test_gdal_resampling_of_an_internal_mask_is_refused(raster, tmp_path):

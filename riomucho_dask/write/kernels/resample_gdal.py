@@ -9,6 +9,12 @@ in-memory dataset and read at the chunk's exact fractional window with the
 level's ratio, so GDAL places its kernel where ``BuildOverviews`` places it.
 The output is never read back.
 
+rasterio hands GDAL the window's integer size truncated (``int(width)``),
+and GDAL's MEM driver copies pixels, without resampling, when that size is
+the buffer's on both axes: a chunk of a pixel or two at a ratio below 2
+(the last column and row of 257 -> 129, say).  Such a read is widened
+(:func:`_widened`) by neighbouring destination pixels, thrown away.
+
 GDAL's RasterIO and ``BuildOverviews`` share the kernels
 (``GDALResampleChunk_Convolution``), but not every rounding step: the test
 suite measures where they differ (integers with nodata at the edges of a
@@ -74,15 +80,62 @@ def resample(piece: np.ndarray, piece_row: int, piece_col: int,
             f"overview_resampling={method!r} cannot take an internal mask: give the output "
             "a nodata value (nodata=), or use 'nearest', 'average' or 'mode'")
     data = np.ma.getdata(piece)
-    count, height, width = data.shape
     (a, b), (c, d) = dst_rows, dst_cols
     ry, rx = src_shape[0] / dst_shape[0], src_shape[1] / dst_shape[1]
+    rows, cols = (a, b), (c, d)
+    if int((b - a) * ry) <= b - a and int((d - c) * rx) <= d - c:  # (MEM would copy)
+        cols = _widened(c, d, dst_shape[1], rx)
+        if int((cols[1] - cols[0]) * rx) > cols[1] - cols[0]:
+            data, piece_col = _padded(data, 2, piece_col, cols, rx)
+        else:  # (a whole axis, not reduced)
+            cols = (c, d)
+            rows = _widened(a, b, dst_shape[0], ry)
+            data, piece_row = _padded(data, 1, piece_row, rows, ry)
+    count, height, width = data.shape
     profile = {"driver": "MEM", "count": count, "height": height, "width": width,
                "dtype": data.dtype.name, "transform": _TRANSFORM}
     if nodata is not None:
         profile["nodata"] = nodata
-    window = Window(c * rx - piece_col, a * ry - piece_row, (d - c) * rx, (b - a) * ry)
+    window = Window(cols[0] * rx - piece_col, rows[0] * ry - piece_row,
+                    (cols[1] - cols[0]) * rx, (rows[1] - rows[0]) * ry)
     with MemoryFile() as memfile, memfile.open(**profile) as dataset:
         dataset.write(data)
-        return dataset.read(window=window, out_shape=(count, b - a, d - c),
-                            resampling=_RESAMPLING[method])
+        out = dataset.read(window=window, out_shape=(count, rows[1] - rows[0], cols[1] - cols[0]),
+                           resampling=_RESAMPLING[method])
+    return out[:, a - rows[0]:b - rows[0], c - cols[0]:d - cols[0]]
+
+
+def _widened(start: int, stop: int, size: int, ratio: float) -> tuple[int, int]:
+    """Destination pixels ``[start, stop)`` of an axis of ``size`` grown by their
+    neighbours (before them first) until rasterio's integer size of their window,
+    ``int(length * ratio)``, exceeds their count, or they are the whole axis.
+
+    Examples
+    --------
+    >>> _widened(128, 129, 129, 257 / 129)
+    (127, 129)
+    >>> _widened(0, 1, 23, 45 / 23)
+    (0, 2)
+    """
+    while int((stop - start) * ratio) <= stop - start and (start > 0 or stop < size):
+        if start > 0:
+            start -= 1
+        else:
+            stop += 1
+    return start, stop
+
+
+def _padded(data: np.ndarray, axis: int, offset: int, dst: tuple[int, int],
+            ratio: float) -> tuple[np.ndarray, int]:
+    """``data`` (starting at ``offset`` on ``axis``) padded with zeros to hold the
+    source pixels of destination pixels ``dst``, and its new offset.  The zeros
+    stand for pixels of the level above, never past its edges, that only the
+    added destination pixels take: the piece holds, with its margin, every
+    pixel the wanted ones take."""
+    before = max(0, offset - math.floor(dst[0] * ratio))
+    after = max(0, math.ceil(dst[1] * ratio) - (offset + data.shape[axis]))
+    if before or after:
+        widths = [(0, 0)] * 3
+        widths[axis] = (before, after)
+        data = np.pad(data, widths)
+    return data, offset - before
