@@ -12,7 +12,7 @@ import numpy as np
 from dask.base import tokenize
 from rasterio.windows import Window
 
-from .. import config
+from .. import config, gdal_options
 from ..errors import InputError, OverlapError, WindowGridError
 from ..read import (
     NAME,
@@ -84,19 +84,20 @@ class WindowRunner:
         top, left = self.row_offsets[rows[0]], self.col_offsets[cols[0]]
         reads = self.spec.reads_files
         results = []
-        for i in rows:
-            for j in cols:
-                own = chunk_window(self.row_offsets, self.col_offsets, i, j)
-                height, width = int(own.height), int(own.width)
-                window, ij = given[i, j] if given is not None else (own, (i, j))
-                data = None
-                if not reads:
-                    r0, c0 = self.row_offsets[i] - top, self.col_offsets[j] - left
-                    data = [block[:, r0:r0 + height, c0:c0 + width] for block in blocks]
-                    for n, layout in enumerate(self.layouts):
-                        if layout is not None:  # a series: (time, band, rows, cols)
-                            data[n] = data[n].reshape((*layout, height, width))
-                results.append(self.spec.run(window, ij, height, width, blocks=data))
+        with gdal_options.env(self.spec.gdal_env):  # (once a task: its windows find it)
+            for i in rows:
+                for j in cols:
+                    own = chunk_window(self.row_offsets, self.col_offsets, i, j)
+                    height, width = int(own.height), int(own.width)
+                    window, ij = given[i, j] if given is not None else (own, (i, j))
+                    data = None
+                    if not reads:
+                        r0, c0 = self.row_offsets[i] - top, self.col_offsets[j] - left
+                        data = [block[:, r0:r0 + height, c0:c0 + width] for block in blocks]
+                        for n, layout in enumerate(self.layouts):
+                            if layout is not None:  # a series: (time, band, rows, cols)
+                                data[n] = data[n].reshape((*layout, height, width))
+                    results.append(self.spec.run(window, ij, height, width, blocks=data))
         if len(results) == 1:
             return results[0]
         return _side_by_side(results, len(rows), len(cols))
