@@ -347,6 +347,22 @@ def test_median_percentiles_and_classes_are_exact_on_integer_rasters(tmp_path, d
         assert list(got[i]) == names
 
 
+def test_a_files_internal_mask_is_left_out_as_its_nodata(tmp_path):
+    path, data = make_raster(tmp_path / "masked.tif", count=1, height=HEIGHT, width=WIDTH,
+                             block=BLOCK)
+    mask = np.ones(data.shape[1:], bool)
+    mask[40:90, 30:100] = False
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "r+") as dst:
+        dst.write_mask(mask.astype("uint8") * 255)
+    _, shapes = cases()
+    got = rmd.zonal_stats(path, shapes, stats="count min max mean sum std")
+    assert_stats(got, reference(np.where(mask, data[0], np.nan), shapes))  # (NaN left out)
+    # the same as the file's masked array, and fewer pixels than without the mask
+    assert got == rmd.zonal_stats(rmd.open_raster(path, masked=True), shapes,
+                                  stats="count min max mean sum std")
+    assert sum(g["count"] for g in got) < sum(w["count"] for w in reference(data[0], shapes))
+
+
 def test_bad_input_is_refused_before_anything_is_read(float_raster, tmp_path):
     path, _ = float_raster
     good = [box(*at(1, 5), *at(5, 1))]

@@ -33,6 +33,7 @@ class RasterInfo:
     profile: dict
     signature: Any
     alpha: bool = False  # a band is an alpha band (its mask)
+    mask: bool = False  # a per-dataset mask (internal or .msk) or an alpha band
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -70,4 +71,6 @@ def raster_info(path: str | os.PathLike) -> RasterInfo:
             profile=dict(src.profile),
             signature=handles.signature(path),
             alpha=any(MaskFlags.alpha in flags for flags in src.mask_flag_enums),
+            mask=any(MaskFlags.per_dataset in flags or MaskFlags.alpha in flags
+                     for flags in src.mask_flag_enums),
         )

@@ -54,7 +54,9 @@ def _values_array(values: Any, band: int, nodata: Any) -> tuple[da.Array, Any, s
     if isinstance(values, (str, os.PathLike)):
         info = raster_info(values)
         striped = info.block_shape[1] == info.width and info.block_shape[0] < 256
-        array = open_raster(values, chunks=512 if striped else "blocks")
+        # a file's mask (internal, side-car or alpha) says which pixels are missing,
+        # as its nodata does
+        array = open_raster(values, chunks=512 if striped else "blocks", masked=info.mask)
         own, label = info.nodata, f"raster {info.path!r}"
     elif isinstance(values, da.Array):
         if values.ndim == 2:
@@ -273,7 +275,9 @@ def zonal_stats(values: Any, shapes: Any, *,
         guide for what that means for counts.
     nodata : number, optional
         Pixels of this value are left out; default the raster's nodata.  NaN is
-        always left out of floats, and so are masked pixels of a masked array.
+        always left out of floats, and so are masked pixels of a masked array
+        and, for a path, the pixels of the file's mask (internal, side-car or
+        alpha band).
     scheduler : str or distributed.Client, optional
         As ``dask.compute`` takes it.
     crs : CRS, str or int, optional
