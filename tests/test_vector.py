@@ -159,6 +159,19 @@ def test_rasterize_knows_its_grid(tmp_path):
         assert np.array_equal(src.read(1), np.where(mask == 1, data[0], 0))
 
 
+def test_rasterize_onto_a_striped_raster_groups_its_strips(tmp_path):
+    path, _ = make_raster(tmp_path / "striped.tif", count=1, height=600, width=90,
+                          tiled=False, block=4)  # strips of one row
+    with rasterio.open(path) as src:
+        assert src.block_shapes[0] == (1, 90)
+        transform = src.transform
+    shapes = [Point(X0 + 300, Y0 - 10 * r).buffer(200) for r in (30, 250, 580)]
+    burned = rmd.rasterize(shapes, path)
+    assert burned.chunks[1] == (256, 256, 88)  # three tasks, not 600
+    want = whole_rasterize(shapes, out_shape=(600, 90), transform=transform)
+    np.testing.assert_array_equal(burned.compute()[0], want)
+
+
 def test_rasterize_graph_holds_the_shapes_once():
     shapes = small_fields(2000)
     burned = rmd.rasterize(shapes, GRID, chunks=16)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -18,6 +19,9 @@ from ..windows import block_chunks, slices_to_window
 from .shapes import ShapeIndex, burn, read_shapes, to_grid
 
 __all__ = ["rasterize", "ShapeRaster", "grid_for"]
+
+#: Strips of a striped grid raster are grouped to at least this many rows a window.
+STRIP_ROWS = 256
 
 #: Prefix of the names of the arrays rasterize makes.
 NAME = "rasterize-"
@@ -106,8 +110,10 @@ def rasterize(shapes: Any, grid: Any, *, values: Any = None, all_touched: bool =
         themselves (files and GeoDataFrames do); they are transformed onto the
         grid's CRS (``rasterio.warp.transform_geom``).
     chunks : "blocks", int or (int, int), optional
-        Windows: a raster's blocks, 512 x 512 on a ``Grid`` (as
-        :func:`~riomucho_dask.open_raster`), or this size in pixels.
+        Windows: a raster's blocks (strips of fewer than 256 rows grouped to at
+        least 256: a burn per strip of a 1-row striped file would be a task per
+        row), 512 x 512 on a ``Grid`` (as :func:`~riomucho_dask.open_raster`), or
+        this size in pixels.
 
     Returns
     -------
@@ -151,6 +157,8 @@ def rasterize(shapes: Any, grid: Any, *, values: Any = None, all_touched: bool =
     index = ShapeIndex(to_grid(features, on), on, burned)
     raster_grid = isinstance(grid, (str, os.PathLike))
     block = window_shape(grid, chunks) if raster_grid else window_shape(on, chunks)
+    if raster_grid and chunks == "blocks" and block[1] >= on.width and block[0] < STRIP_ROWS:
+        block = (block[0] * math.ceil(STRIP_ROWS / block[0]), block[1])
     row_chunks, col_chunks = block_chunks(*on.shape, block, chunks)
     index.index_windows(row_chunks, col_chunks)
     source = ShapeRaster(index, fill=fill, dtype=dtype, all_touched=bool(all_touched))
