@@ -50,7 +50,7 @@ SPLIT_EVERY = 8
 
 
 def _values_array(values: Any, band: int, nodata: Any) -> tuple[da.Array, Any, str]:
-    """``(the band as a 2-D array, nodata, label)``."""
+    """``(the (bands, rows, cols) array, nodata, label)``, ``band`` checked."""
     if isinstance(values, (str, os.PathLike)):
         info = raster_info(values)
         striped = info.block_shape[1] == info.width and info.block_shape[0] < 256
@@ -85,7 +85,7 @@ def _values_array(values: Any, band: int, nodata: Any) -> tuple[da.Array, Any, s
     if isinstance(band, bool) or not isinstance(band, (int, np.integer)) or \
             not 1 <= band <= array.shape[0]:
         raise InputError(f"band={band!r}: {label} has bands 1 to {array.shape[0]}")
-    return array[band - 1], own if nodata is None else nodata, label
+    return array, own if nodata is None else nodata, label
 
 
 def colours(index: ShapeIndex, all_touched: bool) -> np.ndarray:
@@ -143,8 +143,11 @@ def _pixel_boxes(index: ShapeIndex, ids: np.ndarray, transform: Affine, height: 
 
 def window_stats(block: np.ndarray, index: ShapeIndex, row_off: int, col_off: int,
                  ids: np.ndarray, nodata: Any, all_touched: bool,
-                 colour: np.ndarray | None = None, histogram: bool = False) -> Partial:
-    """The partial statistics of the features ``ids`` over one window's pixels.
+                 colour: np.ndarray | None = None, histogram: bool = False,
+                 band: int | None = None) -> Partial:
+    """The partial statistics of the features ``ids`` over one window's pixels
+    (of ``block[band]`` where ``band`` is given: the chunk of every band, read
+    by the task before, not sliced by a task of its own).
 
     The features of one colour (see :func:`colours`: none can claim a pixel of
     another) are burned together, each with its place in ``ids`` (plus one), over
@@ -153,6 +156,8 @@ def window_stats(block: np.ndarray, index: ShapeIndex, row_off: int, col_off: in
     of that feature) and ``minimum.at`` / ``maximum.at``; with ``histogram``, the
     pixels of each (feature, value) too (``numpy.unique`` of their keys).
     """
+    if band is not None:
+        block = block[band]
     if np.ma.isMaskedArray(block):
         valid = ~np.ma.getmaskarray(block)
         data = np.asarray(block.data)
@@ -206,25 +211,28 @@ def window_stats(block: np.ndarray, index: ShapeIndex, row_off: int, col_off: in
                    high[found], keys if histogram else None, freq)
 
 
-def zonal_graph(layer: da.Array, index: ShapeIndex, stats: tuple[str, ...], nodata: Any,
-                all_touched: bool) -> Delayed:
-    """The statistics of ``index``'s features over the 2-D ``layer``, as one Delayed
-    (windows that no feature touches are not in it: they are never read)."""
-    name = "zonal-" + tokenize(layer.name, index, stats, nodata, all_touched)
+def zonal_graph(array: da.Array, band: int, index: ShapeIndex, stats: tuple[str, ...],
+                nodata: Any, all_touched: bool) -> Delayed:
+    """The statistics of ``index``'s features over band ``band`` (from 0) of the
+    ``(bands, rows, cols)`` array, as one Delayed (windows that no feature touches
+    are not in it: they are never read)."""
+    name = "zonal-" + tokenize(array.name, band, index, stats, nodata, all_touched)
+    starts = offsets(array.chunks[0])
+    chunk = int(np.searchsorted(starts, band, side="right")) - 1  # (the band's chunk)
     shapes_key = name + "-shapes"
     colours_key = name + "-colours"
     dsk: dict = {shapes_key: index, colours_key: colours(index, all_touched)}
     parts = []
-    row_offsets, col_offsets = offsets(layer.chunks[0]), offsets(layer.chunks[1])
-    for i, height in enumerate(layer.chunks[0]):
-        for j, width in enumerate(layer.chunks[1]):
+    row_offsets, col_offsets = offsets(array.chunks[1]), offsets(array.chunks[2])
+    for i, height in enumerate(array.chunks[1]):
+        for j, width in enumerate(array.chunks[2]):
             ids = index.query(row_offsets[i], col_offsets[j], height, width)
             if not len(ids):
                 continue
             key = (name + "-window", i, j)
-            dsk[key] = (window_stats, (layer.name, i, j), shapes_key, row_offsets[i],
-                        col_offsets[j], ids, nodata, bool(all_touched), colours_key,
-                        histograms(stats))
+            dsk[key] = (window_stats, (array.name, chunk, i, j), shapes_key,
+                        row_offsets[i], col_offsets[j], ids, nodata, bool(all_touched),
+                        colours_key, histograms(stats), band - starts[chunk])
             parts.append(key)
     level = 0
     while len(parts) > 1:
@@ -236,7 +244,7 @@ def zonal_graph(layer: da.Array, index: ShapeIndex, stats: tuple[str, ...], noda
         parts, level = merged, level + 1
     final = name + "-stats"
     dsk[final] = (finish, (merge, list(parts)), len(index), stats)
-    return Delayed(final, HighLevelGraph.from_collections(final, dsk, dependencies=[layer]))
+    return Delayed(final, HighLevelGraph.from_collections(final, dsk, dependencies=[array]))
 
 
 def zonal_stats(values: Any, shapes: Any, *,
@@ -314,24 +322,24 @@ def zonal_stats(values: Any, shapes: Any, *,
     {'count': 2400, 'min': 4032.0, 'max': 58567.0}
     """
     stats = check_stats(stats)
-    layer, nodata, label = _values_array(values, band, nodata)
-    if histograms(stats) and not (layer.dtype.kind in "iub" and layer.dtype.itemsize <= 2):
+    array, nodata, label = _values_array(values, band, nodata)
+    if histograms(stats) and not (array.dtype.kind in "iub" and array.dtype.itemsize <= 2):
         asked = [name for name in stats if name in HISTOGRAM or name.startswith("percentile_")]
         raise InputError(
             f"{'statistic' if len(asked) == 1 else 'statistics'} {', '.join(asked)} "
             f"{'is' if len(asked) == 1 else 'are'} computed exactly from a histogram of each "
             f"feature's values, kept for integer rasters of up to 16 bits (uint8, int8, "
-            f"uint16, int16); {label} is {layer.dtype.name}: for a float median, keep "
+            f"uint16, int16); {label} is {array.dtype.name}: for a float median, keep "
             "fewer pixels per feature (rasterstats on a subset) or round the values to "
             "integers first (a map_windows run function)")
-    (grid,) = array_grids(layer[np.newaxis])
+    (grid,) = array_grids(array)
     features = read_shapes(shapes, crs)
     if features.pair_values is not None:
         raise InputError(
             "zonal_stats takes geometries (a list of two geometries is two shapes in a "
             "list of lists: give a flat list), not (geometry, value) pairs")
     index = ShapeIndex(to_grid(features, grid), grid)
-    graph = zonal_graph(layer, index, stats, nodata, all_touched)
+    graph = zonal_graph(array, band - 1, index, stats, nodata, all_touched)
     if not compute:
         return graph
     (result,) = dask.compute(graph, scheduler=scheduler)
