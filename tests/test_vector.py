@@ -232,6 +232,35 @@ def test_parcels_sharing_edges_each_count_their_own_pixels_in_few_burns(
     assert len(burns) <= (9 if all_touched else 5) * windows, (len(burns), windows)
 
 
+@pytest.mark.parametrize("all_touched", [False, True])
+def test_points_and_lines_a_fraction_of_a_pixel_apart_each_keep_their_pixels(
+        float_raster, all_touched):
+    from shapely.geometry import LineString, MultiPoint
+
+    path, data = float_raster
+    shapes = [Point(at(10.2, 10.5)), Point(at(10.8, 10.5)),  # one pixel, 0.6 px apart
+              LineString([at(20.1, 5), at(20.1, 40)]),  # parallel, 0.5 px apart
+              LineString([at(20.6, 5), at(20.6, 40)]),
+              MultiPoint([at(20.3, 7.5), at(60.5, 60.5)]),  # on the lines' pixels
+              pixel_box(19.6, 30.2, 25.3, 38.8)]  # a polygon over the lines
+    got = rmd.zonal_stats(path, shapes, all_touched=all_touched, band=1)
+    assert_stats(got, reference(data[0], shapes, all_touched=all_touched, nodata=-9999.0))
+    assert all(g["count"] > 0 for g in got)
+
+
+def test_nested_features_are_burned_one_by_one(float_raster):
+    from riomucho_dask.vector.shapes import ShapeIndex
+    from riomucho_dask.vector.zonal import PAIRS_PER_FEATURE, colours
+
+    path, data = float_raster
+    nested = [Point(at(70, 75)).buffer(10 * (3 + 0.1 * i), 8) for i in range(80)]
+    index = ShapeIndex(np.array(nested, dtype=object), GRID)
+    assert 80 * 80 > PAIRS_PER_FEATURE * 80  # (every pair's bounds overlap)
+    assert len(set(colours(index, False).tolist())) == 80  # one colour each
+    got = rmd.zonal_stats(path, nested, band=1)
+    assert_stats(got, reference(data[0], nested, nodata=-9999.0))
+
+
 def test_zonal_stats_match_rasterstats(tmp_path):
     rasterstats = pytest.importorskip("rasterstats")
     path, _ = make_raster(tmp_path / "u16.tif", count=1, height=HEIGHT, width=WIDTH,

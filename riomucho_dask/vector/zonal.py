@@ -88,38 +88,63 @@ def _values_array(values: Any, band: int, nodata: Any) -> tuple[da.Array, Any, s
     return array, own if nodata is None else nodata, label
 
 
+#: Colouring gives up (one burn per feature, as without it) past this many pairs of
+#: features whose bounds meet, per feature: nested or stacked features, where it
+#: would cost more than the burns it saves.
+PAIRS_PER_FEATURE = 32
+
+#: shapely's type ids of the geometries whose pixels are those of their centres.
+_AREAL = (3, 6)  # Polygon, MultiPolygon
+
+
+def _diagonal(transform: Affine) -> float:
+    """The longer diagonal of a pixel (of a sheared one too)."""
+    a, b, d, e = transform.a, transform.b, transform.d, transform.e
+    return max(math.hypot(a + b, d + e), math.hypot(a - b, d - e))
+
+
 def colours(index: ShapeIndex, all_touched: bool) -> np.ndarray:
     """A colour per geometry such that no two geometries of one colour can claim
     the same pixel: they are burned together, one GDAL call per colour and window.
 
     Two geometries conflict when they come within a pixel's diagonal of each other
-    (every touched pixel) or within a hundredth of a pixel (pixel centres: only
-    geometries that meet can hold one centre; the margin is for GDAL's rounding).
-    Greedy colouring in order of the geometries: fields that tile a region take a
-    handful of colours, features that all overlap one each.
+    where either one takes every pixel it touches (``all_touched``, and always for
+    points and lines, which burn the pixels they cross), else within a hundredth of
+    a pixel's diagonal (polygons by pixel centres: only polygons that meet can hold
+    one centre; the margin is for GDAL's rounding).  Greedy colouring in order of
+    the geometries: fields that tile a region take a handful of colours.  Past
+    :data:`PAIRS_PER_FEATURE` pairs of overlapping bounds per feature (nested or
+    stacked features), every feature has its own colour.
     """
     module = shapely()
     present = index._present
-    colour = np.zeros(len(index), dtype=np.int64)
-    if len(present) < 2:
+    n = len(present)
+    colour = np.arange(len(index), dtype=np.int64)
+    if n < 2:
         return colour
-    size = math.hypot(*index.grid.res)
-    distance = size * 1.01 if all_touched else size / 100
     geometries = index.geometries[present].astype(object)
-    left, right = module.STRtree(geometries).query(geometries, predicate="dwithin",
-                                                     distance=distance)
+    tree = module.STRtree(geometries)
+    if len(tree.query(geometries)[0]) > PAIRS_PER_FEATURE * n:  # (bounds only: cheap)
+        return colour
+    touched = 1.01 * _diagonal(index.grid.transform)
+    left, right = tree.query(geometries, predicate="dwithin",
+                             distance=touched if all_touched else touched / 101)
+    linear = np.flatnonzero(~np.isin(module.get_type_id(geometries), _AREAL))
+    if not all_touched and len(linear):  # points and lines: every pixel they cross
+        near, other = tree.query(geometries[linear], predicate="dwithin", distance=touched)
+        left = np.concatenate([left, linear[near], other])
+        right = np.concatenate([right, other, linear[near]])
     keep = left < right
-    left, right = left[keep], right[keep]
-    order = np.argsort(right, kind="stable")
-    left, right = left[order], right[order]
-    starts = np.searchsorted(right, np.arange(len(present) + 1))
-    mine = np.zeros(len(present), dtype=np.int64)
-    for k in range(len(present)):
+    pairs = np.unique(np.stack([right[keep], left[keep]]), axis=1)  # sorted by right
+    right, left = pairs
+    starts = np.searchsorted(right, np.arange(n + 1))
+    mine = np.zeros(n, dtype=np.int64)
+    for k in range(n):
         taken = mine[left[starts[k]:starts[k + 1]]]
-        if not len(taken):
-            continue
-        free = np.setdiff1d(np.arange(len(taken) + 1), taken)
-        mine[k] = free[0]
+        if len(taken):
+            used = np.zeros(len(taken) + 1, dtype=bool)
+            used[taken[taken <= len(taken)]] = True
+            mine[k] = int(np.argmin(used))  # the lowest colour no neighbour has
     colour[present] = mine
     return colour
 
@@ -150,7 +175,7 @@ def window_stats(block: np.ndarray, index: ShapeIndex, row_off: int, col_off: in
     by the task before, not sliced by a task of its own).
 
     The features of one colour (see :func:`colours`: none can claim a pixel of
-    another) are burned together, each with its place in ``ids`` (plus one), over
+    another) are burned together, each with its place among them (plus one), over
     the box their pixels fall in; the valid pixels under each label are reduced by
     ``bincount`` (count, sum, then the squared deviations from the window's mean
     of that feature) and ``minimum.at`` / ``maximum.at``; with ``histogram``, the
@@ -182,26 +207,44 @@ def window_stats(block: np.ndarray, index: ShapeIndex, row_off: int, col_off: in
         groups = np.arange(n) if colour is None else colour[ids]  # (None: one a burn)
         for group in np.unique(groups[inside]):
             members = np.flatnonzero(inside & (groups == group))
+            m = len(members)
             r0, c0 = boxes[members, 0].min(), boxes[members, 2].min()
             r1, c1 = boxes[members, 1].max(), boxes[members, 3].max()
-            labels = burn([(index.geometries[ids[k]], k + 1) for k in members.tolist()],
+            labels = burn([(index.geometries[ids[k]], label + 1)
+                           for label, k in enumerate(members.tolist())],
                           out_shape=(r1 - r0, c1 - c0),
                           transform=apply(transform, Affine.translation(c0, r0)),
-                          all_touched=all_touched, fill=0, dtype="int32")
+                          all_touched=all_touched, fill=0,
+                          dtype="uint8" if m < 255 else "int32")
             under = (labels > 0) & valid[r0:r1, c0:c1]
-            which = labels[under] - 1
             raw = data[r0:r1, c0:c1][under]
             if not raw.size:
                 continue
             pixels = raw.astype("float64")
+            if m == 1:  # (one feature: plain reductions, no label arithmetic)
+                k = members[0]
+                count[k] += pixels.size
+                total[k] += pixels.sum()
+                low[k], high[k] = pixels.min(), pixels.max()
+                m2[k] += np.square(pixels - total[k] / count[k]).sum()
+                if histogram:
+                    keys.append(ids[k] * SPAN + (raw.astype(np.int64) - LOWEST))
+                continue
+            local = labels[under].astype(np.intp) - 1  # (members' places)
             if histogram:
-                keys.append(ids[which] * SPAN + (raw.astype(np.int64) - LOWEST))
-            count += np.bincount(which, minlength=n)
-            total += np.bincount(which, weights=pixels, minlength=n)
-            np.minimum.at(low, which, pixels)
-            np.maximum.at(high, which, pixels)
-            mean = np.divide(total, count, out=np.zeros(n), where=count > 0)
-            m2 += np.bincount(which, weights=np.square(pixels - mean[which]), minlength=n)
+                keys.append(ids[members[local]] * SPAN + (raw.astype(np.int64) - LOWEST))
+            part_count = np.bincount(local, minlength=m)
+            part_sum = np.bincount(local, weights=pixels, minlength=m)
+            part_low, part_high = np.full(m, np.inf), np.full(m, -np.inf)
+            np.minimum.at(part_low, local, pixels)
+            np.maximum.at(part_high, local, pixels)
+            mean = np.divide(part_sum, part_count, out=np.zeros(m), where=part_count > 0)
+            count[members] += part_count
+            total[members] += part_sum
+            low[members] = np.minimum(low[members], part_low)
+            high[members] = np.maximum(high[members], part_high)
+            m2[members] += np.bincount(local, weights=np.square(pixels - mean[local]),
+                                       minlength=m)
     found = count > 0
     freq = None
     if histogram:

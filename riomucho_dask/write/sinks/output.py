@@ -23,9 +23,9 @@ import contextlib
 import errno
 import functools
 import os
+import secrets
 import shutil
 import tempfile
-import threading
 import weakref
 
 import numpy as np
@@ -58,26 +58,31 @@ def _remove_all(paths: list[str]) -> None:
 @functools.cache
 def umask() -> int:
     """This process's umask, found without changing it (``os.umask`` sets it for
-    every thread at once): the permissions of a probe file made with ``0o777``.
+    every thread at once): the permissions of a probe file made with ``0o777`` in
+    the temporary directory (a name of its own, retried if taken).
 
     Examples
     --------
     >>> 0 <= umask() <= 0o777
     True
     """
-    probe = os.path.join(tempfile.gettempdir(), f".riomucho-umask-{os.getpid()}-"
-                                                 f"{threading.get_ident()}")
-    try:
-        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o777)
-    except OSError:  # (no writable scratch space: set and restore, as a last resort)
-        mask = os.umask(0)
-        os.umask(mask)
-        return mask
-    try:
-        return 0o777 & ~os.fstat(fd).st_mode
-    finally:
-        os.close(fd)
-        os.remove(probe)
+    for _ in range(8):
+        probe = os.path.join(tempfile.gettempdir(),
+                             f".riomucho-umask-{os.getpid()}-{secrets.token_hex(8)}")
+        try:
+            fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o777)
+        except FileExistsError:
+            continue
+        except OSError:
+            break
+        try:
+            return 0o777 & ~os.fstat(fd).st_mode
+        finally:
+            os.close(fd)
+            os.remove(probe)
+    mask = os.umask(0)  # (no writable scratch space: set and restore, as a last resort)
+    os.umask(mask)
+    return mask
 
 
 class OutputFile:

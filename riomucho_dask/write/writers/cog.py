@@ -12,6 +12,7 @@ import rasterio.shutil
 
 __all__ = ["finish"]
 
+
 def finish(intermediate: str, target: str, options: dict) -> None:
     """Create the COG ``target`` from the finished ``intermediate``."""
     rasterio.shutil.copy(intermediate, target, driver="COG", **options)

@@ -16,6 +16,7 @@ import rasterio.shutil
 
 __all__ = ["finish"]
 
+
 def finish(intermediate: str, target: str, driver: str, options: dict) -> None:
     """Make ``target`` (a ``driver`` raster) from the finished ``intermediate``."""
     rasterio.shutil.copy(intermediate, target, driver=driver, **options)
