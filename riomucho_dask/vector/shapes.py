@@ -110,7 +110,7 @@ class Features:
         found = list(values)
         if len(found) != len(self):
             raise InputError(f"values has {len(found)} items for {len(self)} shapes")
-        return _numbers(found, "values of")
+        return _numbers(found, "value of")
 
 
 def _numbers(items: list, what: str) -> np.ndarray:

@@ -372,15 +372,15 @@ def zonal_stats(values: Any, shapes: Any, *,
             f"{'statistic' if len(asked) == 1 else 'statistics'} {', '.join(asked)} "
             f"{'is' if len(asked) == 1 else 'are'} computed exactly from a histogram of each "
             f"feature's values, kept for integer rasters of up to 16 bits (uint8, int8, "
-            f"uint16, int16); {label} is {array.dtype.name}: for a float median, keep "
-            "fewer pixels per feature (rasterstats on a subset) or round the values to "
-            "integers first (a map_windows run function)")
+            f"uint16, int16); {label} is {array.dtype.name}: round or classify the "
+            "values to integers first (e.g. array.round().astype('int16'), or a "
+            "map_windows run function)")
     (grid,) = array_grids(array)
     features = read_shapes(shapes, crs)
     if features.pair_values is not None:
         raise InputError(
-            "zonal_stats takes geometries (a list of two geometries is two shapes in a "
-            "list of lists: give a flat list), not (geometry, value) pairs")
+            "zonal_stats takes geometries, not (geometry, value) pairs: give the "
+            "geometries alone (a pair's value is only what rasterize burns)")
     index = ShapeIndex(to_grid(features, grid), grid)
     graph = zonal_graph(array, band - 1, index, stats, nodata, all_touched)
     if not compute:
