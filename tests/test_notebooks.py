@@ -21,7 +21,7 @@ KERNEL_CHECK = "import json, sys\nprint(json.dumps([sys.executable, sys.prefix])
 def test_notebooks_are_found():
     names = {path.name for path in NOTEBOOKS}
     assert {"01-quickstart.ipynb", "02-from-rio-mucho.ipynb", "03-cluster.ipynb",
-            "04-terrain.ipynb"} <= names
+            "04-terrain.ipynb", "05-fields.ipynb"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
