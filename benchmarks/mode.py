@@ -52,8 +52,7 @@ from riomucho_dask.write.kernels.mode import mode_fill  # noqa: E402
 from riomucho_dask.write.kernels.resample import resample as ours  # noqa: E402
 from riomucho_dask.write.kernels.resample_gdal import (  # noqa: E402
     _TRANSFORM,
-    _padded,
-    _widened,
+    read_extent,
 )
 
 RESULTS = os.path.join(HERE, "RESULTS-mode.md")
@@ -76,18 +75,12 @@ def gdal_mode(piece, piece_row, piece_col, dst_rows, dst_cols, src_shape, dst_sh
     (a, b), (c, d) = dst_rows, dst_cols
     ry, rx = src_shape[0] / dst_shape[0], src_shape[1] / dst_shape[1]
     rows, cols = (a, b), (c, d)
-    if fix and int((b - a) * ry) <= b - a and int((d - c) * rx) <= d - c:
-        cols = _widened(c, d, dst_shape[1], rx)
-        if int((cols[1] - cols[0]) * rx) > cols[1] - cols[0]:
-            if masked:
-                flags, _ = _padded(flags, 2, piece_col, cols, rx)
-            data, piece_col = _padded(data, 2, piece_col, cols, rx)
-        else:
-            cols = (c, d)
-            rows = _widened(a, b, dst_shape[0], ry)
-            if masked:
-                flags, _ = _padded(flags, 1, piece_row, rows, ry)
-            data, piece_row = _padded(data, 1, piece_row, rows, ry)
+    if fix:
+        if masked:  # (padded as the data are)
+            flags = read_extent(flags, piece_row, piece_col, dst_rows, dst_cols, src_shape,
+                                dst_shape)[0]
+        data, piece_row, piece_col, rows, cols = read_extent(
+            data, piece_row, piece_col, dst_rows, dst_cols, src_shape, dst_shape)
     count, height, width = data.shape
     profile = {"driver": "MEM", "count": count, "height": height, "width": width,
                "dtype": data.dtype.name, "transform": _TRANSFORM}

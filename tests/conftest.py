@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from click.testing import CliRunner
 from rasterio.transform import from_origin
 
+from riomucho_dask import cli
 from riomucho_dask.map.contract import array_stack
 
 TRANSFORM = from_origin(500000.0, 4200000.0, 10.0, 10.0)
@@ -525,3 +527,13 @@ def stac_server(stac_http):
     stac_http.reset()
     yield stac_http
     stac_http.reset()
+
+
+@pytest.fixture
+def invoke():
+    """The command line, in this process: ``invoke("run", ...)`` -> click's Result."""
+    runner = CliRunner()
+
+    def call(*args):
+        return runner.invoke(cli.mucho, [str(arg) for arg in args])
+    return call

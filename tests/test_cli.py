@@ -13,7 +13,6 @@ import cloudpickle
 import numpy as np
 import pytest
 import rasterio
-from click.testing import CliRunner
 
 from riomucho_dask import cli
 from tests import runfuncs
@@ -50,15 +49,6 @@ def _restore_imports():
                 cloudpickle.unregister_pickle_by_value(module)
             except ValueError:
                 pass
-
-
-@pytest.fixture
-def invoke():
-    runner = CliRunner()
-
-    def call(*args):
-        return runner.invoke(cli.mucho, [str(arg) for arg in args])
-    return call
 
 
 @pytest.fixture

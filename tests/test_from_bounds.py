@@ -8,14 +8,12 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from click.testing import CliRunner
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform as warp_transform
 from rasterio.warp import transform_bounds
 
 import riomucho_dask as rmd
-from riomucho_dask import cli
 from riomucho_dask.errors import InputError
 from riomucho_dask.read.grid import Grid
 
@@ -242,15 +240,6 @@ def test_a_file_named_like_a_crs_is_still_a_file(tmp_path, monkeypatch):
 
 
 # -- the command line -------------------------------------------------------------------
-
-
-@pytest.fixture
-def invoke():
-    runner = CliRunner()
-
-    def call(*args):
-        return runner.invoke(cli.mucho, [str(arg) for arg in args])
-    return call
 
 
 def _usage_error(result) -> str:

@@ -33,7 +33,7 @@ from rasterio.windows import Window
 
 from ...errors import StoreError
 
-__all__ = ["METHODS", "source_range", "resample"]
+__all__ = ["METHODS", "source_range", "resample", "read_extent"]
 
 #: GDAL's resamplings taken through GDAL, with their kernel's radius (source
 #: pixels at a ratio of 1; GDAL widens it by the ratio).
@@ -79,18 +79,10 @@ def resample(piece: np.ndarray, piece_row: int, piece_col: int,
         raise StoreError(
             f"overview_resampling={method!r} cannot take an internal mask: give the output "
             "a nodata value (nodata=), or use 'nearest', 'average' or 'mode'")
-    data = np.ma.getdata(piece)
     (a, b), (c, d) = dst_rows, dst_cols
     ry, rx = src_shape[0] / dst_shape[0], src_shape[1] / dst_shape[1]
-    rows, cols = (a, b), (c, d)
-    if int((b - a) * ry) <= b - a and int((d - c) * rx) <= d - c:  # (MEM would copy)
-        cols = _widened(c, d, dst_shape[1], rx)
-        if int((cols[1] - cols[0]) * rx) > cols[1] - cols[0]:
-            data, piece_col = _padded(data, 2, piece_col, cols, rx)
-        else:  # (a whole axis, not reduced)
-            cols = (c, d)
-            rows = _widened(a, b, dst_shape[0], ry)
-            data, piece_row = _padded(data, 1, piece_row, rows, ry)
+    data, piece_row, piece_col, rows, cols = read_extent(
+        np.ma.getdata(piece), piece_row, piece_col, dst_rows, dst_cols, src_shape, dst_shape)
     count, height, width = data.shape
     profile = {"driver": "MEM", "count": count, "height": height, "width": width,
                "dtype": data.dtype.name, "transform": _TRANSFORM}
@@ -103,6 +95,27 @@ def resample(piece: np.ndarray, piece_row: int, piece_col: int,
         out = dataset.read(window=window, out_shape=(count, rows[1] - rows[0], cols[1] - cols[0]),
                            resampling=_RESAMPLING[method])
     return out[:, a - rows[0]:b - rows[0], c - cols[0]:d - cols[0]]
+
+
+def read_extent(data: np.ndarray, piece_row: int, piece_col: int,
+                dst_rows: tuple[int, int], dst_cols: tuple[int, int],
+                src_shape: tuple[int, int], dst_shape: tuple[int, int]):
+    """``(data, piece_row, piece_col, rows, cols)``: the destination pixels to read
+    for ``dst_rows`` x ``dst_cols`` (those, or wider where GDAL's MEM driver would
+    copy rather than resample: :func:`_widened`) and the piece padded to hold their
+    source pixels (:func:`_padded`); ``data`` and the offsets unchanged otherwise."""
+    (a, b), (c, d) = dst_rows, dst_cols
+    ry, rx = src_shape[0] / dst_shape[0], src_shape[1] / dst_shape[1]
+    rows, cols = (a, b), (c, d)
+    if int((b - a) * ry) <= b - a and int((d - c) * rx) <= d - c:  # (MEM would copy)
+        cols = _widened(c, d, dst_shape[1], rx)
+        if int((cols[1] - cols[0]) * rx) > cols[1] - cols[0]:
+            data, piece_col = _padded(data, 2, piece_col, cols, rx)
+        else:  # (a whole axis, not reduced)
+            cols = (c, d)
+            rows = _widened(a, b, dst_shape[0], ry)
+            data, piece_row = _padded(data, 1, piece_row, rows, ry)
+    return data, piece_row, piece_col, rows, cols
 
 
 def _widened(start: int, stop: int, size: int, ratio: float) -> tuple[int, int]:
