@@ -405,6 +405,22 @@ def test_a_files_internal_mask_is_left_out_as_its_nodata(tmp_path):
     assert sum(g["count"] for g in got) < sum(w["count"] for w in reference(data[0], shapes))
 
 
+def test_a_float_nodata_is_compared_as_the_band_holds_it(tmp_path):
+    # nodata=0.1 of a float32 band is float32's 0.1 in its pixels (GDAL's rule, and
+    # that of the statistics written with an output), not the float64 0.1 (which
+    # no float32 pixel equals; numpy 2 compares in float32 too, so this held before
+    # the rule was shared, and keeps holding whatever compares)
+    path, data = make_raster(tmp_path / "f32.tif", count=1, height=HEIGHT, width=WIDTH,
+                             dtype="float32", block=BLOCK)
+    data[0, 20:30, 20:40] = np.float32(0.1)
+    with rasterio.open(path, "r+") as dst:
+        dst.write(data)
+    _, shapes = cases()
+    got = rmd.zonal_stats(path, shapes, nodata=0.1)
+    held = np.where(data[0] == np.float32(0.1), np.nan, data[0])
+    assert_stats(got, reference(held, shapes))
+
+
 def test_bad_input_is_refused_before_anything_is_read(float_raster, tmp_path):
     path, _ = float_raster
     good = [box(*at(1, 5), *at(5, 1))]

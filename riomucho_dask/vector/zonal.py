@@ -26,6 +26,7 @@ from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from ..errors import InputError
+from ..nodata import invalid
 from ..read import NAME as READ_NAME
 from ..read import array_grids, open_raster, raster_info, raster_sources
 from ..read.grid import apply
@@ -123,7 +124,7 @@ def colours(index: ShapeIndex, all_touched: bool) -> np.ndarray:
     if n < 2:
         return colour
     geometries = index.geometries[present].astype(object)
-    tree = module.STRtree(geometries)
+    tree = index.tree  # (the one the windows' features were listed with)
     if len(tree.query(geometries)[0]) > PAIRS_PER_FEATURE * n:  # (bounds only: cheap)
         return colour
     touched = 1.01 * _diagonal(index.grid.transform)
@@ -189,10 +190,9 @@ def window_stats(block: np.ndarray, index: ShapeIndex, row_off: int, col_off: in
     else:
         data = np.asarray(block)
         valid = np.ones(data.shape, dtype=bool)
-    if data.dtype.kind in "fc":
-        valid &= ~np.isnan(data)
-    if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
-        valid &= data != nodata
+    bad = invalid(data, nodata)
+    if bad is not None:
+        valid &= ~bad
     height, width = data.shape
     ids = np.asarray(ids, dtype=np.int64)
     n = len(ids)

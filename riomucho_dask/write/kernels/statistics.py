@@ -35,6 +35,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from ... import timings
+from ...nodata import invalid
 from ...windows import offsets
 from .pixels import as_written
 
@@ -119,19 +120,6 @@ def _text(value: Any) -> str:
     return repr(value)
 
 
-def _nodata_of(nodata: Any, dtype: np.dtype) -> Any:
-    """``nodata`` as a value of ``dtype`` (as GDAL compares pixels with it), or
-    None when there is none or ``dtype`` cannot hold it."""
-    if nodata is None:
-        return None
-    try:
-        with np.errstate(all="ignore"):
-            return np.array(nodata).astype(dtype, casting="unsafe")[()] \
-                if dtype.kind == "f" else np.array(nodata, dtype=dtype)[()]
-    except (OverflowError, ValueError, TypeError):
-        return None
-
-
 def measure(data: np.ndarray, mask: np.ndarray | None, nodata: Any) -> BlockStatistics:
     """The :class:`BlockStatistics` of ``data`` (``(count, h, w)``), pixels as
     the file holds them, and ``mask`` its internal mask (``(h, w)``, 0 for
@@ -145,20 +133,13 @@ def measure(data: np.ndarray, mask: np.ndarray | None, nodata: Any) -> BlockStat
     ((2,), (2.0,), (1.0,), (3.0,))
     """
     data = np.asarray(data)
-    floating = data.dtype.kind in "fc"
-    value = _nodata_of(nodata, data.dtype)
     valid_all = None if mask is None else np.asarray(mask) != 0
     count, mean, m2, low, high = [], [], [], [], []
     for band in data:
         valid = valid_all
-        if value is not None:
-            invalid = np.isnan(band) if floating and np.isnan(value) else band == value
-            if invalid.any():  # (a copy of the valid pixels only where some are not)
-                valid = ~invalid if valid is None else valid & ~invalid
-        if floating:
-            nan = np.isnan(band)
-            if nan.any():
-                valid = ~nan if valid is None else valid & ~nan
+        bad = invalid(band, nodata)
+        if bad is not None:  # (a copy of the valid pixels only where some are not)
+            valid = ~bad if valid is None else valid & ~bad
         pixels = (band if valid is None else band[valid]).ravel()
         n = int(pixels.size)
         count.append(n)
