@@ -22,7 +22,7 @@ from dask.highlevelgraph import HighLevelGraph
 from rasterio.io import DatasetWriter
 from rasterio.transform import guard_transform
 
-from . import config, utils
+from . import config, gdal_options, utils
 from .errors import (
     ProfileError,
     RioMuchoDaskError,
@@ -89,9 +89,10 @@ class _WindowTask:
 
     def __call__(self, windows) -> list:
         results = []
-        for window, ij in windows:
-            w = as_window(window)
-            results.append(self.spec.run(window, ij, int(w.height), int(w.width)))
+        with gdal_options.env(self.spec.gdal_env):  # (once a task, as WindowRunner's)
+            for window, ij in windows:
+                w = as_window(window)
+                results.append(self.spec.run(window, ij, int(w.height), int(w.width)))
         return results
 
 

@@ -17,7 +17,7 @@ from riomucho_dask import errors, utils
 from riomucho_dask.single_process_pool import MockTub
 
 from . import runfuncs
-from .conftest import assert_same_raster, block_windows, serial_reference
+from .conftest import assert_same_raster, block_windows, make_raster, serial_reference
 
 
 @pytest.fixture(autouse=True)
@@ -257,3 +257,18 @@ def test_run_progress(raster, tmp_path, capsys, subset):
     # (a grid of windows: the output's tiles, encoded in the tasks; a subset: blocks)
     unit = "blocks" if subset else "tiles"
     assert f"{total}/{total} {unit}" in capsys.readouterr().err
+
+
+def test_window_lists_that_are_no_grid_enter_gdal_options_once_a_task(tmp_path, monkeypatch):
+    path, _ = make_raster(tmp_path / "in.tif", count=1, height=97, width=131)
+    windows = [(Window(c + 2, r + 3, 20, 18), (r, c)) for r in range(0, 70, 10)
+               for c in range(0, 100, 10)]  # overlapping: no grid
+    entered = []
+    real = rasterio.env.Env.__enter__
+    monkeypatch.setattr(rasterio.env.Env, "__enter__",
+                        lambda self: entered.append(1) or real(self))
+    with riomucho.RioMucho([path], str(tmp_path / "out.tif"), runfuncs.passthrough,
+                           windows=windows) as rm:
+        rm.run(1)
+    # the task's and the write's, not one a window (70 windows)
+    assert 0 < len(entered) < len(windows) // 2, len(entered)
