@@ -46,6 +46,15 @@ class OnGrid:
     grid: Grid
     shape: tuple
 
+    def array(self, chunks: tuple, name: str, dtype, masked: bool = False) -> da.Array:
+        """This source as a lazy dask array named ``name`` (which
+        :func:`array_grids` finds it by): no lock (each read opens its own
+        handles), blocks as the source returns them (no ``asarray``, no fancy
+        indexing), a ``meta`` of ``dtype``, masked when the blocks are."""
+        meta = np.empty((0,) * len(chunks), dtype=dtype)
+        return da.from_array(self, chunks=chunks, name=name, lock=False, asarray=False,
+                             fancy=False, meta=np.ma.masked_array(meta) if masked else meta)
+
 
 class RasterSource(OnGrid):
     """A picklable array-like that reads windows of a :class:`Source`.
@@ -240,40 +249,22 @@ def series_array(source: SeriesSource, row_chunks, col_chunks, *,
     name = NAME + ("flat-" if flat else "") + tokenize(source, row_chunks, col_chunks)
     wrapped = SeriesArray(source, flat)
     lead = ((wrapped.shape[0],),) if flat else ((wrapped.shape[0],), (wrapped.shape[1],))
-    meta = np.empty((0,) * wrapped.ndim, dtype=source.dtype)
-    return da.from_array(
-        wrapped,
-        chunks=(*lead, row_chunks, col_chunks),
-        name=name,
-        lock=False,
-        asarray=False,
-        fancy=False,
-        meta=np.ma.masked_array(meta) if source.masked else meta,
-    )
+    return wrapped.array((*lead, row_chunks, col_chunks), name, source.dtype, source.masked)
 
 
 def raster_array(source: Source, row_chunks, col_chunks) -> da.Array:
     """The lazy array of one source on its grid, chunked as given (all bands in
     one chunk)."""
-    name = NAME + tokenize(source, row_chunks, col_chunks)
-    meta = np.empty((0, 0, 0), dtype=source.dtype)
-    return da.from_array(
-        RasterSource(source),
-        chunks=((source.count,), row_chunks, col_chunks),
-        name=name,
-        lock=False,
-        asarray=False,
-        fancy=False,
-        meta=np.ma.masked_array(meta) if source.masked else meta,
-    )
+    return RasterSource(source).array(((source.count,), row_chunks, col_chunks),
+                                      NAME + tokenize(source, row_chunks, col_chunks),
+                                      source.dtype, source.masked)
 
 
 def grid_tag(grid: Grid, row_chunks, col_chunks) -> da.Array:
     """An array of empty blocks that carries ``grid`` in its graph (see :class:`GridTag`)."""
-    shape = (1, *grid.shape)
-    return da.from_array(GridTag(grid, shape), chunks=((1,), row_chunks, col_chunks),
-                         name=NAME + "grid-" + tokenize(grid, row_chunks, col_chunks),
-                         lock=False, asarray=False, fancy=False, meta=_EMPTY)
+    return GridTag(grid, (1, *grid.shape)).array(
+        ((1,), row_chunks, col_chunks), NAME + "grid-" + tokenize(grid, row_chunks, col_chunks),
+        _EMPTY.dtype)
 
 
 def _graph_objects(array: da.Array) -> list:

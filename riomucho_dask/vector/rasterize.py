@@ -162,12 +162,5 @@ def rasterize(shapes: Any, grid: Any, *, values: Any = None, all_touched: bool =
     row_chunks, col_chunks = block_chunks(*on.shape, block, chunks)
     index.index_windows(row_chunks, col_chunks)
     source = ShapeRaster(index, fill=fill, dtype=dtype, all_touched=bool(all_touched))
-    return da.from_array(
-        source,
-        chunks=((1,), row_chunks, col_chunks),
-        name=NAME + tokenize(source, row_chunks, col_chunks),
-        lock=False,
-        asarray=False,
-        fancy=False,
-        meta=np.empty((0, 0, 0), dtype=dtype),
-    )
+    return source.array(((1,), row_chunks, col_chunks),
+                        NAME + tokenize(source, row_chunks, col_chunks), dtype)
